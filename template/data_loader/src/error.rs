@@ -1,0 +1,136 @@
+//! The crate's error type: every way loading, splitting or batching MNIST can fail, each variant
+//! carrying the file (where there is one) and the numbers a user needs to fix the problem.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The file could not be opened or read (includes corrupt gzip streams).
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The first four bytes are not the IDX magic number expected for this kind of file.
+    #[error(
+        "{path}: not an IDX {kind} file: magic number is {found:#010x}, expected {expected:#010x}{hint}"
+    )]
+    BadMagic {
+        path: PathBuf,
+        kind: &'static str,
+        expected: u32,
+        found: u32,
+        /// Extra advice, e.g. "(this looks like an IDX labels file)"; empty when there is none.
+        hint: String,
+    },
+
+    /// The file ends before its header does.
+    #[error(
+        "{path}: too short for an IDX {kind} header: {actual} bytes, the header alone is {needed}"
+    )]
+    ShortHeader {
+        path: PathBuf,
+        kind: &'static str,
+        needed: u64,
+        actual: u64,
+    },
+
+    /// A header dimension is zero.
+    #[error("{path}: IDX header has a zero dimension ({dims}); every dimension must be at least 1")]
+    ZeroDimension { path: PathBuf, dims: String },
+
+    /// A header dimension is beyond what this loader accepts; refused before allocating anything.
+    #[error(
+        "{path}: IDX header claims {value} {what}, more than the {max} this loader accepts; the file is corrupt or not MNIST-like"
+    )]
+    AbsurdHeader {
+        path: PathBuf,
+        what: &'static str,
+        value: u64,
+        max: u64,
+    },
+
+    /// The data is shorter than the header says.
+    #[error(
+        "{path}: truncated {encoding} file: the header implies {expected} bytes, found only {actual}"
+    )]
+    Truncated {
+        path: PathBuf,
+        /// "IDX" or "gzip IDX (sizes after decompression)".
+        encoding: &'static str,
+        expected: u64,
+        actual: u64,
+    },
+
+    /// The data is longer than the header says.
+    #[error(
+        "{path}: {extra} trailing bytes after the data: the header implies {expected} bytes, found {actual} ({encoding})"
+    )]
+    TrailingBytes {
+        path: PathBuf,
+        encoding: &'static str,
+        expected: u64,
+        actual: u64,
+        extra: u64,
+    },
+
+    /// A label is not a digit 0..=9.
+    #[error("{path}: the label at index {index} is {value}; MNIST labels must be 0..=9")]
+    LabelOutOfRange {
+        path: PathBuf,
+        index: usize,
+        value: u8,
+    },
+
+    /// Neither the plain nor the gzip form of a dataset file exists.
+    #[error(
+        "MNIST file not found: tried {plain} and {gz}; run the project's `download` subcommand, \
+         or copy the IDX files (plain or .gz) into {dir}"
+    )]
+    MissingFile {
+        plain: PathBuf,
+        gz: PathBuf,
+        dir: PathBuf,
+    },
+
+    /// The images and labels files of one split disagree on the number of samples.
+    #[error(
+        "{images_path} has {images} images but {labels_path} has {labels} labels; they must be the same split"
+    )]
+    CountMismatch {
+        images_path: PathBuf,
+        images: usize,
+        labels_path: PathBuf,
+        labels: usize,
+    },
+
+    /// A train/validation split that cannot be made.
+    #[error("invalid validation split: {0}")]
+    InvalidSplit(String),
+
+    /// A data loader setting that cannot work (e.g. batch size 0).
+    #[error("invalid data loader setting: {0}")]
+    InvalidLoader(String),
+
+    /// Normalisation constants that would produce NaN or infinity.
+    #[error("invalid normalisation: {0}")]
+    InvalidNormalize(String),
+
+    /// Tensors handed to a dataset whose shapes, dtypes or devices do not fit together.
+    #[error("dataset tensors do not fit: {0}")]
+    Shape(String),
+
+    /// A sample index outside the split.
+    #[error("sample index {index} is out of range for a split of {len} samples")]
+    IndexOutOfRange { index: u32, len: usize },
+
+    /// Candle failed while staging tensors.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Results of this crate.
+pub type Result<T> = std::result::Result<T, DataError>;

@@ -1,0 +1,34 @@
+//! MNIST for training with Candle: reading the IDX files (plain or gzip), a seeded train/validation
+//! split, staging a split on the device as one tensor, and batching it with a resumable shuffle.
+//!
+//! ```no_run
+//! use data_loader::{DataLoader, Normalize, Split, TensorDataset, ValidationSplit};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let device = candle_core::Device::Cpu;
+//! let train = data_loader::load("data".as_ref(), Split::Train)?;
+//! let (train_idx, val_idx) = data_loader::train_val_indices(train.len(), ValidationSplit::Fraction(0.1), 42)?;
+//! let train_set = TensorDataset::from_mnist(&train, Some(&train_idx), Normalize::default(), &device)?;
+//! let _val_set = TensorDataset::from_mnist(&train, Some(&val_idx), Normalize::default(), &device)?;
+//! let loader = DataLoader::new(&train_set, 64, true, false, 42)?;
+//! for batch in loader.epoch(0) {
+//!     let (images, labels) = batch?; // [64, 1, 28, 28] f32, [64] u32
+//! #   let _ = (images, labels);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod dataset;
+pub mod error;
+pub mod idx;
+pub mod loader;
+pub mod mnist;
+mod shuffle;
+pub mod split;
+
+pub use dataset::{Dataset, MNIST_MEAN, MNIST_STD, Normalize, TensorDataset};
+pub use error::{DataError, Result};
+pub use idx::{IdxImages, read_images, read_labels, write_images, write_labels};
+pub use loader::DataLoader;
+pub use mnist::{FILES, MnistSplit, Split, load};
+pub use split::{ValidationSplit, train_val_indices};

@@ -1,0 +1,119 @@
+//! Batching a [`Dataset`] for one epoch at a time: batch size, drop-last, and a shuffle order that is
+//! a pure function of `(seed, epoch)`, so a resumed run replays exactly the batches it would have seen.
+
+use candle_core::Tensor;
+
+use crate::dataset::Dataset;
+use crate::error::{DataError, Result};
+use crate::shuffle;
+
+/// Iterates a dataset in batches, epoch by epoch.
+#[derive(Debug)]
+pub struct DataLoader<'a, D: Dataset> {
+    dataset: &'a D,
+    batch_size: usize,
+    shuffle: bool,
+    drop_last: bool,
+    seed: u64,
+}
+
+impl<'a, D: Dataset> DataLoader<'a, D> {
+    /// A loader over `dataset`. `drop_last` leaves out a final batch smaller than `batch_size`
+    /// (useful where a batch-size-dependent statistic must not be skewed by a tiny last batch).
+    pub fn new(
+        dataset: &'a D,
+        batch_size: usize,
+        shuffle: bool,
+        drop_last: bool,
+        seed: u64,
+    ) -> Result<Self> {
+        if batch_size == 0 {
+            return Err(DataError::InvalidLoader(
+                "batch size is 0; it must be at least 1".into(),
+            ));
+        }
+        if dataset.len() > u32::MAX as usize {
+            return Err(DataError::InvalidLoader(format!(
+                "{} samples is more than u32 indices can address",
+                dataset.len()
+            )));
+        }
+        Ok(Self {
+            dataset,
+            batch_size,
+            shuffle,
+            drop_last,
+            seed,
+        })
+    }
+
+    /// The dataset being batched.
+    pub fn dataset(&self) -> &'a D {
+        self.dataset
+    }
+
+    /// Samples per batch (the last batch may be smaller unless `drop_last`).
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Batches per epoch.
+    pub fn num_batches(&self) -> usize {
+        let n = self.dataset.len();
+        if self.drop_last {
+            n / self.batch_size
+        } else {
+            n.div_ceil(self.batch_size)
+        }
+    }
+
+    /// Samples per epoch after `drop_last`.
+    pub fn num_samples(&self) -> usize {
+        let n = self.dataset.len();
+        if self.drop_last {
+            n / self.batch_size * self.batch_size
+        } else {
+            n
+        }
+    }
+
+    /// The order in which epoch `epoch` visits the samples: a permutation of `0..len` when
+    /// shuffling (its first `num_samples()` entries are used), `0..len` otherwise.
+    pub fn epoch_order(&self, epoch: u64) -> Vec<u32> {
+        let n = self.dataset.len();
+        if self.shuffle {
+            shuffle::permutation(n, &mut shuffle::rng(self.seed, epoch))
+        } else {
+            // `new` checked that `n <= u32::MAX`.
+            (0..n as u32).collect()
+        }
+    }
+
+    /// Batches of one epoch. The order depends only on (seed, epoch), so a resumed run sees the same
+    /// order without storing RNG state: same seed+epoch -> same order; different epochs -> different orders.
+    pub fn epoch(
+        &self,
+        epoch: u64,
+    ) -> impl ExactSizeIterator<Item = candle_core::Result<(Tensor, Tensor)>> + '_ {
+        self.epoch_from(epoch, 0)
+    }
+
+    /// The same, starting at batch `skip` (for resuming mid-epoch); empty when `skip >= num_batches()`.
+    pub fn epoch_from(
+        &self,
+        epoch: u64,
+        skip: usize,
+    ) -> impl ExactSizeIterator<Item = candle_core::Result<(Tensor, Tensor)>> + '_ {
+        let order = self.epoch_order(epoch);
+        let samples = self.num_samples();
+        let batch_size = self.batch_size;
+        (skip.min(self.num_batches())..self.num_batches()).map(move |batch| {
+            let start = batch * batch_size;
+            let end = (start + batch_size).min(samples);
+            // One small upload per batch; the images themselves never leave the device.
+            let indices =
+                Tensor::from_slice(&order[start..end], end - start, self.dataset.device())?;
+            self.dataset.batch(&indices)
+        })
+    }
+}

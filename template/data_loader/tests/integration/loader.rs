@@ -1,0 +1,271 @@
+//! TensorDataset staging and DataLoader batching: shapes, normalisation, subsets, and the epoch
+//! order's determinism, coverage and resumability.
+
+use candle_core::{DType, Device, Tensor};
+use data_loader::{DataError, DataLoader, Dataset, Normalize, TensorDataset};
+
+use crate::support::split;
+
+/// A CPU dataset of `n` samples whose pixels are `i / 255` for sample `i` (no standardisation).
+fn dataset(n: usize) -> TensorDataset {
+    TensorDataset::from_mnist(&split(n), None, Normalize::IDENTITY, &Device::Cpu)
+        .expect("stage dataset")
+}
+
+/// The sample ids in each batch, read back from the first pixel of each image.
+fn batch_ids(loader: &DataLoader<'_, TensorDataset>, epoch: u64, skip: usize) -> Vec<Vec<u32>> {
+    loader
+        .epoch_from(epoch, skip)
+        .map(|batch| {
+            let (images, labels) = batch.expect("batch");
+            let first_pixels = images
+                .flatten_from(1)
+                .expect("flatten")
+                .narrow(1, 0, 1)
+                .expect("narrow");
+            let ids: Vec<u32> = first_pixels
+                .flatten_all()
+                .expect("flatten")
+                .to_vec1::<f32>()
+                .expect("f32")
+                .iter()
+                .map(|p| (p * 255.0).round() as u32)
+                .collect();
+            let labels = labels.to_vec1::<u32>().expect("u32 labels");
+            assert_eq!(
+                labels,
+                ids.iter().map(|i| i % 10).collect::<Vec<_>>(),
+                "labels travel with images"
+            );
+            ids
+        })
+        .collect()
+}
+
+#[test]
+fn batches_have_expected_shapes_and_dtypes() {
+    let data = dataset(10);
+    let loader = DataLoader::new(&data, 4, true, false, 1).expect("loader");
+    let batches: Vec<(Tensor, Tensor)> = loader
+        .epoch(0)
+        .collect::<candle_core::Result<_>>()
+        .expect("epoch");
+    assert_eq!(batches.len(), 3);
+    let (images, labels) = &batches[0];
+    assert_eq!(images.dims(), &[4, 1, 3, 2]);
+    assert_eq!(images.dtype(), DType::F32);
+    assert_eq!(labels.dims(), &[4]);
+    assert_eq!(labels.dtype(), DType::U32);
+    assert_eq!(
+        batches[2].0.dims(),
+        &[2, 1, 3, 2],
+        "last batch holds the remainder"
+    );
+}
+
+#[test]
+fn same_seed_and_epoch_give_identical_batches() {
+    let data = dataset(50);
+    let a = DataLoader::new(&data, 8, true, false, 42).expect("loader");
+    let b = DataLoader::new(&data, 8, true, false, 42).expect("loader");
+    assert_eq!(batch_ids(&a, 3, 0), batch_ids(&b, 3, 0));
+}
+
+#[test]
+fn different_epochs_and_seeds_give_different_orders() {
+    let data = dataset(50);
+    let loader = DataLoader::new(&data, 50, true, false, 42).expect("loader");
+    let other_seed = DataLoader::new(&data, 50, true, false, 43).expect("loader");
+    let epoch0 = batch_ids(&loader, 0, 0);
+    assert_ne!(epoch0, batch_ids(&loader, 1, 0));
+    assert_ne!(epoch0, batch_ids(&other_seed, 0, 0));
+    assert_ne!(
+        epoch0[0],
+        (0..50).collect::<Vec<u32>>(),
+        "shuffled order should not be the identity"
+    );
+}
+
+#[test]
+fn unshuffled_epochs_are_in_file_order() {
+    let data = dataset(7);
+    let loader = DataLoader::new(&data, 3, false, false, 0).expect("loader");
+    assert_eq!(
+        batch_ids(&loader, 5, 0),
+        vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]
+    );
+}
+
+#[test]
+fn every_sample_exactly_once_per_epoch() {
+    let data = dataset(23);
+    let loader = DataLoader::new(&data, 5, true, false, 9).expect("loader");
+    for epoch in 0..3 {
+        let mut seen: Vec<u32> = batch_ids(&loader, epoch, 0).concat();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..23).collect::<Vec<u32>>(), "epoch {epoch}");
+    }
+}
+
+#[test]
+fn drop_last_counts_and_last_batch_size() {
+    let data = dataset(10);
+    let keep = DataLoader::new(&data, 4, true, false, 0).expect("loader");
+    assert_eq!((keep.num_batches(), keep.num_samples()), (3, 10));
+    let sizes: Vec<usize> = batch_ids(&keep, 0, 0).iter().map(Vec::len).collect();
+    assert_eq!(sizes, vec![4, 4, 2]);
+
+    let drop = DataLoader::new(&data, 4, true, true, 0).expect("loader");
+    assert_eq!((drop.num_batches(), drop.num_samples()), (2, 8));
+    let ids = batch_ids(&drop, 0, 0);
+    assert_eq!(ids.iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 4]);
+    let mut distinct = ids.concat();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        8,
+        "no sample repeats when dropping the remainder"
+    );
+
+    let exact = DataLoader::new(&data, 5, false, true, 0).expect("loader");
+    assert_eq!(
+        (exact.num_batches(), exact.num_samples()),
+        (2, 10),
+        "nothing to drop when it divides"
+    );
+    assert_eq!(exact.epoch(0).len(), 2);
+}
+
+#[test]
+fn epoch_from_resumes_where_epoch_would_be() {
+    let data = dataset(30);
+    let loader = DataLoader::new(&data, 4, true, false, 5).expect("loader");
+    let full = batch_ids(&loader, 2, 0);
+    for skip in [0, 1, 5, 7] {
+        assert_eq!(
+            batch_ids(&loader, 2, skip),
+            full[skip..].to_vec(),
+            "skip {skip}"
+        );
+    }
+    assert_eq!(
+        loader.epoch_from(2, 8).len(),
+        0,
+        "skipping past the end yields nothing"
+    );
+    assert!(batch_ids(&loader, 2, 100).is_empty());
+}
+
+#[test]
+fn batch_size_zero_is_rejected() {
+    let data = dataset(3);
+    let err = DataLoader::new(&data, 0, true, false, 0).expect_err("batch size 0");
+    assert!(matches!(err, DataError::InvalidLoader(_)), "{err}");
+    assert!(err.to_string().contains("at least 1"), "{err}");
+}
+
+#[test]
+fn normalisation_of_known_pixels() {
+    // Sample 0 is all 0s, sample 255 all 255s. References: (0/255 - 0.1307) / 0.3081 and (1 - 0.1307) / 0.3081.
+    let data = TensorDataset::from_mnist(
+        &split(256),
+        Some(&[0, 255, 51]),
+        Normalize::default(),
+        &Device::Cpu,
+    )
+    .expect("stage");
+    let values = data
+        .images()
+        .flatten_from(1)
+        .expect("flatten")
+        .to_vec2::<f32>()
+        .expect("f32");
+    let expected = [-0.424_212_9_f32, 2.821_486_5, (0.2 - 0.1307) / 0.3081];
+    for (row, want) in values.iter().zip(expected) {
+        assert!(
+            row.iter().all(|v| (v - want).abs() < 1e-5),
+            "got {row:?}, want {want}"
+        );
+    }
+    assert_eq!(data.labels().to_vec1::<u32>().expect("u32"), vec![0, 5, 1]);
+}
+
+#[test]
+fn normalize_config_defaults_and_rejects_unknown_fields() {
+    let parsed: Normalize = serde_json::from_str(r#"{"mean": 0.5}"#).expect("partial config");
+    assert_eq!(
+        parsed,
+        Normalize {
+            mean: 0.5,
+            std: 0.3081
+        }
+    );
+    assert_eq!(
+        serde_json::from_str::<Normalize>("{}").expect("empty"),
+        Normalize::default()
+    );
+    let err =
+        serde_json::from_str::<Normalize>(r#"{"mean": 0.1, "stdev": 0.3}"#).expect_err("typo");
+    assert!(err.to_string().contains("stdev"), "{err}");
+}
+
+#[test]
+fn degenerate_normalisation_is_rejected() {
+    for normalize in [
+        Normalize {
+            mean: 0.1,
+            std: 0.0,
+        },
+        Normalize {
+            mean: f32::NAN,
+            std: 1.0,
+        },
+    ] {
+        let err = TensorDataset::from_mnist(&split(2), None, normalize, &Device::Cpu)
+            .expect_err("bad std");
+        assert!(matches!(err, DataError::InvalidNormalize(_)), "{err}");
+    }
+}
+
+#[test]
+fn subset_indices_out_of_range_are_rejected() {
+    let err =
+        TensorDataset::from_mnist(&split(4), Some(&[1, 4]), Normalize::default(), &Device::Cpu)
+            .expect_err("index 4 of 4");
+    assert!(
+        matches!(err, DataError::IndexOutOfRange { index: 4, len: 4 }),
+        "{err}"
+    );
+}
+
+#[test]
+fn empty_subset_gives_an_empty_loader() {
+    let data = TensorDataset::from_mnist(&split(4), Some(&[]), Normalize::default(), &Device::Cpu)
+        .expect("empty");
+    assert!(data.is_empty());
+    let loader = DataLoader::new(&data, 4, true, false, 0).expect("loader");
+    assert_eq!((loader.num_batches(), loader.epoch(0).count()), (0, 0));
+}
+
+#[test]
+fn new_checks_that_tensors_fit() {
+    let device = Device::Cpu;
+    let images = Tensor::zeros((3, 1, 2, 2), DType::F32, &device).expect("images");
+    let ok = TensorDataset::new(
+        images.clone(),
+        Tensor::zeros(3, DType::U32, &device).expect("labels"),
+    );
+    assert_eq!(ok.expect("matching tensors").len(), 3);
+    for labels in [
+        Tensor::zeros(2, DType::U32, &device).expect("labels"),
+        Tensor::zeros(3, DType::F32, &device).expect("labels"),
+        Tensor::zeros((3, 1), DType::U32, &device).expect("labels"),
+    ] {
+        let err = TensorDataset::new(images.clone(), labels).expect_err("mismatch");
+        assert!(matches!(err, DataError::Shape(_)), "{err}");
+    }
+    let flat = Tensor::zeros((3, 4), DType::F32, &device).expect("flat images");
+    let err = TensorDataset::new(flat, Tensor::zeros(3, DType::U32, &device).expect("labels"));
+    assert!(matches!(err, Err(DataError::Shape(_))));
+}

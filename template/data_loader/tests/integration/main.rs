@@ -1,0 +1,7 @@
+//! Integration tests of the data_loader crate, compiled into one binary (one link of candle).
+
+mod idx;
+mod loader;
+mod mnist;
+mod real_data;
+mod support;

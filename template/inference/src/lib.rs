@@ -1,0 +1,43 @@
+//! Using a trained model: evaluating a checkpoint on the validation or test split.
+
+pub mod restore;
+
+pub use restore::{Restored, config_for_checkpoint, restore};
+
+use std::path::Path;
+
+use training::evaluate::{Evaluation, evaluate};
+
+/// Which images to evaluate on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvalSplit {
+    /// The held-out part of the training files (same seed, same split as in training).
+    Val,
+    /// The t10k test files.
+    Test,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    #[error(transparent)]
+    Restore(#[from] restore::RestoreError),
+    #[error(transparent)]
+    Data(#[from] data_loader::DataError),
+    #[error("evaluation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Evaluate the checkpoint at `checkpoint` on `split`, rebuilding the model from `config`.
+pub fn evaluate_checkpoint(
+    checkpoint: &Path,
+    config: &training::Config,
+    split: EvalSplit,
+) -> Result<Evaluation, InferenceError> {
+    let Restored { model, device, .. } = restore(checkpoint, config)?;
+    let dataset = match split {
+        EvalSplit::Val => config.data_loader.load_train_val(config.seed, &device)?.val,
+        EvalSplit::Test => config.data_loader.load_test(&device)?,
+    };
+    let loader = config.data_loader.loader(&dataset, false, config.seed)?;
+    Ok(evaluate(model.as_ref(), &loader, &config.loss, &config.metrics)?)
+}

@@ -1,0 +1,48 @@
+//! Rebuilding a trained model: its config (saved in the run folder beside the checkpoint) and its
+//! weights.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use model::Classifier;
+use training::checkpoint::{self, CheckpointError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(
+        "{checkpoint} has no config.json beside it; pass the config it was trained with: --config FILE"
+    )]
+    NoConfig { checkpoint: PathBuf },
+    #[error(transparent)]
+    Config(#[from] training::ConfigError),
+    #[error(transparent)]
+    Device(#[from] training::device::DeviceError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("building the model: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+pub struct Restored {
+    pub model: Box<dyn Classifier>,
+    pub varmap: candle_nn::VarMap,
+    pub device: Device,
+}
+
+/// The config a checkpoint was trained with: `config.json` in the checkpoint's run folder, with
+/// `overrides` (`--set`) applied.
+pub fn config_for_checkpoint(checkpoint: &Path, overrides: &[String]) -> Result<training::Config, RestoreError> {
+    let path = checkpoint.parent().unwrap_or(Path::new(".")).join("config.json");
+    if !path.exists() {
+        return Err(RestoreError::NoConfig { checkpoint: checkpoint.to_path_buf() });
+    }
+    Ok(training::Config::load(&path, overrides)?)
+}
+
+/// Build the model `config` describes and load the weights of `checkpoint` into it.
+pub fn restore(checkpoint: &Path, config: &training::Config) -> Result<Restored, RestoreError> {
+    let (device, _) = config.device.select()?;
+    let built = training::build_model(config, &device)?;
+    checkpoint::load(checkpoint, &device)?.restore_weights(&built.varmap, checkpoint)?;
+    Ok(Restored { model: built.model, varmap: built.varmap, device })
+}

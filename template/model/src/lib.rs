@@ -1,0 +1,209 @@
+//! The models and the registry that picks one from `config.json`.
+//!
+//! Every model turns images `[batch, 1, 28, 28]` (f32) into logits `[batch, 10]` and is built from a
+//! `VarBuilder`, so the same code initialises a fresh model for training and loads a checkpoint for
+//! inference; the `.pp("name")` paths are the checkpoint keys. Each model lives in its own file behind
+//! the feature of the same name, because a generated project ships exactly one of them.
+
+#[cfg(not(any(feature = "mlp", feature = "cnn", feature = "convnext")))]
+compile_error!(
+    "the `model` crate needs a model: enable one of its features `mlp`, `cnn` or `convnext` \
+     (the generated Cargo.toml enables the shipped model by default)"
+);
+
+mod args;
+mod error;
+
+#[cfg(feature = "cnn")]
+pub mod cnn;
+#[cfg(feature = "convnext")]
+pub mod convnext;
+#[cfg(feature = "mlp")]
+pub mod mlp;
+
+#[cfg(test)]
+mod test_support;
+
+use candle_core::{Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+
+pub use error::ConfigError;
+
+/// MNIST digits 0-9.
+pub const NUM_CLASSES: usize = 10;
+
+/// One sample, channels first: `[channels, height, width]`. Batches are `[batch, 1, 28, 28]` f32.
+pub const INPUT_SHAPE: [usize; 3] = [1, 28, 28];
+
+/// A classifier: logits `[batch, 10]` from images `[batch, 1, 28, 28]`.
+///
+/// `Send + Sync` so a model can sit behind an `Arc` in a server or be shared with a data-loading thread.
+pub trait Classifier: Send + Sync {
+    /// `train = true` enables dropout; evaluation and inference pass `false`, which is deterministic.
+    fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor>;
+}
+
+/// The model registry: `config.json`'s `"model": {"type": "cnn", "args": {} }`.
+///
+/// `args` may be `{}`, `null` or left out for the defaults; a key a model does not know is an error that
+/// names it, and so is a `type` this project does not ship.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(
+    tag = "type",
+    content = "args",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
+pub enum ModelConfig {
+    #[cfg(feature = "mlp")]
+    Mlp(mlp::MlpConfig),
+    #[cfg(feature = "cnn")]
+    Cnn(cnn::CnnConfig),
+    #[cfg(feature = "convnext")]
+    Convnext(convnext::ConvNextConfig),
+}
+
+impl Default for ModelConfig {
+    /// The shipped model with its default args. With several model features on (a project that added a
+    /// model), the first of `mlp`, `cnn`, `convnext` that is enabled wins.
+    fn default() -> Self {
+        shipped_model()
+    }
+}
+
+#[cfg(feature = "mlp")]
+fn shipped_model() -> ModelConfig {
+    ModelConfig::Mlp(mlp::MlpConfig::default())
+}
+
+#[cfg(all(feature = "cnn", not(feature = "mlp")))]
+fn shipped_model() -> ModelConfig {
+    ModelConfig::Cnn(cnn::CnnConfig::default())
+}
+
+#[cfg(all(feature = "convnext", not(any(feature = "mlp", feature = "cnn"))))]
+fn shipped_model() -> ModelConfig {
+    ModelConfig::Convnext(convnext::ConvNextConfig::default())
+}
+
+impl ModelConfig {
+    /// The `type` string in `config.json`; also a good run-directory or file name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            #[cfg(feature = "mlp")]
+            Self::Mlp(_) => "mlp",
+            #[cfg(feature = "cnn")]
+            Self::Cnn(_) => "cnn",
+            #[cfg(feature = "convnext")]
+            Self::Convnext(_) => "convnext",
+        }
+    }
+
+    /// Checks the args without building anything, so a bad config fails before data is loaded.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self {
+            #[cfg(feature = "mlp")]
+            Self::Mlp(cfg) => cfg.validate(),
+            #[cfg(feature = "cnn")]
+            Self::Cnn(cfg) => cfg.validate(),
+            #[cfg(feature = "convnext")]
+            Self::Convnext(cfg) => cfg.validate(),
+        }
+    }
+
+    /// Builds the model. With a `VarBuilder` over a fresh `VarMap` this creates and initialises the
+    /// parameters; over a loaded checkpoint it reads them by name.
+    pub fn build(&self, vb: VarBuilder) -> candle_core::Result<Box<dyn Classifier>> {
+        Ok(match self {
+            #[cfg(feature = "mlp")]
+            Self::Mlp(cfg) => Box::new(mlp::Mlp::new(cfg, vb)?),
+            #[cfg(feature = "cnn")]
+            Self::Cnn(cfg) => Box::new(cnn::Cnn::new(cfg, vb)?),
+            #[cfg(feature = "convnext")]
+            Self::Convnext(cfg) => Box::new(convnext::ConvNext::new(cfg, vb)?),
+        })
+    }
+}
+
+/// The number of trainable scalars, for the log line a user compares against the paper or the seed.
+pub fn parameter_count(varmap: &VarMap) -> usize {
+    all_vars(varmap).iter().map(|var| var.elem_count()).sum()
+}
+
+/// The checkpoint keys (safetensors names) of a built model, sorted.
+pub fn parameter_names(varmap: &VarMap) -> Vec<String> {
+    // A poisoned lock only means another thread panicked while holding it; the names are still valid.
+    let data = varmap
+        .data()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut names: Vec<String> = data.keys().cloned().collect();
+    names.sort();
+    names
+}
+
+fn all_vars(varmap: &VarMap) -> Vec<Var> {
+    let data = varmap
+        .data()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    data.values().cloned().collect()
+}
+
+/// Fails with the expected shape when `xs` is not a batch of MNIST images, instead of a shape error from
+/// deep inside the first layer.
+pub(crate) fn check_input(xs: &Tensor) -> candle_core::Result<()> {
+    match xs.dims() {
+        [_, c, h, w] if [*c, *h, *w] == INPUT_SHAPE => Ok(()),
+        dims => candle_core::bail!(
+            "expected images [batch, {}, {}, {}], got {dims:?}",
+            INPUT_SHAPE[0],
+            INPUT_SHAPE[1],
+            INPUT_SHAPE[2]
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn input_of_the_wrong_shape_is_rejected_with_the_expected_shape() {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let model = ModelConfig::default()
+            .build(vb)
+            .expect("default model builds");
+        let xs = Tensor::zeros((2, 28, 28), DType::F32, &Device::Cpu).expect("zeros");
+        let err = model
+            .forward_t(&xs, false)
+            .expect_err("3-d input must be rejected");
+        assert!(
+            err.to_string()
+                .contains("expected images [batch, 1, 28, 28], got [2, 28, 28]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn parameter_names_are_sorted_and_match_the_count() {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        ModelConfig::default()
+            .build(vb)
+            .expect("default model builds");
+        let names = parameter_names(&varmap);
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+        assert_eq!(names.len(), varmap.all_vars().len());
+        assert!(
+            names
+                .iter()
+                .all(|n| n.ends_with(".weight") || n.ends_with(".bias")),
+            "{names:?}"
+        );
+    }
+}

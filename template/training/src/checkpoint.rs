@@ -1,0 +1,157 @@
+//! Checkpoints: one safetensors file holding the model weights (named after the VarBuilder paths),
+//! the optimiser state (under `optimizer/`) and the trainer's counters (JSON in the metadata).
+//! Files are written to a temporary name, fsynced and renamed, so a crash at any moment leaves
+//! every file under a final name complete.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+
+const OPTIMIZER_PREFIX: &str = "optimizer/";
+const STATE_KEY: &str = "trainer_state";
+
+/// Where training stands, saved with every checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimiser steps taken.
+    pub global_step: u64,
+    pub best_metric: Option<f64>,
+    pub best_epoch: Option<usize>,
+    pub epochs_without_improvement: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("writing checkpoint {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("reading checkpoint {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("checkpoint {path} is not a valid safetensors file: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("checkpoint {path} has no tensor {name:?}: was it saved by another model? (its model is set in the run's config.json)")]
+    Missing { path: PathBuf, name: String },
+    #[error("checkpoint {path}: {source}")]
+    Tensor { path: PathBuf, source: candle_core::Error },
+}
+
+/// A loaded checkpoint.
+pub struct Checkpoint {
+    pub weights: HashMap<String, Tensor>,
+    pub optimizer: HashMap<String, Tensor>,
+    pub state: Option<TrainerState>,
+}
+
+/// Save the model's variables, and optionally optimiser state and trainer state, to `path`.
+pub fn save(
+    path: &Path,
+    varmap: &VarMap,
+    optimizer: Option<&HashMap<String, Tensor>>,
+    state: Option<&TrainerState>,
+) -> Result<(), CheckpointError> {
+    let mut tensors: Vec<(String, Tensor)> = {
+        let vars = varmap.data().lock().expect("the VarMap lock is never poisoned");
+        vars.iter().map(|(name, var)| (name.clone(), var.as_tensor().clone())).collect()
+    };
+    if let Some(optimizer) = optimizer {
+        tensors.extend(optimizer.iter().map(|(name, t)| (format!("{OPTIMIZER_PREFIX}{name}"), t.clone())));
+    }
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let metadata = state.map(|s| {
+        HashMap::from([(STATE_KEY.to_string(), serde_json::to_string(s).expect("state serializes"))])
+    });
+    let bytes = safetensors::tensor::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), metadata)
+        .map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), message: e.to_string() })?;
+    write_atomically(path, &bytes).map_err(|source| CheckpointError::Write { path: path.to_path_buf(), source })
+}
+
+/// Write `bytes` to `path` through a temporary file in the same folder: fsync, rename, fsync the folder.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("checkpoint");
+    let mut tmp = tempfile::Builder::new().prefix(&format!(".{file_name}.")).suffix(".tmp").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    // The rename itself is durable once the folder is synced (not possible on every platform).
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Load a checkpoint onto `device`.
+pub fn load(path: &Path, device: &Device) -> Result<Checkpoint, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Read { path: path.to_path_buf(), source })?;
+    let corrupt = |message: String| CheckpointError::Corrupt { path: path.to_path_buf(), message };
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let state = match metadata.metadata().as_ref().and_then(|m| m.get(STATE_KEY)) {
+        Some(json) => Some(serde_json::from_str(json).map_err(|e| corrupt(format!("{STATE_KEY}: {e}")))?),
+        None => None,
+    };
+    let all = candle_core::safetensors::load_buffer(&bytes, device)
+        .map_err(|source| CheckpointError::Tensor { path: path.to_path_buf(), source })?;
+    let (mut weights, mut optimizer) = (HashMap::new(), HashMap::new());
+    for (name, tensor) in all {
+        match name.strip_prefix(OPTIMIZER_PREFIX) {
+            Some(inner) => optimizer.insert(inner.to_string(), tensor),
+            None => weights.insert(name, tensor),
+        };
+    }
+    Ok(Checkpoint { weights, optimizer, state })
+}
+
+impl Checkpoint {
+    /// Copy the weights into the model's variables; every variable must be present.
+    pub fn restore_weights(&self, varmap: &VarMap, path: &Path) -> Result<(), CheckpointError> {
+        let vars = varmap.data().lock().expect("the VarMap lock is never poisoned");
+        for (name, var) in vars.iter() {
+            let tensor = self
+                .weights
+                .get(name)
+                .ok_or_else(|| CheckpointError::Missing { path: path.to_path_buf(), name: name.clone() })?;
+            var.set(tensor).map_err(|source| CheckpointError::Tensor { path: path.to_path_buf(), source })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::DType;
+    use candle_nn::Init;
+
+    #[test]
+    fn round_trip_keeps_weights_optimizer_state_and_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoint-epoch1.safetensors");
+        let varmap = VarMap::new();
+        varmap.get((2, 3), "fc.weight", Init::Randn { mean: 0.0, stdev: 1.0 }, DType::F32, &Device::Cpu).unwrap();
+        let optimizer = HashMap::from([("fc.weight.0".to_string(), Tensor::ones((2, 3), DType::F32, &Device::Cpu).unwrap())]);
+        let state = TrainerState { epoch: 1, global_step: 17, best_metric: Some(0.5), best_epoch: Some(1), epochs_without_improvement: 0 };
+        save(&path, &varmap, Some(&optimizer), Some(&state)).unwrap();
+
+        let loaded = load(&path, &Device::Cpu).unwrap();
+        assert_eq!(loaded.state, Some(state));
+        let original = varmap.data().lock().unwrap()["fc.weight"].as_tensor().to_vec2::<f32>().unwrap();
+        assert_eq!(loaded.weights["fc.weight"].to_vec2::<f32>().unwrap(), original);
+        assert_eq!(loaded.optimizer["fc.weight.0"].to_vec2::<f32>().unwrap(), vec![vec![1.0; 3]; 2]);
+        // Nothing but the checkpoint is left in the folder (no temporary files).
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn truncated_file_is_reported_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.safetensors");
+        std::fs::write(&path, b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":").unwrap();
+        let err = load(&path, &Device::Cpu).err().unwrap().to_string();
+        assert!(err.contains("bad.safetensors") && err.contains("not a valid safetensors"), "{err}");
+    }
+}

@@ -1,0 +1,242 @@
+//! The experiment configuration (`config.json`): typed, validated before any work starts, and
+//! saved resolved into each run directory. Errors name the JSON path and the line and column.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::DataLoaderConfig;
+use crate::device::DeviceSpec;
+use crate::loss::LossConfig;
+use crate::metrics::Metric;
+use crate::optim::OptimizerConfig;
+use crate::schedule::SchedulerConfig;
+use model::ModelConfig;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The run's name: runs are saved under `<trainer.save_dir>/<name>/<timestamp>/`.
+    pub name: String,
+    /// Seeds weight initialisation, the train/validation split, shuffling and dropout.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    #[serde(default)]
+    pub device: DeviceSpec,
+    pub data_loader: DataLoaderConfig,
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub loss: LossConfig,
+    #[serde(default = "default_metrics")]
+    pub metrics: Vec<Metric>,
+    pub optimizer: OptimizerConfig,
+    #[serde(default)]
+    pub lr_scheduler: SchedulerConfig,
+    #[serde(default)]
+    pub trainer: TrainerConfig,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+fn default_metrics() -> Vec<Metric> {
+    vec![Metric::Accuracy]
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainerConfig {
+    pub epochs: usize,
+    pub save_dir: PathBuf,
+    /// Write `checkpoint-epoch<N>` every this many epochs (0: only the best and the last).
+    pub save_period: usize,
+    /// How many of the best epoch checkpoints to keep besides `model_best`.
+    pub save_top_k: usize,
+    /// `"min val_loss"`, `"max val_accuracy"` or `"off"`.
+    pub monitor: Monitor,
+    /// Stop after this many epochs without improvement of `monitor` (0: never).
+    pub early_stop: usize,
+    pub log_every_steps: usize,
+    pub grad_clip_norm: Option<f64>,
+    /// Stop with an error on a NaN or infinite loss or gradient.
+    pub detect_anomaly: bool,
+    /// Stop after this many optimiser steps in total (for smoke tests); null: no limit.
+    pub max_steps: Option<usize>,
+}
+
+impl Default for TrainerConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            save_dir: PathBuf::from("saved"),
+            save_period: 1,
+            save_top_k: 1,
+            monitor: Monitor::Max("val_accuracy".into()),
+            early_stop: 5,
+            log_every_steps: 50,
+            grad_clip_norm: None,
+            detect_anomaly: true,
+            max_steps: None,
+        }
+    }
+}
+
+/// Which metric decides the best checkpoint and early stopping.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Monitor {
+    Off,
+    Min(String),
+    Max(String),
+}
+
+impl Monitor {
+    const METRICS: [&'static str; 4] = ["val_loss", "val_accuracy", "train_loss", "train_accuracy"];
+}
+
+impl std::str::FromStr for Monitor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let expected = || {
+            format!("expected \"off\" or \"min|max METRIC\" with METRIC one of {:?}, got {s:?}", Self::METRICS)
+        };
+        if s == "off" {
+            return Ok(Self::Off);
+        }
+        let (mode, metric) = s.split_once(' ').ok_or_else(expected)?;
+        if !Self::METRICS.contains(&metric) {
+            return Err(expected());
+        }
+        match mode {
+            "min" => Ok(Self::Min(metric.into())),
+            "max" => Ok(Self::Max(metric.into())),
+            _ => Err(expected()),
+        }
+    }
+}
+
+impl std::fmt::Display for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Off => write!(f, "off"),
+            Self::Min(m) => write!(f, "min {m}"),
+            Self::Max(m) => write!(f, "max {m}"),
+        }
+    }
+}
+
+impl Serialize for Monitor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Monitor {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config {path} is not valid JSON at line {line}, column {column}: {message}")]
+    Syntax { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("config {path}: at `{json_path}`: {message}")]
+    Invalid { path: PathBuf, json_path: String, message: String },
+    #[error("--set {0:?} is not KEY.PATH=VALUE (for example --set trainer.epochs=3)")]
+    MalformedSet(String),
+    #[error("--set {assignment:?}: `{prefix}` is not an object, so `{key}` cannot be set inside it")]
+    SetThroughValue { assignment: String, prefix: String, key: String },
+    #[error("config {path}: {message}")]
+    Rule { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Read `path`, apply `--set` overrides (`key.path=value`, the value parsed as JSON and else
+    /// taken as a string), and check the result.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::from_json(&text, path, overrides)
+    }
+
+    /// Like [`Config::load`], from text; `path` is only used in messages.
+    pub fn from_json(text: &str, path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        for assignment in overrides {
+            apply_override(&mut value, assignment)?;
+        }
+        let config: Config = if overrides.is_empty() {
+            // From the text, so errors carry line and column.
+            let mut de = serde_json::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(&mut de).map_err(|e| invalid(path, e))?
+        } else {
+            serde_path_to_error::deserialize(value).map_err(|e| invalid(path, e))?
+        };
+        config.check().map_err(|message| ConfigError::Rule { path: path.to_path_buf(), message })?;
+        Ok(config)
+    }
+
+    /// Rules serde cannot express.
+    fn check(&self) -> Result<(), String> {
+        if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name == ".." {
+            return Err(format!("`name` {:?} must be a non-empty folder name without '/'", self.name));
+        }
+        if self.trainer.epochs == 0 {
+            return Err("`trainer.epochs` must be at least 1".into());
+        }
+        if self.trainer.log_every_steps == 0 {
+            return Err("`trainer.log_every_steps` must be at least 1".into());
+        }
+        if let Some(norm) = self.trainer.grad_clip_norm {
+            if !(norm.is_finite() && norm > 0.0) {
+                return Err(format!("`trainer.grad_clip_norm` must be a positive number or null, got {norm}"));
+            }
+        }
+        self.data_loader.check()?;
+        self.optimizer.check()?;
+        self.lr_scheduler.check()?;
+        self.loss.check()
+    }
+
+    /// The config as pretty JSON, as saved into the run directory.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a Config always serializes")
+    }
+}
+
+fn invalid<E: std::fmt::Display>(path: &Path, e: serde_path_to_error::Error<E>) -> ConfigError {
+    ConfigError::Invalid { path: path.to_path_buf(), json_path: e.path().to_string(), message: e.inner().to_string() }
+}
+
+/// Apply one `--set a.b.c=value` to the JSON tree.
+fn apply_override(root: &mut serde_json::Value, assignment: &str) -> Result<(), ConfigError> {
+    let (key_path, raw) = assignment.split_once('=').ok_or_else(|| ConfigError::MalformedSet(assignment.into()))?;
+    let keys: Vec<&str> = key_path.trim().split('.').collect();
+    if keys.iter().any(|k| k.is_empty()) {
+        return Err(ConfigError::MalformedSet(assignment.into()));
+    }
+    let value = serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_string()));
+    let mut node = root;
+    for (depth, key) in keys.iter().enumerate() {
+        let object = node.as_object_mut().ok_or_else(|| ConfigError::SetThroughValue {
+            assignment: assignment.into(),
+            prefix: keys[..depth].join("."),
+            key: (*key).into(),
+        })?;
+        if depth + 1 == keys.len() {
+            object.insert((*key).to_string(), value);
+            return Ok(());
+        }
+        node = object.entry((*key).to_string()).or_insert_with(|| serde_json::json!({}));
+    }
+    unreachable!("the loop returns at the last key")
+}

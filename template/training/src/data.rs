@@ -1,0 +1,94 @@
+//! The data section of the config (`config.json` `data_loader`) and loading the splits it names.
+
+use std::path::PathBuf;
+
+use candle_core::Device;
+use data_loader::{DataLoader, Normalize, TensorDataset, ValidationSplit, mnist};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "args", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataLoaderConfig {
+    Mnist(MnistArgs),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MnistArgs {
+    /// Folder with the IDX files (train-images-idx3-ubyte[.gz], ...), relative to where you run.
+    pub data_dir: PathBuf,
+    pub batch_size: usize,
+    pub shuffle: bool,
+    /// A fraction of the training files (0.1) or a number of images (6000).
+    pub validation_split: ValidationSplit,
+    pub normalize: Normalize,
+    /// Skip the last, smaller batch of each epoch.
+    pub drop_last: bool,
+}
+
+impl Default for MnistArgs {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            batch_size: 64,
+            shuffle: true,
+            validation_split: ValidationSplit::Fraction(0.1),
+            normalize: Normalize::default(),
+            drop_last: false,
+        }
+    }
+}
+
+/// The training and validation parts of the training files.
+pub struct Splits {
+    pub train: TensorDataset,
+    pub val: TensorDataset,
+}
+
+impl DataLoaderConfig {
+    pub fn args(&self) -> &MnistArgs {
+        let Self::Mnist(args) = self;
+        args
+    }
+
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let args = self.args();
+        if args.batch_size == 0 {
+            return Err("`data_loader.args.batch_size` must be at least 1".into());
+        }
+        if !(args.normalize.std.is_finite() && args.normalize.std > 0.0) {
+            return Err(format!("`data_loader.args.normalize.std` must be > 0, got {}", args.normalize.std));
+        }
+        Ok(())
+    }
+
+    /// Load the training files and split them (seeded) into training and validation sets.
+    pub fn load_train_val(&self, seed: u64, device: &Device) -> data_loader::Result<Splits> {
+        let args = self.args();
+        let split = mnist::load(&args.data_dir, mnist::Split::Train)?;
+        let (train_idx, val_idx) =
+            data_loader::train_val_indices(split.labels.len(), args.validation_split, seed)?;
+        Ok(Splits {
+            train: TensorDataset::from_mnist(&split, Some(&train_idx), args.normalize, device)?,
+            val: TensorDataset::from_mnist(&split, Some(&val_idx), args.normalize, device)?,
+        })
+    }
+
+    /// Load the test files (t10k-*).
+    pub fn load_test(&self, device: &Device) -> data_loader::Result<TensorDataset> {
+        let args = self.args();
+        let split = mnist::load(&args.data_dir, mnist::Split::Test)?;
+        TensorDataset::from_mnist(&split, None, args.normalize, device)
+    }
+
+    /// A loader over `dataset`: shuffled (if configured) for training, in order for evaluation.
+    pub fn loader<'a>(
+        &self,
+        dataset: &'a TensorDataset,
+        training: bool,
+        seed: u64,
+    ) -> data_loader::Result<DataLoader<'a, TensorDataset>> {
+        let args = self.args();
+        DataLoader::new(dataset, args.batch_size, training && args.shuffle, training && args.drop_last, seed)
+    }
+}

@@ -1,0 +1,123 @@
+//! Which device to train on: `auto`, `cpu`, `cuda` or `cuda:N`, and choosing it with a reason.
+
+use candle_core::Device;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceSpec {
+    /// CUDA device 0 when built with the `cuda` feature and a GPU is present, else the CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl std::str::FromStr for DeviceSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(|| format!("expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got {s:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Auto => write!(f, "auto"),
+            Self::Cpu => write!(f, "cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl serde::Serialize for DeviceSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeviceSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error(
+        "device \"{0}\" needs the `cuda` feature, and this binary was built without it; \
+         rebuild with `cargo run --release --features cuda -- train`, or set \"device\": \"cpu\""
+    )]
+    NotCompiled(DeviceSpec),
+    #[error("device \"{spec}\" is not usable: {source}")]
+    Unavailable { spec: DeviceSpec, source: candle_core::Error },
+}
+
+impl DeviceSpec {
+    /// The device to use, and why, for the log.
+    pub fn select(self) -> Result<(Device, String), DeviceError> {
+        let cuda_built = candle_core::utils::cuda_is_available();
+        match self {
+            Self::Cpu => Ok((Device::Cpu, "device \"cpu\" in the config".into())),
+            Self::Cuda(_) if !cuda_built => Err(DeviceError::NotCompiled(self)),
+            Self::Cuda(n) => Device::new_cuda(n)
+                .map(|d| (d, format!("device \"{self}\" in the config")))
+                .map_err(|source| DeviceError::Unavailable { spec: self, source }),
+            Self::Auto if !cuda_built => {
+                Ok((Device::Cpu, "auto: built without the `cuda` feature, using the CPU".into()))
+            }
+            Self::Auto => match Device::new_cuda(0) {
+                Ok(d) => Ok((d, "auto: built with `cuda` and a GPU is present, using cuda:0".into())),
+                Err(e) => Ok((Device::Cpu, format!("auto: no usable GPU ({e}), using the CPU"))),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form_and_round_trips() {
+        for (text, spec) in [
+            ("auto", DeviceSpec::Auto),
+            ("cpu", DeviceSpec::Cpu),
+            ("cuda:3", DeviceSpec::Cuda(3)),
+        ] {
+            assert_eq!(text.parse::<DeviceSpec>().unwrap(), spec);
+            assert_eq!(spec.to_string(), text);
+        }
+        assert_eq!("cuda".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
+        for bad in ["gpu", "cuda:", "cuda:x", "CPU", ""] {
+            assert!(bad.parse::<DeviceSpec>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cpu_and_auto_without_cuda_select_the_cpu() {
+        let (device, why) = DeviceSpec::Cpu.select().unwrap();
+        assert!(device.is_cpu(), "{why}");
+        if !candle_core::utils::cuda_is_available() {
+            let (device, why) = DeviceSpec::Auto.select().unwrap();
+            assert!(device.is_cpu());
+            assert!(why.contains("without the `cuda` feature"), "{why}");
+        }
+    }
+
+    #[test]
+    fn cuda_without_the_feature_says_how_to_enable_it() {
+        if candle_core::utils::cuda_is_available() {
+            return;
+        }
+        let msg = DeviceSpec::Cuda(0).select().unwrap_err().to_string();
+        assert!(msg.contains("--features cuda"), "{msg}");
+    }
+}

@@ -1,0 +1,18 @@
+//! Training: the typed configuration, the optimisers, schedules, loss and metrics it names, the
+//! trainer loop, and checkpoints.
+
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod evaluate;
+pub mod loss;
+pub mod metrics;
+pub mod optim;
+pub mod run_dir;
+pub mod schedule;
+pub mod trainer;
+
+pub use config::{Config, ConfigError};
+pub use run_dir::RunDir;
+pub use trainer::{Summary, TrainError, build_model, train};

@@ -1,0 +1,202 @@
+//! The variant matrix: every combination of backend x model x onnx is generated, built, tested
+//! and trained for a few steps on a small MNIST-format data set, and every preset is shown to
+//! generate the same tree as the matrix variant with its values. All generated workspaces share
+//! one target folder (target/generated), so the dependencies are compiled once.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use candlecutter_tests::{Variant, assert_success, candlecutter, nvcc_available, progress, repo_root, tree, tree_diff};
+
+const TRAIN_IMAGES: usize = 320;
+const TEST_IMAGES: usize = 64;
+const EPOCHS: usize = 2;
+
+fn target_dir() -> PathBuf {
+    repo_root().join("target").join("generated")
+}
+
+fn cargo(project: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.args(args).current_dir(project).env("CARGO_TARGET_DIR", target_dir()).env("CARGO_TERM_COLOR", "never");
+    cmd
+}
+
+/// Generate `variant` as `name` into `dest` with candlecutter.
+fn generate(dest: &Path, name: &str, extra: &[String]) -> PathBuf {
+    let mut args = vec!["new".to_string(), name.to_string(), "--destination".into(), dest.display().to_string()];
+    args.extend_from_slice(extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_success("candlecutter new", &candlecutter(dest, &args));
+    dest.join(name)
+}
+
+/// Build, test and train one generated workspace; returns the seconds each stage took.
+fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Result<String, String> {
+    let name = variant.project_name();
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).map_err(|e| e.to_string())?;
+    let default_line = if variant.backend == "cuda" { "default = [\"cuda\"]" } else { "default = []" };
+    if !manifest.contains(default_line) || !manifest.contains("cuda = [") || !manifest.contains("cudnn = [") {
+        return Err(format!("{name}: the manifest should have `{default_line}` and the cuda and cudnn features"));
+    }
+    let features: &[&str] = if variant.backend == "cuda" && !cuda_compiled { &["--no-default-features"] } else { &[] };
+    let run = |stage: &str, mut cmd: Command| -> Result<f64, String> {
+        let start = Instant::now();
+        let out = cmd.output().map_err(|e| format!("{name}: {stage}: {e}"))?;
+        if !out.status.success() {
+            let tail = |b: &[u8]| {
+                let s = String::from_utf8_lossy(b);
+                s.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+            };
+            return Err(format!("{name}: {stage} failed:\n{}\n{}", tail(&out.stdout), tail(&out.stderr)));
+        }
+        Ok(start.elapsed().as_secs_f64())
+    };
+    // The shipped Cargo.lock pins every version: building must not add, drop or change any.
+    let locked_before = locked_packages(project, &name)?;
+    let mut args = vec!["build"];
+    args.extend_from_slice(features);
+    let build = run("cargo build", cargo(project, &args))?;
+    let locked_after = locked_packages(project, &name)?;
+    if locked_before != locked_after {
+        let added: Vec<_> = locked_after.difference(&locked_before).collect();
+        let removed: Vec<_> = locked_before.difference(&locked_after).collect();
+        return Err(format!("{name}: building changed Cargo.lock: added {added:?}, removed {removed:?}"));
+    }
+    args[0] = "test";
+    let test = run("cargo test", cargo(project, &args))?;
+
+    // A few training steps on small synthetic data, then evaluate the best checkpoint.
+    let data = project.join("data");
+    candlecutter_tests::idx::write_synthetic(&data, "train", TRAIN_IMAGES, 1).map_err(|e| e.to_string())?;
+    candlecutter_tests::idx::write_synthetic(&data, "t10k", TEST_IMAGES, 2).map_err(|e| e.to_string())?;
+    let bin = target_dir().join("debug").join(&name);
+    let mut train_cmd = Command::new(&bin);
+    train_cmd.current_dir(project).args(["train", "--set", &format!("trainer.epochs={EPOCHS}"), "--set", "device=cpu"]);
+    let train = run("train", train_cmd)?;
+    let runs = project.join("saved").join(&name);
+    let run_dir = std::fs::read_dir(&runs)
+        .map_err(|e| format!("{name}: no run folder in {}: {e}", runs.display()))?
+        .next()
+        .ok_or(format!("{name}: {} is empty", runs.display()))?
+        .map_err(|e| e.to_string())?
+        .path();
+    check_run_dir(&name, &run_dir)?;
+
+    let checkpoint = run_dir.join("model_best.safetensors");
+    let out = Command::new(&bin)
+        .current_dir(project)
+        .args(["evaluate", "--split", "test", "--json", "--checkpoint"])
+        .arg(&checkpoint)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_str(last)
+        .map_err(|e| format!("{name}: evaluate --json printed {last:?} ({e}); stderr: {}", String::from_utf8_lossy(&out.stderr)))?;
+    let accuracy = json["accuracy"].as_f64().unwrap_or(-1.0);
+    if json["samples"] != TEST_IMAGES || !(0.0..=1.0).contains(&accuracy) || !json["loss"].as_f64().is_some_and(f64::is_finite) {
+        return Err(format!("{name}: unexpected evaluation {json}"));
+    }
+    Ok(format!("build {build:5.1}s  test {test:5.1}s  train {train:4.1}s  test accuracy {accuracy:.3}"))
+}
+
+/// (name, version) of every package in the project's Cargo.lock, the project itself aside.
+fn locked_packages(project: &Path, name: &str) -> Result<std::collections::BTreeSet<(String, String)>, String> {
+    let text = std::fs::read_to_string(project.join("Cargo.lock")).map_err(|e| format!("{name}: Cargo.lock: {e}"))?;
+    let lock: toml::Table = toml::from_str(&text).map_err(|e| format!("{name}: Cargo.lock: {e}"))?;
+    let packages = lock.get("package").and_then(|p| p.as_array()).ok_or(format!("{name}: Cargo.lock has no packages"))?;
+    Ok(packages
+        .iter()
+        .filter_map(|p| Some((p.get("name")?.as_str()?.to_string(), p.get("version")?.as_str()?.to_string())))
+        .filter(|(n, _)| n != name)
+        .collect())
+}
+
+/// The run folder holds the resolved config, one metrics row per epoch and split, the checkpoints
+/// and a summary that counts every step.
+fn check_run_dir(name: &str, run_dir: &Path) -> Result<(), String> {
+    let read = |file: &str| std::fs::read_to_string(run_dir.join(file)).map_err(|e| format!("{name}: {file}: {e}"));
+    let metrics = read("metrics.csv")?;
+    let rows: Vec<&str> = metrics.lines().collect();
+    if rows.first() != Some(&"epoch,split,loss,accuracy,lr,seconds,samples_per_sec") || rows.len() != 1 + 2 * EPOCHS {
+        return Err(format!("{name}: metrics.csv is\n{metrics}"));
+    }
+    let summary: serde_json::Value = serde_json::from_str(&read("summary.json")?).map_err(|e| e.to_string())?;
+    let steps_per_epoch = (TRAIN_IMAGES - TRAIN_IMAGES / 10).div_ceil(64) as u64;
+    if summary["epochs_run"] != EPOCHS || summary["global_steps"] != EPOCHS as u64 * steps_per_epoch {
+        return Err(format!("{name}: summary.json is {summary}"));
+    }
+    let config: serde_json::Value = serde_json::from_str(&read("config.json")?).map_err(|e| e.to_string())?;
+    if config["trainer"]["epochs"] != EPOCHS || config["device"] != "cpu" {
+        return Err(format!("{name}: the saved config does not have the --set values: {config}"));
+    }
+    for file in ["model_best.safetensors", "checkpoint-epoch1.safetensors", "checkpoint-epoch2.safetensors"] {
+        if !run_dir.join(file).is_file() {
+            return Err(format!("{name}: {file} is missing in {}", run_dir.display()));
+        }
+    }
+    if read("train.log")?.is_empty() {
+        return Err(format!("{name}: train.log is empty"));
+    }
+    Ok(())
+}
+
+#[test]
+fn every_variant_and_preset_generates_builds_tests_and_trains() {
+    let start = Instant::now();
+    let cuda_compiled = nvcc_available();
+    let scratch = tempfile::Builder::new().prefix("candlecutter-matrix-").tempdir().unwrap();
+    let mut failures = Vec::new();
+    progress(&format!("matrix: {} variants, target folder {}", Variant::all().len(), target_dir().display()));
+    for variant in Variant::all() {
+        let name = variant.project_name();
+        let project = generate(scratch.path(), &name, &variant.define_args());
+        if variant.backend == "cuda" && !cuda_compiled {
+            progress(&format!(
+                "{name}: CUDA compile skipped because nvcc is absent; building and testing with --no-default-features"
+            ));
+        }
+        let started = Instant::now();
+        match check_variant(&variant, &project, cuda_compiled) {
+            Ok(report) => progress(&format!("{name:<22} ok in {:5.1}s: {report}", started.elapsed().as_secs_f64())),
+            Err(e) => {
+                progress(&format!("{name:<22} FAILED"));
+                failures.push(e);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&project);
+    }
+
+    // Each preset must be exactly one of the variants built above.
+    let presets = std::fs::read_dir(repo_root().join("examples")).unwrap();
+    for preset in presets.map(|e| e.unwrap().path()) {
+        let preset_name = preset.file_stem().unwrap().to_string_lossy().to_string();
+        let values: toml::Table = toml::from_str(&std::fs::read_to_string(&preset).unwrap()).unwrap();
+        let values = values["values"].as_table().unwrap();
+        let get = |k: &str| values.get(k).map(|v| v.to_string().trim_matches('"').to_string());
+        let Some(variant) = Variant::all().into_iter().find(|v| {
+            get("backend").as_deref() == Some(v.backend)
+                && get("model").as_deref() == Some(v.model)
+                && get("onnx").as_deref() == Some(if v.onnx { "true" } else { "false" })
+        }) else {
+            failures.push(format!("preset {preset_name} sets values that are not one of the matrix variants"));
+            continue;
+        };
+        let name = variant.project_name();
+        let (a, b) = (scratch.path().join("preset"), scratch.path().join("variant"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let from_preset = generate(&a, &name, &["--preset".into(), preset_name.clone()]);
+        let from_variant = generate(&b, &name, &variant.define_args());
+        match tree_diff(&tree(&from_preset), &tree(&from_variant)) {
+            None => progress(&format!("preset {preset_name:<22} = {name} (built above)")),
+            Some(diff) => failures.push(format!("preset {preset_name} differs from {name}:\n{diff}")),
+        }
+        std::fs::remove_dir_all(&a).unwrap();
+        std::fs::remove_dir_all(&b).unwrap();
+    }
+    progress(&format!("matrix wall time: {:.0}s", start.elapsed().as_secs_f64()));
+    assert!(failures.is_empty(), "{} failure(s):\n\n{}", failures.len(), failures.join("\n\n"));
+}
