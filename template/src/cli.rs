@@ -1,16 +1,19 @@
-//! Subcommands: `train` and `evaluate`. Each reads config.json (or --config) with --set overrides.
+//! Subcommands: `train`, `evaluate` and `download`. Each reads config.json (or --config) with
+//! --set overrides; `evaluate` and `train --resume` use the config saved in the run folder.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use inference::EvalSplit;
-use training::{Config, RunDir};
+use training::{Config, RunDir, TrainOptions};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Train and evaluate an MNIST classifier with Candle")]
 pub struct Cli {
-    /// The experiment configuration [default: config.json; for evaluate, the run's config.json].
+    /// The experiment configuration [default: config.json; for evaluate and train --resume, the run's config.json].
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Override a config value, e.g. --set trainer.epochs=3 (the value is JSON, else a string).
@@ -26,7 +29,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Train a model; everything is saved under saved/<name>/<timestamp>/.
-    Train,
+    /// Ctrl-C stops after the current step with a checkpoint; a second Ctrl-C exits at once.
+    Train {
+        /// Continue a run: a checkpoint-*.safetensors file, or a run folder (its newest checkpoint).
+        #[arg(long, value_name = "PATH")]
+        resume: Option<PathBuf>,
+    },
     /// Evaluate a checkpoint; the model is rebuilt from the config.json saved beside it.
     Evaluate {
         #[arg(long, value_name = "PATH")]
@@ -37,6 +45,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Download the four MNIST files into data_loader.args.data_dir, verifying their SHA-256.
+    Download,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -48,23 +58,7 @@ enum Split {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let logger = crate::logging::LoggerConfig::load(&cli.logger_config)?;
     match cli.command {
-        Command::Train => {
-            let config_path = cli.config.unwrap_or_else(|| PathBuf::from("config.json"));
-            let config = Config::load(&config_path, &cli.set)?;
-            let run = RunDir::create(&config)
-                .with_context(|| format!("creating the run folder under {}", config.trainer.save_dir.display()))?;
-            crate::logging::init(&logger, Some(&run.file("train.log")))?;
-            tracing::info!("run folder: {}", run.path().display());
-            let summary = training::train(&config, &run)?;
-            tracing::info!(
-                "done: {} epochs, best {} = {} at epoch {}; {}",
-                summary.epochs_run,
-                summary.monitor,
-                summary.best_metric.map_or("n/a".into(), |m| format!("{m:.4}")),
-                summary.best_epoch.map_or("n/a".into(), |e| e.to_string()),
-                run.path().display()
-            );
-        }
+        Command::Train { resume } => train(&cli.config, &cli.set, &logger, resume.as_deref()),
         Command::Evaluate { checkpoint, split, json } => {
             crate::logging::init(&logger, None)?;
             let config = match &cli.config {
@@ -88,7 +82,75 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("{name}: {value:.4}");
                 }
             }
+            Ok(())
         }
+        Command::Download => {
+            crate::logging::init(&logger, None)?;
+            let config = Config::load(cli.config.as_deref().unwrap_or(Path::new("config.json")), &cli.set)?;
+            let args = config.data_loader.args();
+            let reports = data_loader::download::download(
+                &args.data_dir,
+                &args.mirrors,
+                &data_loader::download::MNIST_FILES,
+                &mut |line| tracing::info!("{line}"),
+            )?;
+            for report in reports {
+                println!("{}: {:?}", report.name, report.outcome);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn train(config: &Option<PathBuf>, set: &[String], logger: &crate::logging::LoggerConfig, resume: Option<&Path>) -> anyhow::Result<()> {
+    let (config, run, checkpoint) = match resume {
+        None => {
+            let config = Config::load(config.as_deref().unwrap_or(Path::new("config.json")), set)?;
+            let run = RunDir::create(&config)
+                .with_context(|| format!("creating the run folder under {}", config.trainer.save_dir.display()))?;
+            (config, run, None)
+        }
+        Some(path) => {
+            let (checkpoint, _) = training::resume::find_checkpoint(path)?;
+            let run_path = checkpoint.parent().unwrap_or(Path::new(".")).to_path_buf();
+            let config_path = config.clone().unwrap_or_else(|| run_path.join("config.json"));
+            let config = Config::load(&config_path, set)?;
+            let run = RunDir::open(&run_path);
+            run.save_config(&config).with_context(|| format!("updating {}", run.file("config.json").display()))?;
+            (config, run, Some(checkpoint))
+        }
+    };
+    crate::logging::init(logger, Some(&run.file("train.log")))?;
+    tracing::info!("run folder: {}", run.path().display());
+
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond Ctrl-C: exiting now");
+            std::process::exit(130);
+        }
+        eprintln!("\nCtrl-C: stopping after this step and saving a checkpoint (Ctrl-C again to exit at once)");
+    })
+    .context("installing the Ctrl-C handler")?;
+
+    let options = TrainOptions { resume: checkpoint, interrupt, progress: true };
+    let summary = training::train(&config, &run, &options)?;
+    match summary.stopped_by {
+        "interrupted" | "max_steps" => tracing::info!(
+            "stopped ({}) after {} steps; continue with: train --resume {}",
+            summary.stopped_by,
+            summary.global_steps,
+            run.path().display()
+        ),
+        _ => tracing::info!(
+            "done: {} epochs, best {} = {} at epoch {}; {}",
+            summary.epochs_run,
+            summary.monitor,
+            summary.best_metric.map_or("n/a".into(), |m| format!("{m:.4}")),
+            summary.best_epoch.map_or("n/a".into(), |e| e.to_string()),
+            run.path().display()
+        ),
     }
     Ok(())
 }

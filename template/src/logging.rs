@@ -73,7 +73,12 @@ pub fn init(config: &LoggerConfig, log_file: Option<&Path>) -> anyhow::Result<()
     let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> =
         vec![layer(config.console.format, config.console.ansi, Mutex::new(std::io::stderr()))];
     if let (Some(path), true) = (log_file, config.file.enabled) {
-        let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        // Appended to, so a resumed run keeps the log of the part before.
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
         layers.push(layer(config.file.format, false, Mutex::new(file)));
     }
     tracing_subscriber::registry()

@@ -1,5 +1,5 @@
-//! The crate's error type: every way loading, splitting or batching MNIST can fail, each variant
-//! carrying the file (where there is one) and the numbers a user needs to fix the problem.
+//! The crate's error type: every way downloading, loading, splitting or batching MNIST can fail,
+//! each variant carrying the file or URL (where there is one) and what a user needs to fix it.
 
 use std::path::PathBuf;
 
@@ -127,9 +127,53 @@ pub enum DataError {
     #[error("sample index {index} is out of range for a split of {len} samples")]
     IndexOutOfRange { index: u32, len: usize },
 
+    /// A file in the data directory could not be created, written or renamed.
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file needs downloading but the mirror list is empty.
+    #[error(
+        "{file} is missing or invalid in {dir} and no download mirror is configured; add one to \
+         config.json `data_loader.args.mirrors`, or copy the file into {dir} by hand"
+    )]
+    NoMirrors { file: String, dir: PathBuf },
+
+    /// Every mirror failed for one file; nothing was written under its name.
+    #[error(
+        "{file}: download failed from every mirror:{}\nCheck the network connection, add a working \
+         mirror to config.json `data_loader.args.mirrors`, or copy {file} (SHA-256 {sha256}) into {dir} by hand",
+        list_failures(attempts)
+    )]
+    DownloadFailed {
+        file: String,
+        sha256: String,
+        dir: PathBuf,
+        attempts: Vec<MirrorFailure>,
+    },
+
     /// Candle failed while staging tensors.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+}
+
+/// Why one mirror could not deliver one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MirrorFailure {
+    /// The full URL that was tried.
+    pub url: String,
+    /// E.g. `HTTP 404`, `SHA-256 mismatch: expected .., got ..`, or the connection error.
+    pub reason: String,
+}
+
+fn list_failures(attempts: &[MirrorFailure]) -> String {
+    attempts
+        .iter()
+        .map(|a| format!("\n  - {}: {}", a.url, a.reason))
+        .collect()
 }
 
 /// Results of this crate.

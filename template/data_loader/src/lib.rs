@@ -1,5 +1,6 @@
-//! MNIST for training with Candle: reading the IDX files (plain or gzip), a seeded train/validation
-//! split, staging a split on the device as one tensor, and batching it with a resumable shuffle.
+//! MNIST for training with Candle: downloading and verifying the files, reading them as IDX (plain
+//! or gzip), a seeded train/validation split, staging a split on the device as one tensor, and
+//! batching it with a resumable shuffle.
 //!
 //! ```no_run
 //! use data_loader::{DataLoader, Normalize, Split, TensorDataset, ValidationSplit};
@@ -19,6 +20,7 @@
 //! ```
 
 pub mod dataset;
+pub mod download;
 pub mod error;
 pub mod idx;
 pub mod loader;
@@ -27,7 +29,10 @@ mod shuffle;
 pub mod split;
 
 pub use dataset::{Dataset, MNIST_MEAN, MNIST_STD, Normalize, TensorDataset};
-pub use error::{DataError, Result};
+pub use download::{
+    DEFAULT_MIRRORS, FileReport, KnownFile, MNIST_FILES, Outcome, default_mirrors, download,
+};
+pub use error::{DataError, MirrorFailure, Result};
 pub use idx::{IdxImages, read_images, read_labels, write_images, write_labels};
 pub use loader::DataLoader;
 pub use mnist::{FILES, MnistSplit, Split, load};

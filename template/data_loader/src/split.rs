@@ -28,6 +28,11 @@ impl Default for ValidationSplit {
 }
 
 impl ValidationSplit {
+    /// True when no validation set is asked for.
+    pub fn is_zero(self) -> bool {
+        matches!(self, Self::Fraction(f) if f == 0.0) || matches!(self, Self::Count(0))
+    }
+
     /// The number of validation samples out of `n`, or why this split is impossible.
     /// At least one sample always remains for training.
     pub fn validation_len(self, n: usize) -> Result<usize> {

@@ -5,7 +5,9 @@
 //! `fc1`, `fc2`), so weights can move between the two.
 
 use candle_core::{Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Dropout, Linear, VarBuilder, conv2d, linear};
+use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder, conv2d, linear};
+
+use crate::dropout::Dropout;
 
 use crate::error::{ConfigError, check_dropout};
 use crate::{Classifier, INPUT_SHAPE, NUM_CLASSES};

@@ -12,6 +12,7 @@ compile_error!(
 );
 
 mod args;
+mod dropout;
 mod error;
 
 #[cfg(feature = "cnn")]
@@ -27,6 +28,7 @@ mod test_support;
 use candle_core::{Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 
+pub use dropout::{Dropout, set_dropout_stream};
 pub use error::ConfigError;
 
 /// MNIST digits 0-9.

@@ -5,7 +5,9 @@
 //! layers.
 
 use candle_core::{Result, Tensor};
-use candle_nn::{Dropout, Linear, VarBuilder, linear};
+use candle_nn::{Linear, VarBuilder, linear};
+
+use crate::dropout::Dropout;
 
 use crate::error::{ConfigError, check_dropout};
 use crate::{Classifier, INPUT_SHAPE, NUM_CLASSES};

@@ -14,16 +14,35 @@ use serde::{Deserialize, Serialize};
 const OPTIMIZER_PREFIX: &str = "optimizer/";
 const STATE_KEY: &str = "trainer_state";
 
-/// Where training stands, saved with every checkpoint.
+/// Where training stands, saved with every checkpoint: with the weights and the optimiser state,
+/// everything a resumed run needs to continue exactly where this one stopped.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainerState {
     /// Epochs completed.
     pub epoch: usize,
     /// Optimiser steps taken.
     pub global_step: u64,
+    /// Batches of the current (incomplete) epoch already trained on; 0 at an epoch boundary.
+    #[serde(default)]
+    pub step_in_epoch: usize,
+    /// The running training loss and accuracy counts of the incomplete epoch.
+    #[serde(default)]
+    pub partial: Partial,
     pub best_metric: Option<f64>,
     pub best_epoch: Option<usize>,
     pub epochs_without_improvement: usize,
+    /// The epoch checkpoints kept on disk (see `retention`).
+    #[serde(default)]
+    pub kept: Vec<crate::retention::Kept>,
+}
+
+/// Running sums over the batches of an epoch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Partial {
+    pub loss_sum: f64,
+    pub correct: f64,
+    pub samples: usize,
+    pub seconds: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +104,26 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Only the trainer state of a checkpoint (None for weights-only files such as model_best).
+pub fn read_state(path: &Path) -> Result<Option<TrainerState>, CheckpointError> {
+    let mut file = std::fs::File::open(path).map_err(|source| CheckpointError::Read { path: path.to_path_buf(), source })?;
+    let corrupt = |message: String| CheckpointError::Corrupt { path: path.to_path_buf(), message };
+    // The header is an 8-byte little-endian length, then JSON; no need to read the tensors.
+    let mut len = [0u8; 8];
+    std::io::Read::read_exact(&mut file, &mut len).map_err(|e| corrupt(e.to_string()))?;
+    let len = u64::from_le_bytes(len);
+    if len > 100_000_000 {
+        return Err(corrupt(format!("header of {len} bytes")));
+    }
+    let mut header = vec![0u8; len as usize];
+    std::io::Read::read_exact(&mut file, &mut header).map_err(|e| corrupt(e.to_string()))?;
+    let header: serde_json::Value = serde_json::from_slice(&header).map_err(|e| corrupt(e.to_string()))?;
+    match header.get("__metadata__").and_then(|m| m.get(STATE_KEY)).and_then(|s| s.as_str()) {
+        Some(json) => Ok(Some(serde_json::from_str(json).map_err(|e| corrupt(format!("{STATE_KEY}: {e}")))?)),
+        None => Ok(None),
+    }
+}
+
 /// Load a checkpoint onto `device`.
 pub fn load(path: &Path, device: &Device) -> Result<Checkpoint, CheckpointError> {
     let bytes = std::fs::read(path).map_err(|source| CheckpointError::Read { path: path.to_path_buf(), source })?;
@@ -134,11 +173,12 @@ mod tests {
         let varmap = VarMap::new();
         varmap.get((2, 3), "fc.weight", Init::Randn { mean: 0.0, stdev: 1.0 }, DType::F32, &Device::Cpu).unwrap();
         let optimizer = HashMap::from([("fc.weight.0".to_string(), Tensor::ones((2, 3), DType::F32, &Device::Cpu).unwrap())]);
-        let state = TrainerState { epoch: 1, global_step: 17, best_metric: Some(0.5), best_epoch: Some(1), epochs_without_improvement: 0 };
+        let state = TrainerState { epoch: 1, global_step: 17, best_metric: Some(0.5), best_epoch: Some(1), ..Default::default() };
         save(&path, &varmap, Some(&optimizer), Some(&state)).unwrap();
 
         let loaded = load(&path, &Device::Cpu).unwrap();
-        assert_eq!(loaded.state, Some(state));
+        assert_eq!(loaded.state.as_ref(), Some(&state));
+        assert_eq!(read_state(&path).unwrap(), Some(state));
         let original = varmap.data().lock().unwrap()["fc.weight"].as_tensor().to_vec2::<f32>().unwrap();
         assert_eq!(loaded.weights["fc.weight"].to_vec2::<f32>().unwrap(), original);
         assert_eq!(loaded.optimizer["fc.weight.0"].to_vec2::<f32>().unwrap(), vec![vec![1.0; 3]; 2]);

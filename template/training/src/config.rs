@@ -93,6 +93,10 @@ pub enum Monitor {
 
 impl Monitor {
     const METRICS: [&'static str; 4] = ["val_loss", "val_accuracy", "train_loss", "train_accuracy"];
+
+    pub fn watches_validation(&self) -> bool {
+        matches!(self, Self::Min(m) | Self::Max(m) if m.starts_with("val_"))
+    }
 }
 
 impl std::str::FromStr for Monitor {
@@ -196,10 +200,15 @@ impl Config {
         if self.trainer.log_every_steps == 0 {
             return Err("`trainer.log_every_steps` must be at least 1".into());
         }
-        if let Some(norm) = self.trainer.grad_clip_norm {
-            if !(norm.is_finite() && norm > 0.0) {
-                return Err(format!("`trainer.grad_clip_norm` must be a positive number or null, got {norm}"));
-            }
+        if let Some(norm) = self.trainer.grad_clip_norm.filter(|n| !(n.is_finite() && *n > 0.0)) {
+            return Err(format!("`trainer.grad_clip_norm` must be a positive number or null, got {norm}"));
+        }
+        if self.data_loader.args().validation_split.is_zero() && self.trainer.monitor.watches_validation() {
+            return Err(format!(
+                "`trainer.monitor` is \"{}\" but `data_loader.args.validation_split` is 0, so there is no \
+                 validation set; set a validation split, monitor a train_* metric, or \"off\"",
+                self.trainer.monitor
+            ));
         }
         self.data_loader.check()?;
         self.optimizer.check()?;

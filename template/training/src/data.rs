@@ -24,6 +24,8 @@ pub struct MnistArgs {
     pub normalize: Normalize,
     /// Skip the last, smaller batch of each epoch.
     pub drop_last: bool,
+    /// Base URLs the `download` subcommand tries in order (the file name is appended).
+    pub mirrors: Vec<String>,
 }
 
 impl Default for MnistArgs {
@@ -35,6 +37,7 @@ impl Default for MnistArgs {
             validation_split: ValidationSplit::Fraction(0.1),
             normalize: Normalize::default(),
             drop_last: false,
+            mirrors: data_loader::default_mirrors(),
         }
     }
 }
@@ -55,6 +58,9 @@ impl DataLoaderConfig {
         let args = self.args();
         if args.batch_size == 0 {
             return Err("`data_loader.args.batch_size` must be at least 1".into());
+        }
+        if args.mirrors.iter().any(|m| !(m.starts_with("http://") || m.starts_with("https://"))) {
+            return Err(format!("`data_loader.args.mirrors` must be http:// or https:// URLs, got {:?}", args.mirrors));
         }
         if !(args.normalize.std.is_finite() && args.normalize.std > 0.0) {
             return Err(format!("`data_loader.args.normalize.std` must be > 0, got {}", args.normalize.std));

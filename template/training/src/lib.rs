@@ -6,13 +6,17 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod evaluate;
+pub mod init;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
+pub mod progress;
+pub mod resume;
+pub mod retention;
 pub mod run_dir;
 pub mod schedule;
 pub mod trainer;
 
 pub use config::{Config, ConfigError};
 pub use run_dir::RunDir;
-pub use trainer::{Summary, TrainError, build_model, train};
+pub use trainer::{Summary, TrainError, TrainOptions, build_model, train};

@@ -47,8 +47,13 @@ impl RunDir {
             }
         }
         let run = Self { path };
-        write_atomically(&run.file("config.json"), config.to_json().as_bytes())?;
+        run.save_config(config)?;
         Ok(run)
+    }
+
+    /// Save the resolved config as the run's config.json.
+    pub fn save_config(&self, config: &Config) -> std::io::Result<()> {
+        write_atomically(&self.file("config.json"), config.to_json().as_bytes())
     }
 
     /// An existing run folder (for resuming).

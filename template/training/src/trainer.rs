@@ -1,10 +1,13 @@
 //! The training loop: epochs of optimiser steps, validation after each epoch, the best and the
 //! periodic checkpoints, early stopping, and the run's metrics and summary files.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarMap;
 use model::Classifier;
 use serde::Serialize;
 use tracing::info;
@@ -14,6 +17,8 @@ use crate::config::{Config, Monitor};
 use crate::evaluate::{Evaluation, evaluate};
 use crate::metrics::Metric;
 use crate::optim::Optimizer;
+use crate::progress::EpochProgress;
+use crate::retention::{self, Kept};
 use crate::run_dir::{EpochRecord, RunDir};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +50,7 @@ pub struct Summary {
     pub best_epoch: Option<usize>,
     pub epochs_run: usize,
     pub global_steps: u64,
-    /// "completed", "early_stop" or "max_steps".
+    /// "completed", "early_stop", "max_steps" or "interrupted".
     pub stopped_by: &'static str,
     pub final_train: Option<Evaluation>,
     pub final_val: Option<Evaluation>,
@@ -58,20 +63,35 @@ pub struct Built {
     pub model: Box<dyn Classifier>,
 }
 
-/// Build the configured model on `device`, with fresh weights.
+/// Build the configured model on `device`, with fresh weights drawn from `config.seed`.
 pub fn build_model(config: &Config, device: &Device) -> candle_core::Result<Built> {
     let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+    let vb = crate::init::seeded_var_builder(&varmap, config.seed, DType::F32, device);
     let model = config.model.build(vb)?;
     Ok(Built { varmap, model })
 }
 
+/// How a training run is driven.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue from this checkpoint; `run` must be its run folder.
+    pub resume: Option<PathBuf>,
+    /// Set (by Ctrl-C) to stop after the current step, with a checkpoint to resume from.
+    pub interrupt: Arc<AtomicBool>,
+    /// Show a progress bar when stderr is a terminal.
+    pub progress: bool,
+}
+
 /// Train as configured, writing everything into `run`.
-pub fn train(config: &Config, run: &RunDir) -> Result<Summary, TrainError> {
+pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Summary, TrainError> {
     let wall = Instant::now();
     let trainer = &config.trainer;
     let (device, why) = config.device.select()?;
     info!("device: {why}");
+    if !device.is_cpu() {
+        // GPU dropout masks come from the device's generator; on the CPU, from set_dropout_stream.
+        device.set_seed(config.seed)?;
+    }
     let splits = config.data_loader.load_train_val(config.seed, &device)?;
     let train_loader = config.data_loader.loader(&splits.train, true, config.seed)?;
     let val_loader = config.data_loader.loader(&splits.val, false, config.seed)?;
@@ -81,22 +101,32 @@ pub fn train(config: &Config, run: &RunDir) -> Result<Summary, TrainError> {
     let parameters = model::parameter_count(&varmap);
     info!("model: {} with {parameters} parameters", config.model.name());
     let mut optimizer = Optimizer::new(&config.optimizer, varmap.data().lock().expect("not poisoned").clone());
+    let mut state = TrainerState::default();
+    if let Some(path) = &options.resume {
+        let checkpoint = checkpoint::load(path, &device)?;
+        checkpoint.restore_weights(&varmap, path)?;
+        state = checkpoint.state.clone().unwrap_or_default();
+        optimizer.load_state(&checkpoint.optimizer, state.global_step)?;
+        info!("resumed from {} at epoch {} step {}", path.display(), state.epoch, state.global_step);
+    }
     let base_lr = config.optimizer.lr();
     let total_steps = trainer.epochs * train_loader.num_batches();
-    let total_steps = trainer.max_steps.map_or(total_steps, |m| m.min(total_steps));
     let io = |source| TrainError::RunDir { path: run.path().to_path_buf(), source };
 
-    let mut state = TrainerState::default();
     let mut stopped_by = "completed";
     let (mut last_train, mut last_val) = (None, None);
-    while state.epoch < trainer.epochs {
+    'epochs: while state.epoch < trainer.epochs {
         let epoch = state.epoch + 1;
+        let progress = EpochProgress::new(
+            options.progress, epoch, trainer.epochs, train_loader.num_batches(), state.step_in_epoch, trainer.log_every_steps,
+        );
         let start = Instant::now();
-        let (mut loss_sum, mut correct, mut samples) = (0.0, 0.0, 0usize);
+        let mut partial = state.partial;
         let mut lr = base_lr;
-        for batch in train_loader.epoch(epoch as u64) {
+        for batch in train_loader.epoch_from(epoch as u64, state.step_in_epoch) {
             let (images, labels) = batch?;
             lr = config.lr_scheduler.lr(base_lr, state.global_step as usize, total_steps);
+            model::set_dropout_stream(config.seed, state.global_step);
             let logits = model.forward_t(&images, true)?;
             let loss = config.loss.compute(&logits, &labels)?;
             let loss_value = f64::from(loss.to_scalar::<f32>()?);
@@ -113,31 +143,50 @@ pub fn train(config: &Config, run: &RunDir) -> Result<Summary, TrainError> {
             }
             optimizer.step(&grads, lr)?;
             state.global_step += 1;
+            state.step_in_epoch += 1;
             let n = labels.dims1()?;
-            loss_sum += loss_value * n as f64;
-            correct += Metric::Accuracy.correct(&logits, &labels)?;
-            samples += n;
-            if state.global_step % trainer.log_every_steps as u64 == 0 {
-                info!("epoch {epoch} step {} loss {loss_value:.4} lr {lr:.2e}", state.global_step);
-            }
-            if trainer.max_steps.is_some_and(|m| state.global_step as usize >= m) {
-                stopped_by = "max_steps";
-                break;
+            partial.loss_sum += loss_value * n as f64;
+            partial.correct += Metric::Accuracy.correct(&logits, &labels)?;
+            partial.samples += n;
+            let seconds = partial.seconds + start.elapsed().as_secs_f64();
+            progress.step(
+                state.global_step,
+                partial.loss_sum / partial.samples as f64,
+                partial.correct / partial.samples as f64,
+                partial.samples as f64 / seconds,
+                lr,
+            );
+            let interrupted = options.interrupt.load(Ordering::SeqCst);
+            if interrupted || trainer.max_steps.is_some_and(|m| state.global_step as usize >= m) {
+                progress.finish();
+                stopped_by = if interrupted { "interrupted" } else { "max_steps" };
+                // Mid-epoch: save where we are, so `--resume` continues with the next batch.
+                if state.step_in_epoch < train_loader.num_batches() {
+                    partial.seconds = seconds;
+                    state.partial = partial;
+                    let path = run.file(&format!("checkpoint-step{}.safetensors", state.global_step));
+                    checkpoint::save(&path, &varmap, Some(&optimizer.state_tensors()), Some(&state))?;
+                    info!("{stopped_by} at epoch {epoch} step {}: saved {}", state.global_step, path.display());
+                    break 'epochs;
+                }
             }
         }
-        let seconds = start.elapsed().as_secs_f64();
+        progress.finish();
+        let seconds = partial.seconds + start.elapsed().as_secs_f64();
         let train_eval = Evaluation {
-            loss: loss_sum / samples.max(1) as f64,
-            metrics: [("accuracy".to_string(), correct / samples.max(1) as f64)].into(),
-            samples,
+            loss: partial.loss_sum / partial.samples.max(1) as f64,
+            metrics: [("accuracy".to_string(), partial.correct / partial.samples.max(1) as f64)].into(),
+            samples: partial.samples,
             seconds,
         };
         let val = evaluate(model.as_ref(), &val_loader, &config.loss, &config.metrics)?;
         state.epoch = epoch;
+        state.step_in_epoch = 0;
+        state.partial = Default::default();
         info!(
             "epoch {epoch}/{}: train loss {:.4} acc {:.4} | val loss {:.4} acc {:.4} | {:.1}s, {:.0} samples/s",
             trainer.epochs, train_eval.loss, train_eval.accuracy(), val.loss, val.accuracy(), seconds,
-            samples as f64 / seconds
+            partial.samples as f64 / seconds
         );
         let record = |split, e: &Evaluation, secs: f64| EpochRecord {
             epoch, split, loss: e.loss, accuracy: e.accuracy(), lr, seconds: secs,
@@ -145,26 +194,27 @@ pub fn train(config: &Config, run: &RunDir) -> Result<Summary, TrainError> {
         };
         run.append_metrics(&[record("train", &train_eval, seconds), record("val", &val, val.seconds)]).map_err(io)?;
 
-        if let Some(improved) = improvement(&trainer.monitor, &train_eval, &val, state.best_metric) {
-            state.best_metric = Some(improved);
+        let monitored = monitored_value(&trainer.monitor, &train_eval, &val);
+        if let Some(value) = monitored.filter(|v| is_improvement(&trainer.monitor, *v, state.best_metric)) {
+            state.best_metric = Some(value);
             state.best_epoch = Some(epoch);
             state.epochs_without_improvement = 0;
             checkpoint::save(&run.file("model_best.safetensors"), &varmap, None, Some(&state))?;
-            info!("new best {} = {improved:.4}: saved model_best.safetensors", trainer.monitor);
+            info!("new best {} = {value:.4}: saved model_best.safetensors", trainer.monitor);
         } else if trainer.monitor != Monitor::Off {
             state.epochs_without_improvement += 1;
         }
-        let last_epoch = epoch == trainer.epochs || stopped_by != "completed";
-        if (trainer.save_period > 0 && epoch % trainer.save_period == 0) || last_epoch {
-            let path = run.file(&format!("checkpoint-epoch{epoch}.safetensors"));
-            checkpoint::save(&path, &varmap, Some(&optimizer.state_tensors()), Some(&state))?;
+        let early_stop = trainer.early_stop > 0 && state.epochs_without_improvement >= trainer.early_stop;
+        let last = epoch == trainer.epochs || early_stop || stopped_by != "completed";
+        if (trainer.save_period > 0 && epoch % trainer.save_period == 0) || last {
+            save_epoch_checkpoint(run, &varmap, &optimizer, &mut state, epoch, monitored, config)?;
         }
         last_train = Some(train_eval);
         last_val = Some(val);
         if stopped_by != "completed" {
             break;
         }
-        if trainer.early_stop > 0 && state.epochs_without_improvement >= trainer.early_stop {
+        if early_stop {
             info!("early stop: {} did not improve for {} epochs", trainer.monitor, trainer.early_stop);
             stopped_by = "early_stop";
             break;
@@ -187,23 +237,56 @@ pub fn train(config: &Config, run: &RunDir) -> Result<Summary, TrainError> {
     Ok(summary)
 }
 
-/// The monitored value if it improved on `best`.
-fn improvement(monitor: &Monitor, train: &Evaluation, val: &Evaluation, best: Option<f64>) -> Option<f64> {
+/// Write `checkpoint-epoch<N>`, then delete the checkpoints retention no longer keeps and any
+/// mid-epoch checkpoint it supersedes.
+fn save_epoch_checkpoint(
+    run: &RunDir,
+    varmap: &VarMap,
+    optimizer: &Optimizer,
+    state: &mut TrainerState,
+    epoch: usize,
+    monitored: Option<f64>,
+    config: &Config,
+) -> Result<(), TrainError> {
+    let file = format!("checkpoint-epoch{epoch}.safetensors");
+    let higher_is_better = match config.trainer.monitor {
+        Monitor::Off => None,
+        Monitor::Max(_) => Some(true),
+        Monitor::Min(_) => Some(false),
+    };
+    let kept = Kept { file: file.clone(), epoch, metric: monitored };
+    let obsolete = retention::admit(&mut state.kept, kept, config.trainer.save_top_k, higher_is_better);
+    checkpoint::save(&run.file(&file), varmap, Some(&optimizer.state_tensors()), Some(state))?;
+    let mid_epoch = std::fs::read_dir(run.path())
+        .map_err(|source| TrainError::RunDir { path: run.path().to_path_buf(), source })?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("checkpoint-step") && n.ends_with(".safetensors"));
+    for name in obsolete.into_iter().chain(mid_epoch) {
+        let _ = std::fs::remove_file(run.file(&name));
+    }
+    Ok(())
+}
+
+/// The value `monitor` watches, after an epoch.
+fn monitored_value(monitor: &Monitor, train: &Evaluation, val: &Evaluation) -> Option<f64> {
     let value = |metric: &str| match metric {
         "val_loss" => val.loss,
         "val_accuracy" => val.accuracy(),
         "train_loss" => train.loss,
         _ => train.accuracy(),
     };
-    let (current, better): (f64, fn(f64, f64) -> bool) = match monitor {
-        Monitor::Off => return None,
-        Monitor::Min(m) => (value(m), |a, b| a < b),
-        Monitor::Max(m) => (value(m), |a, b| a > b),
-    };
-    match best {
-        Some(b) if !better(current, b) => None,
-        _ if current.is_nan() => None,
-        _ => Some(current),
+    match monitor {
+        Monitor::Off => None,
+        Monitor::Min(m) | Monitor::Max(m) => Some(value(m)).filter(|v| !v.is_nan()),
+    }
+}
+
+fn is_improvement(monitor: &Monitor, value: f64, best: Option<f64>) -> bool {
+    match (monitor, best) {
+        (Monitor::Off, _) => false,
+        (_, None) => true,
+        (Monitor::Min(_), Some(b)) => value < b,
+        (Monitor::Max(_), Some(b)) => value > b,
     }
 }
 
@@ -224,13 +307,11 @@ fn clip_gradients(
         return Ok(0.0);
     }
     let norm = f64::from(Tensor::stack(&squares, 0)?.sum_all()?.sqrt()?.to_scalar::<f32>()?);
-    if let Some(max) = max_norm {
-        if norm > max {
-            let scale = max / (norm + 1e-6);
-            for var in &vars {
-                if let Some(g) = grads.remove(var.as_tensor()) {
-                    grads.insert(var.as_tensor(), (g * scale)?);
-                }
+    if let Some(max) = max_norm.filter(|max| norm > *max) {
+        let scale = max / (norm + 1e-6);
+        for var in &vars {
+            if let Some(g) = grads.remove(var.as_tensor()) {
+                grads.insert(var.as_tensor(), (g * scale)?);
             }
         }
     }

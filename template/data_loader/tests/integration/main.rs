@@ -1,5 +1,7 @@
 //! Integration tests of the data_loader crate, compiled into one binary (one link of candle).
 
+mod download;
+mod http_server;
 mod idx;
 mod loader;
 mod mnist;
