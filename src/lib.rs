@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod idx;
+pub mod real_data;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

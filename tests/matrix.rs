@@ -10,6 +10,8 @@ use std::time::Instant;
 use candlecutter_tests::{Variant, assert_success, candlecutter, nvcc_available, progress, repo_root, tree, tree_diff};
 
 const TRAIN_IMAGES: usize = 320;
+/// Held-out accuracy each model must reach after 5 epochs on 8,000 real digits.
+const REAL_DATA_TARGETS: [(&str, f64); 3] = [("mlp", 0.93), ("cnn", 0.97), ("convnext", 0.92)];
 const TEST_IMAGES: usize = 64;
 const EPOCHS: usize = 2;
 
@@ -99,7 +101,50 @@ fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Resu
     if json["samples"] != TEST_IMAGES || !(0.0..=1.0).contains(&accuracy) || !json["loss"].as_f64().is_some_and(f64::is_finite) {
         return Err(format!("{name}: unexpected evaluation {json}"));
     }
-    Ok(format!("build {build:5.1}s  test {test:5.1}s  train {train:4.1}s  test accuracy {accuracy:.3}"))
+    let mut report = format!("build {build:5.1}s  test {test:5.1}s  train {train:4.1}s  test accuracy {accuracy:.3}");
+    if variant.backend == "cpu" && variant.onnx {
+        report.push_str(&real_data_check(variant, project, &bin)?);
+    }
+    Ok(report)
+}
+
+/// Train 5 epochs on 8,000 real digits and evaluate the best checkpoint on the 2,000 held out.
+fn real_data_check(variant: &Variant, project: &Path, bin: &Path) -> Result<String, String> {
+    let name = variant.project_name();
+    let Some(source) = candlecutter_tests::real_data::source_dir() else {
+        progress(&format!("{name}: real-data accuracy check skipped: ../shared/data/mnist is absent"));
+        return Ok(String::new());
+    };
+    let data = project.join("data-real");
+    candlecutter_tests::real_data::write_split(&source, &data).map_err(|e| format!("{name}: {e}"))?;
+    let start = Instant::now();
+    let out = Command::new(bin)
+        .current_dir(project)
+        .args(["train", "--set", "data_loader.args.data_dir=data-real", "--set", "name=real", "--set", "trainer.epochs=5"])
+        .args(["--set", "device=cpu", "--set", "trainer.early_stop=0"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("{name}: real-data training failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let runs = project.join("saved").join("real");
+    let run = std::fs::read_dir(&runs).map_err(|e| e.to_string())?.next().ok_or("no run")?.map_err(|e| e.to_string())?.path();
+    let out = Command::new(bin)
+        .current_dir(project)
+        .args(["evaluate", "--split", "test", "--json", "--checkpoint"])
+        .arg(run.join("model_best.safetensors"))
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .map_err(|e| format!("{name}: real-data evaluate printed {stdout:?}: {e}"))?;
+    let accuracy = json["accuracy"].as_f64().unwrap_or(0.0);
+    let target = REAL_DATA_TARGETS.iter().find(|(m, _)| *m == variant.model).map_or(1.0, |(_, t)| *t);
+    if json["samples"] != candlecutter_tests::real_data::HELD_OUT || accuracy < target {
+        return Err(format!("{name}: held-out accuracy {accuracy:.4} on real MNIST is below {target} ({json})"));
+    }
+    Ok(format!("  real MNIST: {accuracy:.4} held-out after 5 epochs ({seconds:.0}s)"))
 }
 
 /// (name, version) of every package in the project's Cargo.lock, the project itself aside.
@@ -132,10 +177,18 @@ fn check_run_dir(name: &str, run_dir: &Path) -> Result<(), String> {
     if config["trainer"]["epochs"] != EPOCHS || config["device"] != "cpu" {
         return Err(format!("{name}: the saved config does not have the --set values: {config}"));
     }
-    for file in ["model_best.safetensors", "checkpoint-epoch1.safetensors", "checkpoint-epoch2.safetensors"] {
+    for file in ["model_best.safetensors", "checkpoint-epoch2.safetensors"] {
         if !run_dir.join(file).is_file() {
             return Err(format!("{name}: {file} is missing in {}", run_dir.display()));
         }
+    }
+    // save_top_k = 1: the best epoch checkpoint and the newest, nothing more.
+    let epoch_checkpoints = std::fs::read_dir(run_dir)
+        .map_err(|e| e.to_string())?
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("checkpoint-epoch")))
+        .count();
+    if epoch_checkpoints > 2 {
+        return Err(format!("{name}: {epoch_checkpoints} epoch checkpoints kept with save_top_k = 1"));
     }
     if read("train.log")?.is_empty() {
         return Err(format!("{name}: train.log is empty"));

@@ -45,6 +45,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Predict the digit in PNG or JPEG files with a checkpoint.
+    Predict {
+        #[arg(long, value_name = "PATH")]
+        checkpoint: PathBuf,
+        /// Image files (any size; colour or grey; dark-on-light images are inverted).
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<PathBuf>,
+        /// Print one JSON object per image.
+        #[arg(long)]
+        json: bool,
+    },
     /// Download the four MNIST files into data_loader.args.data_dir, verifying their SHA-256.
     Download,
 }
@@ -80,6 +91,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{} images: loss {:.4}", result.samples, result.loss);
                 for (name, value) in &result.metrics {
                     println!("{name}: {value:.4}");
+                }
+            }
+            Ok(())
+        }
+        Command::Predict { checkpoint, images, json } => {
+            crate::logging::init(&logger, None)?;
+            let config = match &cli.config {
+                Some(path) => Config::load(path, &cli.set)?,
+                None => inference::config_for_checkpoint(&checkpoint, &cli.set)?,
+            };
+            let restored = inference::restore(&checkpoint, &config)?;
+            let normalize = config.data_loader.args().normalize;
+            for p in inference::predict::predict(restored.model.as_ref(), &images, normalize, &restored.device)? {
+                if json {
+                    println!("{}", serde_json::to_string(&p)?);
+                } else {
+                    let note = if p.inverted { " (inverted: dark digit on light background)" } else { "" };
+                    println!("{}: {} ({:.1}%){note}", p.file.display(), p.class, 100.0 * p.probability);
                 }
             }
             Ok(())

@@ -3,6 +3,7 @@
 //! `RUST_LOG`, when set, replaces the level and directives.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -26,6 +27,7 @@ pub struct LoggerConfig {
 #[serde(deny_unknown_fields)]
 struct ConsoleConfig {
     format: Format,
+    /// Colours, when stderr is a terminal.
     ansi: bool,
 }
 
@@ -52,6 +54,14 @@ impl LoggerConfig {
         let mut de = serde_json::Deserializer::from_str(&text);
         let config: Self = serde_path_to_error::deserialize(&mut de)
             .map_err(|e| anyhow::anyhow!("logging config {}: at `{}`: {}", path.display(), e.path(), e.inner()))?;
+        const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+        for (key, level) in std::iter::once(("level".to_string(), &config.level))
+            .chain(config.directives.iter().map(|(t, l)| (format!("directives.{t}"), l)))
+        {
+            if !LEVELS.contains(&level.as_str()) {
+                anyhow::bail!("logging config {}: `{key}` is {level:?}; use one of {LEVELS:?}", path.display());
+            }
+        }
         config.filter().with_context(|| format!("logging config {}", path.display()))?;
         Ok(config)
     }
@@ -70,8 +80,10 @@ impl LoggerConfig {
 
 /// Install the global subscriber; with `log_file`, also log into that file.
 pub fn init(config: &LoggerConfig, log_file: Option<&Path>) -> anyhow::Result<()> {
+    // Colours only where a terminal shows them, never as escape codes in a piped log.
+    let ansi = config.console.ansi && std::io::stderr().is_terminal();
     let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> =
-        vec![layer(config.console.format, config.console.ansi, Mutex::new(std::io::stderr()))];
+        vec![layer(config.console.format, ansi, Mutex::new(std::io::stderr()))];
     if let (Some(path), true) = (log_file, config.file.enabled) {
         // Appended to, so a resumed run keeps the log of the part before.
         let file = std::fs::OpenOptions::new()
@@ -97,5 +109,42 @@ where
         Format::Pretty => base.pretty().boxed(),
         Format::Compact => base.compact().boxed(),
         Format::Json => base.json().boxed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> anyhow::Result<LoggerConfig> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("logger_config.json");
+        std::fs::write(&path, text)?;
+        LoggerConfig::load(&path)
+    }
+
+    #[test]
+    fn the_shipped_file_loads() {
+        let config = load_text(include_str!("../logger_config.json")).unwrap();
+        assert!(config.file.enabled);
+    }
+
+    #[test]
+    fn missing_broken_or_invalid_files_are_clear_errors() {
+        let err = LoggerConfig::load(Path::new("/nonexistent/logger_config.json")).unwrap_err();
+        assert!(format!("{err:#}").contains("--logger-config"), "{err:#}");
+        let shipped = include_str!("../logger_config.json");
+        for (text, needle) in [
+            ("{", "logger_config.json"),
+            (&shipped.replace("\"compact\"", "\"fancy\"") as &str, "console.format"),
+            (&shipped.replace("\"ansi\"", "\"colour\""), "colour"),
+        ] {
+            let err = format!("{:#}", load_text(text).unwrap_err());
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+        if std::env::var_os("RUST_LOG").is_none() {
+            let err = format!("{:#}", load_text(&shipped.replace("\"info\"", "\"loud\"")).unwrap_err());
+            assert!(err.contains("`level` is \"loud\""), "{err}");
+        }
     }
 }

@@ -1,5 +1,7 @@
-//! Using a trained model: evaluating a checkpoint on the validation or test split.
+//! Using a trained model: evaluating a checkpoint on the validation or test split, and predicting
+//! the digits in image files.
 
+pub mod predict;
 pub mod restore;
 
 pub use restore::{Restored, config_for_checkpoint, restore};

@@ -15,13 +15,6 @@ mod args;
 mod dropout;
 mod error;
 
-#[cfg(feature = "cnn")]
-pub mod cnn;
-#[cfg(feature = "convnext")]
-pub mod convnext;
-#[cfg(feature = "mlp")]
-pub mod mlp;
-
 #[cfg(test)]
 mod test_support;
 
@@ -45,86 +38,69 @@ pub trait Classifier: Send + Sync {
     fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor>;
 }
 
-/// The model registry: `config.json`'s `"model": {"type": "cnn", "args": {} }`.
-///
-/// `args` may be `{}`, `null` or left out for the defaults; a key a model does not know is an error that
-/// names it, and so is a `type` this project does not ship.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(
-    tag = "type",
-    content = "args",
-    rename_all = "snake_case",
-    deny_unknown_fields
-)]
-pub enum ModelConfig {
+/// Declares the model registry: the model modules, `ModelConfig` (config.json's
+/// `"model": {"type": ..., "args": ...}`) and its `name`, `validate` and `build`. Each entry reads
+/// `Variant(module::Config => Model)`: `module` is the file `src/module.rs` and also the `"type"`
+/// in config.json (so `Variant` must be `module` in CamelCase); `Config` needs `Default` and
+/// `validate()`, and `Model::new(&Config, VarBuilder)` builds a [`Classifier`].
+macro_rules! registry {
+    ($( $(#[$attr:meta])* $variant:ident($module:ident::$config:ident => $model:ident) ),+ $(,)?) => {
+        $( $(#[$attr])* pub mod $module; )+
+
+        /// The model registry: config.json's `"model": {"type": "cnn", "args": {}}`.
+        ///
+        /// `args` may be `{}`, `null` or left out for the defaults; a key a model does not know is an
+        /// error that names it, and so is a `type` this project does not ship.
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(tag = "type", content = "args", rename_all = "snake_case", deny_unknown_fields)]
+        pub enum ModelConfig {
+            $( $(#[$attr])* $variant($module::$config), )+
+        }
+
+        impl Default for ModelConfig {
+            /// The first registered model, with its default args.
+            fn default() -> Self {
+                let mut registered: Vec<Self> = Vec::new();
+                $( $(#[$attr])* registered.push(Self::$variant(Default::default())); )+
+                registered.into_iter().next().expect("the compile_error! above guarantees one model")
+            }
+        }
+
+        impl ModelConfig {
+            /// The `type` string in `config.json`; also a good run-directory or file name.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( $(#[$attr])* Self::$variant(_) => stringify!($module), )+
+                }
+            }
+
+            /// Checks the args without building anything, so a bad config fails before data is loaded.
+            pub fn validate(&self) -> Result<(), ConfigError> {
+                match self {
+                    $( $(#[$attr])* Self::$variant(cfg) => cfg.validate(), )+
+                }
+            }
+
+            /// Builds the model. With a `VarBuilder` over a fresh `VarMap` this creates and
+            /// initialises the parameters; over a loaded checkpoint it reads them by name.
+            pub fn build(&self, vb: VarBuilder) -> candle_core::Result<Box<dyn Classifier>> {
+                Ok(match self {
+                    $( $(#[$attr])* Self::$variant(cfg) => Box::new($module::$model::new(cfg, vb)?), )+
+                })
+            }
+        }
+    };
+}
+
+// The registry: one line per model. To add your own, write src/my_net.rs and add
+//     MyNet(my_net::MyNetConfig => MyNet),
+registry! {
     #[cfg(feature = "mlp")]
-    Mlp(mlp::MlpConfig),
+    Mlp(mlp::MlpConfig => Mlp),
     #[cfg(feature = "cnn")]
-    Cnn(cnn::CnnConfig),
+    Cnn(cnn::CnnConfig => Cnn),
     #[cfg(feature = "convnext")]
-    Convnext(convnext::ConvNextConfig),
-}
-
-impl Default for ModelConfig {
-    /// The shipped model with its default args. With several model features on (a project that added a
-    /// model), the first of `mlp`, `cnn`, `convnext` that is enabled wins.
-    fn default() -> Self {
-        shipped_model()
-    }
-}
-
-#[cfg(feature = "mlp")]
-fn shipped_model() -> ModelConfig {
-    ModelConfig::Mlp(mlp::MlpConfig::default())
-}
-
-#[cfg(all(feature = "cnn", not(feature = "mlp")))]
-fn shipped_model() -> ModelConfig {
-    ModelConfig::Cnn(cnn::CnnConfig::default())
-}
-
-#[cfg(all(feature = "convnext", not(any(feature = "mlp", feature = "cnn"))))]
-fn shipped_model() -> ModelConfig {
-    ModelConfig::Convnext(convnext::ConvNextConfig::default())
-}
-
-impl ModelConfig {
-    /// The `type` string in `config.json`; also a good run-directory or file name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            #[cfg(feature = "mlp")]
-            Self::Mlp(_) => "mlp",
-            #[cfg(feature = "cnn")]
-            Self::Cnn(_) => "cnn",
-            #[cfg(feature = "convnext")]
-            Self::Convnext(_) => "convnext",
-        }
-    }
-
-    /// Checks the args without building anything, so a bad config fails before data is loaded.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        match self {
-            #[cfg(feature = "mlp")]
-            Self::Mlp(cfg) => cfg.validate(),
-            #[cfg(feature = "cnn")]
-            Self::Cnn(cfg) => cfg.validate(),
-            #[cfg(feature = "convnext")]
-            Self::Convnext(cfg) => cfg.validate(),
-        }
-    }
-
-    /// Builds the model. With a `VarBuilder` over a fresh `VarMap` this creates and initialises the
-    /// parameters; over a loaded checkpoint it reads them by name.
-    pub fn build(&self, vb: VarBuilder) -> candle_core::Result<Box<dyn Classifier>> {
-        Ok(match self {
-            #[cfg(feature = "mlp")]
-            Self::Mlp(cfg) => Box::new(mlp::Mlp::new(cfg, vb)?),
-            #[cfg(feature = "cnn")]
-            Self::Cnn(cfg) => Box::new(cnn::Cnn::new(cfg, vb)?),
-            #[cfg(feature = "convnext")]
-            Self::Convnext(cfg) => Box::new(convnext::ConvNext::new(cfg, vb)?),
-        })
-    }
+    Convnext(convnext::ConvNextConfig => ConvNext),
 }
 
 /// The number of trainable scalars, for the log line a user compares against the paper or the seed.
@@ -187,6 +163,14 @@ mod tests {
                 .contains("expected images [batch, 1, 28, 28], got [2, 28, 28]"),
             "{err}"
         );
+    }
+
+    /// `name()` comes from the module name, serde's `type` from the variant: they must agree.
+    #[test]
+    fn the_registered_name_is_the_config_type() {
+        let config = ModelConfig::default();
+        let json = serde_json::to_value(&config).expect("serializes");
+        assert_eq!(json["type"], config.name());
     }
 
     #[test]

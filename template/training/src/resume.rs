@@ -25,16 +25,18 @@ pub fn find_checkpoint(path: &Path) -> Result<(PathBuf, TrainerState), ResumeErr
     if !path.exists() {
         return Err(ResumeError::Missing { path: path.to_path_buf() });
     }
+    // Only checkpoint-* files carry the optimiser state a resume needs.
+    let is_checkpoint = |p: &Path| {
+        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("checkpoint-") && n.ends_with(".safetensors"))
+    };
     let candidates: Vec<PathBuf> = if path.is_dir() {
         std::fs::read_dir(path)
             .map_err(|source| ResumeError::Read { path: path.to_path_buf(), source })?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("checkpoint-") && n.ends_with(".safetensors"))
-            })
+            .filter(|p| is_checkpoint(p))
             .collect()
     } else {
-        vec![path.to_path_buf()]
+        vec![path.to_path_buf()].into_iter().filter(|p| is_checkpoint(p)).collect()
     };
     let mut best: Option<(PathBuf, TrainerState)> = None;
     for candidate in candidates {

@@ -1,0 +1,87 @@
+//! Config errors name the JSON path (and line and column), and `--set` overrides any key.
+
+use std::path::Path;
+
+use training::{Config, ConfigError};
+
+const CONFIG: &str = include_str!("../../config.json");
+
+fn load(text: &str, set: &[&str]) -> Result<Config, ConfigError> {
+    let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+    Config::from_json(text, Path::new("config.json"), &set)
+}
+
+#[test]
+fn the_shipped_config_loads() {
+    let config = load(CONFIG, &[]).unwrap();
+    assert_eq!(config.seed, 42);
+    assert_eq!(config.trainer.epochs, 10);
+}
+
+#[test]
+fn a_typo_names_the_json_path_and_position() {
+    let text = CONFIG.replace("\"log_every_steps\"", "\"log_every_step\"");
+    let err = load(&text, &[]).unwrap_err().to_string();
+    assert!(err.contains("trainer") && err.contains("log_every_step"), "{err}");
+    assert!(err.contains("config.json"), "{err}");
+
+    let text = CONFIG.replace("\"batch_size\": 64", "\"batch_size\": \"64\"");
+    let err = load(&text, &[]).unwrap_err().to_string();
+    assert!(err.contains("data_loader.args.batch_size"), "{err}");
+}
+
+#[test]
+fn broken_json_reports_line_and_column() {
+    let err = load("{\n  \"name\": \"x\",\n  oops\n}", &[]).unwrap_err();
+    assert!(matches!(err, ConfigError::Syntax { line: 3, .. }), "{err}");
+}
+
+#[test]
+fn unknown_component_types_list_the_known_ones() {
+    let text = CONFIG.replace("\"type\": \"adamw\"", "\"type\": \"adam\"");
+    let err = load(&text, &[]).unwrap_err().to_string();
+    assert!(err.contains("optimizer") && err.contains("adamw") && err.contains("sgd"), "{err}");
+}
+
+#[test]
+fn set_overrides_numbers_strings_and_nested_objects() {
+    let config = load(
+        CONFIG,
+        &["trainer.epochs=3", "device=cpu", "optimizer.args.lr=0.01", "data_loader.args.validation_split=500"],
+    )
+    .unwrap();
+    assert_eq!(config.trainer.epochs, 3);
+    assert_eq!(config.device.to_string(), "cpu");
+    assert_eq!(config.optimizer.lr(), 0.01);
+    assert_eq!(config.data_loader.args().validation_split, data_loader::ValidationSplit::Count(500));
+    // The saved (resolved) config carries the overrides.
+    assert!(config.to_json().contains("\"epochs\": 3"));
+}
+
+#[test]
+fn set_errors_are_checked_like_the_file() {
+    let err = load(CONFIG, &["trainer.epochs=-1"]).unwrap_err().to_string();
+    assert!(err.contains("trainer.epochs"), "{err}");
+    let err = load(CONFIG, &["trainer.epocs=3"]).unwrap_err().to_string();
+    assert!(err.contains("epocs"), "{err}");
+    assert!(matches!(load(CONFIG, &["trainer.epochs"]).unwrap_err(), ConfigError::MalformedSet(_)));
+    let err = load(CONFIG, &["seed.x=1"]).unwrap_err();
+    assert!(matches!(err, ConfigError::SetThroughValue { .. }), "{err}");
+}
+
+#[test]
+fn rules_serde_cannot_express_are_checked() {
+    for (set, needle) in [
+        ("trainer.epochs=0", "trainer.epochs"),
+        ("data_loader.args.batch_size=0", "batch_size"),
+        ("optimizer.args.lr=-1", "optimizer.args.lr"),
+        ("trainer.monitor=\"max accuracy\"", "monitor"),
+        ("loss.args.label_smoothing=1.5", "label_smoothing"),
+        ("device=gpu", "cuda"),
+    ] {
+        let err = load(CONFIG, &[set]).unwrap_err().to_string();
+        assert!(err.contains(needle), "{set}: {err}");
+    }
+    let err = load(CONFIG, &["data_loader.args.validation_split=0"]).unwrap_err().to_string();
+    assert!(err.contains("no validation set"), "{err}");
+}
