@@ -10,6 +10,8 @@ use std::time::Instant;
 use candlecutter_tests::{Variant, assert_success, candlecutter, nvcc_available, progress, repo_root, tree, tree_diff};
 
 const TRAIN_IMAGES: usize = 320;
+/// The crates ONNX export brings; a project generated with onnx = false has none of them.
+const ONNX_CRATES: [&str; 3] = ["onnx-protobuf", "protobuf", "tract-onnx"];
 /// Held-out accuracy each model must reach after 5 epochs on 8,000 real digits.
 const REAL_DATA_TARGETS: [(&str, f64); 3] = [("mlp", 0.93), ("cnn", 0.97), ("convnext", 0.92)];
 const TEST_IMAGES: usize = 64;
@@ -61,6 +63,10 @@ fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Resu
     args.extend_from_slice(features);
     let build = run("cargo build", cargo(project, &args))?;
     let locked_after = locked_packages(project, &name)?;
+    let onnx_crates: Vec<_> = locked_after.iter().filter(|(n, _)| ONNX_CRATES.contains(&n.as_str())).collect();
+    if variant.onnx == onnx_crates.is_empty() {
+        return Err(format!("{name}: ONNX crates in Cargo.lock with onnx = {}: {onnx_crates:?}", variant.onnx));
+    }
     if locked_before != locked_after {
         let added: Vec<_> = locked_after.difference(&locked_before).collect();
         let removed: Vec<_> = locked_before.difference(&locked_after).collect();
@@ -85,6 +91,9 @@ fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Resu
         .map_err(|e| e.to_string())?
         .path();
     check_run_dir(&name, &run_dir)?;
+    if variant.backend == "cpu" && variant.model == "mlp" {
+        tensorboard_check(&name, &run_dir)?;
+    }
 
     let checkpoint = run_dir.join("model_best.safetensors");
     let out = Command::new(&bin)
@@ -102,6 +111,10 @@ fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Resu
         return Err(format!("{name}: unexpected evaluation {json}"));
     }
     let mut report = format!("build {build:5.1}s  test {test:5.1}s  train {train:4.1}s  test accuracy {accuracy:.3}");
+    if variant.onnx {
+        export_and_compare(&name, &bin, project, &checkpoint)?;
+        report.push_str("  onnx: exported, verified, same accuracy");
+    }
     if variant.backend == "cpu" && variant.onnx {
         report.push_str(&real_data_check(variant, project, &bin)?);
     }
@@ -144,7 +157,76 @@ fn real_data_check(variant: &Variant, project: &Path, bin: &Path) -> Result<Stri
     if json["samples"] != candlecutter_tests::real_data::HELD_OUT || accuracy < target {
         return Err(format!("{name}: held-out accuracy {accuracy:.4} on real MNIST is below {target} ({json})"));
     }
-    Ok(format!("  real MNIST: {accuracy:.4} held-out after 5 epochs ({seconds:.0}s)"))
+    let onnx_accuracy = export_and_compare(&name, bin, project, &run.join("model_best.safetensors"))?;
+    Ok(format!("  real MNIST: {accuracy:.4} held-out after 5 epochs ({seconds:.0}s), ONNX {onnx_accuracy:.4}"))
+}
+
+/// Run the project's binary and parse the JSON object on the last line of its output.
+fn last_json(name: &str, bin: &Path, project: &Path, args: &[&str]) -> Result<serde_json::Value, String> {
+    let out = Command::new(bin).current_dir(project).args(args).output().map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).map_err(|e| {
+        format!("{name}: `{}` printed {stdout:?} ({e}); stderr: {}", args.join(" "), String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+/// Export `checkpoint` to ONNX (verified against candle by the export itself), then check that
+/// the file's accuracy through tract equals candle's on the test split. Returns the accuracy.
+fn export_and_compare(name: &str, bin: &Path, project: &Path, checkpoint: &Path) -> Result<f64, String> {
+    let checkpoint = checkpoint.display().to_string();
+    let out = Command::new(bin).current_dir(project).args(["export", "--checkpoint", &checkpoint]).output();
+    let out = out.map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("{name}: export failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let onnx = Path::new(&checkpoint).with_file_name("model.onnx");
+    let report = onnx.with_file_name("model.onnx.json");
+    if !onnx.is_file() || !report.is_file() {
+        return Err(format!("{name}: export wrote no model.onnx / model.onnx.json beside {checkpoint}"));
+    }
+    let onnx = onnx.display().to_string();
+    let candle = last_json(name, bin, project, &["evaluate", "--split", "test", "--json", "--checkpoint", &checkpoint])?;
+    let tract = last_json(name, bin, project, &["evaluate", "--split", "test", "--json", "--onnx", &onnx])?;
+    if candle["accuracy"] != tract["accuracy"] || candle["samples"] != tract["samples"] {
+        return Err(format!("{name}: the ONNX file scores {tract} but the checkpoint {candle}"));
+    }
+    Ok(candle["accuracy"].as_f64().unwrap_or(f64::NAN))
+}
+
+/// TensorBoard's own reader (Python) finds every tag, with one point per epoch for the epoch tags.
+/// The Python is $CANDLECUTTER_PYTHON (CI's entry point makes a virtualenv with tensorboard), else
+/// python3; without the tensorboard package the check is skipped with a printed line.
+fn tensorboard_check(name: &str, run_dir: &Path) -> Result<(), String> {
+    let python = std::env::var("CANDLECUTTER_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = repo_root().join("tests").join("tensorboard_check.py");
+    let out = Command::new(&python).arg(&script).arg(run_dir).output();
+    let out = match out {
+        Ok(out) if out.status.code() == Some(2) || out.status.code().is_none() => {
+            progress(&format!("{name}: TensorBoard reader check skipped: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            return Ok(());
+        }
+        Err(e) => {
+            progress(&format!("{name}: TensorBoard reader check skipped: cannot run {python}: {e}"));
+            return Ok(());
+        }
+        Ok(out) => out,
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let counts: serde_json::Value = serde_json::from_str(stdout.trim())
+        .map_err(|e| format!("{name}: tensorboard_check.py printed {stdout:?} ({e}); {}", String::from_utf8_lossy(&out.stderr)))?;
+    let epoch_tags = ["train/loss", "train/accuracy", "val/loss", "val/accuracy", "epoch/seconds", "epoch/samples_per_sec"];
+    for tag in epoch_tags {
+        if counts[tag] != EPOCHS {
+            return Err(format!("{name}: TensorBoard finds {} points for {tag}, expected {EPOCHS}: {counts}", counts[tag]));
+        }
+    }
+    for tag in ["train_step/loss", "train_step/lr", "config"] {
+        if !counts[tag].as_u64().is_some_and(|n| n >= 1) {
+            return Err(format!("{name}: TensorBoard finds no {tag}: {counts}"));
+        }
+    }
+    progress(&format!("{name}: TensorBoard's reader finds every tag: {counts}"));
+    Ok(())
 }
 
 /// (name, version) of every package in the project's Cargo.lock, the project itself aside.

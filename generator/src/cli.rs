@@ -94,9 +94,9 @@ fn new(args: NewArgs) -> Result<()> {
     let cuda = values.get("backend").is_some_and(|b| b == "cuda");
     println!("\nNext:");
     println!("  cd {}", path.display());
-    println!("  # put the MNIST IDX files (train-*/t10k-*-ubyte, plain or .gz) into data/");
-    println!("  cargo test");
+    println!("  cargo run --release -- download   # MNIST into data/, checked against its SHA-256");
     println!("  cargo run --release -- train");
+    println!("  cargo test                        # the project's own tests");
     if cuda {
         println!("  # CUDA builds need the CUDA toolkit (nvcc); without it: cargo run --release --no-default-features -- train");
     }

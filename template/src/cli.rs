@@ -1,5 +1,6 @@
-//! Subcommands: `train`, `evaluate` and `download`. Each reads config.json (or --config) with
-//! --set overrides; `evaluate` and `train --resume` use the config saved in the run folder.
+//! Subcommands: `train`, `evaluate`, `predict`, `report`, `export` (ONNX) and `download`. Each
+//! reads config.json (or --config) with --set overrides; `evaluate`, `predict`, `export` and
+//! `train --resume` use the config saved in the run folder, `--onnx FILE` the one in the file.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,8 +38,13 @@ enum Command {
     },
     /// Evaluate a checkpoint; the model is rebuilt from the config.json saved beside it.
     Evaluate {
-        #[arg(long, value_name = "PATH")]
-        checkpoint: PathBuf,
+        #[cfg_attr(feature = "onnx", arg(long, value_name = "PATH", required_unless_present = "onnx", conflicts_with = "onnx"))]
+        #[cfg_attr(not(feature = "onnx"), arg(long, value_name = "PATH", required = true))]
+        checkpoint: Option<PathBuf>,
+        /// Evaluate an exported ONNX file (run by tract) instead; its config comes from the file.
+        #[cfg(feature = "onnx")]
+        #[arg(long, value_name = "FILE")]
+        onnx: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Split::Test)]
         split: Split,
         /// Print the result as one JSON object on the last line.
@@ -47,14 +53,46 @@ enum Command {
     },
     /// Predict the digit in PNG or JPEG files with a checkpoint.
     Predict {
-        #[arg(long, value_name = "PATH")]
-        checkpoint: PathBuf,
+        #[cfg_attr(feature = "onnx", arg(long, value_name = "PATH", required_unless_present = "onnx", conflicts_with = "onnx"))]
+        #[cfg_attr(not(feature = "onnx"), arg(long, value_name = "PATH", required = true))]
+        checkpoint: Option<PathBuf>,
+        /// Predict with an exported ONNX file (run by tract) instead of a checkpoint.
+        #[cfg(feature = "onnx")]
+        #[arg(long, value_name = "FILE")]
+        onnx: Option<PathBuf>,
         /// Image files (any size; colour or grey; dark-on-light images are inverted).
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<PathBuf>,
         /// Print one JSON object per image.
         #[arg(long)]
         json: bool,
+    },
+    /// Charts and a Markdown summary of a run, written into its folder: loss.png, accuracy.png,
+    /// lr.png, confusion.png (the best checkpoint, counted on --split) and report.md. Works on
+    /// unfinished runs too.
+    Report {
+        /// The run folder: saved/<name>/<timestamp>.
+        #[arg(value_name = "RUN_DIR")]
+        run_dir: PathBuf,
+        /// The split the confusion matrix is counted on.
+        #[arg(long, value_enum, default_value_t = Split::Val)]
+        split: Split,
+    },
+    /// Export a checkpoint to ONNX, checked and verified against candle with tract; writes
+    /// model.onnx (and the report model.onnx.json) beside the checkpoint.
+    #[cfg(feature = "onnx")]
+    Export {
+        #[arg(long, value_name = "PATH")]
+        checkpoint: PathBuf,
+        /// Where to write the model [default: model.onnx beside the checkpoint]; the report goes to FILE.json.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The ONNX opset (IR version 8: 13 to 18; 17 or 18 for a model with LayerNorm).
+        #[arg(long, value_name = "N", default_value_t = inference::onnx::DEFAULT_OPSET)]
+        opset: i64,
+        /// Write the file without running it through tract against candle.
+        #[arg(long)]
+        no_verify: bool,
     },
     /// Download the four MNIST files into data_loader.args.data_dir, verifying their SHA-256.
     Download,
@@ -70,40 +108,66 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let logger = crate::logging::LoggerConfig::load(&cli.logger_config)?;
     match cli.command {
         Command::Train { resume } => train(&cli.config, &cli.set, &logger, resume.as_deref()),
-        Command::Evaluate { checkpoint, split, json } => {
+        Command::Evaluate {
+            checkpoint,
+            #[cfg(feature = "onnx")]
+            onnx,
+            split,
+            json,
+        } => {
             crate::logging::init(&logger, None)?;
+            #[cfg(feature = "onnx")]
+            if let Some(file) = &onnx {
+                let model = inference::onnx::OnnxModel::load(file)?;
+                let config = match &cli.config {
+                    Some(path) => Config::load(path, &cli.set)?,
+                    None => model.config(&cli.set)?,
+                };
+                let result = inference::onnx::evaluate_onnx(&model, &config, eval_split(split))?;
+                print_evaluation(&result, json);
+                return Ok(());
+            }
+            let checkpoint = checkpoint.context("pass --checkpoint PATH")?;
             let config = match &cli.config {
                 Some(path) => Config::load(path, &cli.set)?,
                 None => inference::config_for_checkpoint(&checkpoint, &cli.set)?,
             };
-            let split = match split {
-                Split::Val => EvalSplit::Val,
-                Split::Test => EvalSplit::Test,
-            };
-            let result = inference::evaluate_checkpoint(&checkpoint, &config, split)?;
-            if json {
-                let mut object = serde_json::json!({"loss": result.loss, "samples": result.samples});
-                for (name, value) in &result.metrics {
-                    object[name] = serde_json::json!(value);
-                }
-                println!("{object}");
-            } else {
-                println!("{} images: loss {:.4}", result.samples, result.loss);
-                for (name, value) in &result.metrics {
-                    println!("{name}: {value:.4}");
-                }
-            }
+            let result = inference::evaluate_checkpoint(&checkpoint, &config, eval_split(split))?;
+            print_evaluation(&result, json);
             Ok(())
         }
-        Command::Predict { checkpoint, images, json } => {
+        Command::Predict {
+            checkpoint,
+            #[cfg(feature = "onnx")]
+            onnx,
+            images,
+            json,
+        } => {
             crate::logging::init(&logger, None)?;
-            let config = match &cli.config {
-                Some(path) => Config::load(path, &cli.set)?,
-                None => inference::config_for_checkpoint(&checkpoint, &cli.set)?,
+            #[cfg(feature = "onnx")]
+            let from_onnx = match &onnx {
+                Some(file) => {
+                    let model = inference::onnx::OnnxModel::load(file)?;
+                    Some(inference::onnx::predict_onnx(&model, &images)?)
+                }
+                None => None,
             };
-            let restored = inference::restore(&checkpoint, &config)?;
-            let normalize = config.data_loader.args().normalize;
-            for p in inference::predict::predict(restored.model.as_ref(), &images, normalize, &restored.device)? {
+            #[cfg(not(feature = "onnx"))]
+            let from_onnx = None;
+            let predictions = match from_onnx {
+                Some(predictions) => predictions,
+                None => {
+                    let checkpoint = checkpoint.context("pass --checkpoint PATH")?;
+                    let config = match &cli.config {
+                        Some(path) => Config::load(path, &cli.set)?,
+                        None => inference::config_for_checkpoint(&checkpoint, &cli.set)?,
+                    };
+                    let restored = inference::restore(&checkpoint, &config)?;
+                    let normalize = config.data_loader.args().normalize;
+                    inference::predict::predict(restored.model.as_ref(), &images, normalize, &restored.device)?
+                }
+            };
+            for p in predictions {
                 if json {
                     println!("{}", serde_json::to_string(&p)?);
                 } else {
@@ -111,6 +175,36 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("{}: {} ({:.1}%){note}", p.file.display(), p.class, 100.0 * p.probability);
                 }
             }
+            Ok(())
+        }
+        Command::Report { run_dir, split } => {
+            crate::logging::init(&logger, None)?;
+            let options = inference::report::ReportOptions {
+                split: eval_split(split),
+                // --config replaces the run's config.json; --set applies to either.
+                config: cli.config.as_deref().map(|path| Config::load(path, &cli.set)).transpose()?,
+                overrides: cli.set.clone(),
+            };
+            let report = inference::report::report(&run_dir, &options)?;
+            for chart in &report.charts {
+                println!("wrote {}", chart.display());
+            }
+            println!("wrote {}", report.markdown.display());
+            if !report.finished {
+                println!("the run is unfinished: the report covers the {} epochs in its metrics.csv", report.epochs);
+            }
+            Ok(())
+        }
+        #[cfg(feature = "onnx")]
+        Command::Export { checkpoint, output, opset, no_verify } => {
+            crate::logging::init(&logger, None)?;
+            let config = match &cli.config {
+                Some(path) => Config::load(path, &cli.set)?,
+                None => inference::config_for_checkpoint(&checkpoint, &cli.set)?,
+            };
+            let options = inference::onnx::ExportOptions { output, opset, verify: !no_verify };
+            let report = inference::onnx::export_checkpoint(&checkpoint, &config, &options)?;
+            println!("{}", report.summary());
             Ok(())
         }
         Command::Download => {
@@ -128,6 +222,38 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// The loss and metrics, per-class accuracy and confusion matrix, as text or (`--json`) as one
+/// JSON object on one line.
+fn print_evaluation(result: &training::evaluate::Evaluation, json: bool) {
+    if json {
+        let mut object = serde_json::json!({
+            "loss": result.loss,
+            "samples": result.samples,
+            "per_class_accuracy": result.per_class_accuracy,
+            "confusion": result.confusion,
+        });
+        for (name, value) in &result.metrics {
+            object[name] = serde_json::json!(value);
+        }
+        println!("{object}");
+    } else {
+        println!("{} images: loss {:.4}", result.samples, result.loss);
+        for (name, value) in &result.metrics {
+            println!("{name}: {value:.4}");
+        }
+        println!("{}", result.per_class_line());
+        println!("confusion matrix (rows: true class, columns: predicted class):");
+        println!("{}", result.confusion_table());
+    }
+}
+
+fn eval_split(split: Split) -> EvalSplit {
+    match split {
+        Split::Val => EvalSplit::Val,
+        Split::Test => EvalSplit::Test,
     }
 }
 

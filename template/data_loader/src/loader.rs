@@ -107,12 +107,15 @@ impl<'a, D: Dataset> DataLoader<'a, D> {
         let order = self.epoch_order(epoch);
         let samples = self.num_samples();
         let batch_size = self.batch_size;
+        // The epoch's order goes to the device once; each batch slices it there, so on a GPU no
+        // step copies anything from the host (the images themselves never leave the device).
+        let len = order.len();
+        let order = Tensor::from_vec(order, len, self.dataset.device());
         (skip.min(self.num_batches())..self.num_batches()).map(move |batch| {
             let start = batch * batch_size;
             let end = (start + batch_size).min(samples);
-            // One small upload per batch; the images themselves never leave the device.
-            let indices =
-                Tensor::from_slice(&order[start..end], end - start, self.dataset.device())?;
+            let order = order.as_ref().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            let indices = order.narrow(0, start, end - start)?;
             self.dataset.batch(&indices)
         })
     }

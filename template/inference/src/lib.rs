@@ -1,7 +1,10 @@
 //! Using a trained model: evaluating a checkpoint on the validation or test split, and predicting
 //! the digits in image files.
 
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod predict;
+pub mod report;
 pub mod restore;
 
 pub use restore::{Restored, config_for_checkpoint, restore};

@@ -5,10 +5,11 @@
 //! convs between stages, then global average pooling and a two-layer head. With the default
 //! `dims = [8, 16, 32]` the spatial size goes 28 -> 7 -> 3 -> 1 and the model has 14,090 parameters.
 
-use candle_core::{D, Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Init, Linear, VarBuilder, conv2d, linear};
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder, conv2d, linear};
 
 use crate::error::ConfigError;
+use crate::layer_norm::{ChannelNorm, LayerNorm};
 use crate::{Classifier, INPUT_SHAPE, NUM_CLASSES};
 
 /// `"model": {"type": "convnext", "args": {"dims": [8, 16, 32] } }`.
@@ -86,54 +87,6 @@ fn max_stages() -> usize {
     stages
 }
 
-/// LayerNorm over the last dimension, with weight and bias.
-///
-/// candle-nn's `LayerNorm` runs a fused kernel on contiguous input that has no backward pass (its
-/// parameters would silently never train); this uses the differentiable composition of tensor ops.
-#[derive(Debug, Clone)]
-struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
-}
-
-impl LayerNorm {
-    fn new(size: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self {
-            weight: vb.get_with_hints(size, "weight", Init::Const(1.))?,
-            bias: vb.get_with_hints(size, "bias", Init::Const(0.))?,
-        })
-    }
-}
-
-impl Module for LayerNorm {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let centered = xs.broadcast_sub(&xs.mean_keepdim(D::Minus1)?)?;
-        let std = (centered.sqr()?.mean_keepdim(D::Minus1)? + LN_EPS)?.sqrt()?;
-        centered
-            .broadcast_div(&std)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
-    }
-}
-
-/// LayerNorm over the channels of an NCHW tensor: to NHWC, normalise the last dimension, back.
-#[derive(Debug, Clone)]
-struct ChannelNorm(LayerNorm);
-
-impl ChannelNorm {
-    fn new(channels: usize, vb: VarBuilder) -> Result<Self> {
-        LayerNorm::new(channels, vb).map(Self)
-    }
-}
-
-impl Module for ChannelNorm {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        xs.permute((0, 2, 3, 1))? // [batch, h, w, c]
-            .apply(&self.0)?
-            .permute((0, 3, 1, 2)) // [batch, c, h, w]
-    }
-}
-
 /// x + pwconv2(gelu(pwconv1(norm(dwconv(x))))): shape-preserving, `[batch, d, h, w]`.
 #[derive(Debug, Clone)]
 struct Block {
@@ -153,7 +106,7 @@ impl Block {
         let pointwise = Conv2dConfig::default();
         Ok(Self {
             dwconv: conv2d(dim, dim, DW_KERNEL, depthwise, vb.pp("dwconv"))?,
-            norm: ChannelNorm::new(dim, vb.pp("norm"))?,
+            norm: ChannelNorm::new(dim, LN_EPS, vb.pp("norm"))?,
             pwconv1: conv2d(dim, EXPANSION * dim, 1, pointwise, vb.pp("pwconv1"))?,
             pwconv2: conv2d(EXPANSION * dim, dim, 1, pointwise, vb.pp("pwconv2"))?,
         })
@@ -187,7 +140,7 @@ impl Downsample {
             ..Default::default()
         };
         Ok(Self {
-            norm: ChannelNorm::new(dim, vb.pp("norm"))?,
+            norm: ChannelNorm::new(dim, LN_EPS, vb.pp("norm"))?,
             conv: conv2d(dim, next, DOWN_STRIDE, cfg, vb.pp("conv"))?,
         })
     }
@@ -263,9 +216,9 @@ impl ConvNext {
                 stem,
                 vb.pp("stem").pp("conv"),
             )?,
-            stem_norm: ChannelNorm::new(first, vb.pp("stem").pp("norm"))?,
+            stem_norm: ChannelNorm::new(first, LN_EPS, vb.pp("stem").pp("norm"))?,
             stages,
-            head_norm: LayerNorm::new(last, vb.pp("head").pp("norm"))?,
+            head_norm: LayerNorm::new(last, LN_EPS, vb.pp("head").pp("norm"))?,
             head_fc1: linear(last, HEAD_WIDTH, vb.pp("head").pp("fc1"))?,
             head_fc2: linear(HEAD_WIDTH, NUM_CLASSES, vb.pp("head").pp("fc2"))?,
         })
@@ -390,7 +343,7 @@ mod tests {
         let varmap = candle_nn::VarMap::new();
         let vb =
             VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &candle_core::Device::Cpu);
-        let norm = ChannelNorm::new(3, vb).expect("norm");
+        let norm = ChannelNorm::new(3, LN_EPS, vb).expect("norm");
         // [1, 3, 1, 2]: pixel 0 has channels (1, 2, 3), pixel 1 has (10, 10, 40).
         let xs = Tensor::new(
             &[[[[1f32, 10.]], [[2., 10.]], [[3., 40.]]]],

@@ -64,6 +64,8 @@ pub struct TrainerConfig {
     pub detect_anomaly: bool,
     /// Stop after this many optimiser steps in total (for smoke tests); null: no limit.
     pub max_steps: Option<usize>,
+    /// Write TensorBoard event files into the run folder.
+    pub tensorboard: bool,
 }
 
 impl Default for TrainerConfig {
@@ -79,6 +81,7 @@ impl Default for TrainerConfig {
             grad_clip_norm: None,
             detect_anomaly: true,
             max_steps: None,
+            tensorboard: true,
         }
     }
 }

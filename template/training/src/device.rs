@@ -56,8 +56,8 @@ pub enum DeviceError {
          rebuild with `cargo run --release --features cuda -- train`, or set \"device\": \"cpu\""
     )]
     NotCompiled(DeviceSpec),
-    #[error("device \"{spec}\" is not usable: {source}")]
-    Unavailable { spec: DeviceSpec, source: candle_core::Error },
+    #[error("device \"{spec}\" is not usable ({source}); {available}")]
+    Unavailable { spec: DeviceSpec, source: Box<candle_core::Error>, available: String },
 }
 
 impl DeviceSpec {
@@ -69,7 +69,7 @@ impl DeviceSpec {
             Self::Cuda(_) if !cuda_built => Err(DeviceError::NotCompiled(self)),
             Self::Cuda(n) => Device::new_cuda(n)
                 .map(|d| (d, format!("device \"{self}\" in the config")))
-                .map_err(|source| DeviceError::Unavailable { spec: self, source }),
+                .map_err(|source| DeviceError::Unavailable { spec: self, source: Box::new(source), available: available_cuda_devices() }),
             Self::Auto if !cuda_built => {
                 Ok((Device::Cpu, "auto: built without the `cuda` feature, using the CPU".into()))
             }
@@ -78,6 +78,16 @@ impl DeviceSpec {
                 Err(e) => Ok((Device::Cpu, format!("auto: no usable GPU ({e}), using the CPU"))),
             },
         }
+    }
+}
+
+/// The CUDA devices that open, in words, for error messages.
+fn available_cuda_devices() -> String {
+    let usable: Vec<String> = (0..16).take_while(|i| Device::new_cuda(*i).is_ok()).map(|i| format!("cuda:{i}")).collect();
+    if usable.is_empty() {
+        "no CUDA device is usable here; set \"device\": \"cpu\"".into()
+    } else {
+        format!("the usable devices are {}", usable.join(", "))
     }
 }
 

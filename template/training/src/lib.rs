@@ -15,6 +15,7 @@ pub mod resume;
 pub mod retention;
 pub mod run_dir;
 pub mod schedule;
+pub mod tensorboard;
 pub mod trainer;
 
 pub use config::{Config, ConfigError};

@@ -20,6 +20,7 @@ use crate::optim::Optimizer;
 use crate::progress::EpochProgress;
 use crate::retention::{self, Kept};
 use crate::run_dir::{EpochRecord, RunDir};
+use crate::tensorboard::{TensorBoardError, TrainingLog};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -36,6 +37,8 @@ pub enum TrainError {
          checkpoint is intact. Lower optimizer.args.lr, or set trainer.grad_clip_norm"
     )]
     Anomaly { what: &'static str, value: f64, step: u64, epoch: usize },
+    #[error(transparent)]
+    TensorBoard(#[from] TensorBoardError),
     #[error("model computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 }
@@ -112,6 +115,7 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
     let base_lr = config.optimizer.lr();
     let total_steps = trainer.epochs * train_loader.num_batches();
     let io = |source| TrainError::RunDir { path: run.path().to_path_buf(), source };
+    let mut tensorboard = TrainingLog::start(config, run)?;
 
     let mut stopped_by = "completed";
     let (mut last_train, mut last_val) = (None, None);
@@ -144,6 +148,7 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
             optimizer.step(&grads, lr)?;
             state.global_step += 1;
             state.step_in_epoch += 1;
+            tensorboard.step(state.global_step, loss_value, lr)?;
             let n = labels.dims1()?;
             partial.loss_sum += loss_value * n as f64;
             partial.correct += Metric::Accuracy.correct(&logits, &labels)?;
@@ -178,6 +183,7 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
             metrics: [("accuracy".to_string(), partial.correct / partial.samples.max(1) as f64)].into(),
             samples: partial.samples,
             seconds,
+            ..Default::default()
         };
         let val = evaluate(model.as_ref(), &val_loader, &config.loss, &config.metrics)?;
         state.epoch = epoch;
@@ -192,7 +198,9 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
             epoch, split, loss: e.loss, accuracy: e.accuracy(), lr, seconds: secs,
             samples_per_sec: e.samples as f64 / secs.max(1e-9),
         };
-        run.append_metrics(&[record("train", &train_eval, seconds), record("val", &val, val.seconds)]).map_err(io)?;
+        let rows = [record("train", &train_eval, seconds), record("val", &val, val.seconds)];
+        run.append_metrics(&rows).map_err(io)?;
+        tensorboard.epoch(epoch, &rows)?;
 
         let monitored = monitored_value(&trainer.monitor, &train_eval, &val);
         if let Some(value) = monitored.filter(|v| is_improvement(&trainer.monitor, *v, state.best_metric)) {
@@ -234,6 +242,7 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
         wall_seconds: wall.elapsed().as_secs_f64(),
     };
     run.write_summary(&summary).map_err(io)?;
+    tensorboard.finish()?;
     Ok(summary)
 }
 

@@ -1,0 +1,121 @@
+//! Assembling the ONNX model of a trained classifier: the `input` pixels, the standardisation,
+//! the model's graph, the `logits` output, the versions, and the metadata a user of the file
+//! needs (config, class labels, input specification, training metrics).
+
+use std::path::Path;
+
+use data_loader::Normalize;
+use model::{INPUT_SHAPE, NUM_CLASSES};
+use onnx_protobuf::{ModelProto, OperatorSetIdProto};
+use protobuf::MessageField;
+
+use super::graph::{GraphBuilder, Weights};
+use super::proto::{Dim, entry};
+use super::{OnnxError, models, opset};
+
+/// The graph input: float32 `[batch, 1, 28, 28]`, pixels in [0, 1].
+pub const INPUT_NAME: &str = "input";
+/// The graph output: float32 `[batch, 10]`.
+pub const OUTPUT_NAME: &str = "logits";
+/// The symbolic batch dimension of the input and the output.
+pub const BATCH_DIM: &str = "batch";
+/// The metadata key of the resolved training config (JSON).
+pub const CONFIG_KEY: &str = "config";
+/// Written as the model's `producer_name`.
+pub const PRODUCER_NAME: &str = "candle-onnx-export";
+
+/// The ONNX model of `config.model` with `weights`, at `opset` (checked against what the graph
+/// needs). `run_dir` is the checkpoint's run folder, whose summary.json (if any) goes into the
+/// metadata.
+pub fn build_model_proto(
+    config: &training::Config,
+    weights: &Weights,
+    opset: i64,
+    run_dir: Option<&Path>,
+) -> Result<ModelProto, OnnxError> {
+    let name = config.model.name();
+    let normalize = config.data_loader.args().normalize;
+    let mut g = GraphBuilder::new(name, weights);
+    let batch = Dim::Symbolic(BATCH_DIM.to_owned());
+    let input_dims = [
+        batch.clone(),
+        Dim::Fixed(INPUT_SHAPE[0]),
+        Dim::Fixed(INPUT_SHAPE[1]),
+        Dim::Fixed(INPUT_SHAPE[2]),
+    ];
+    let pixels = g.input(INPUT_NAME, &input_dims);
+    let x = g.normalize(&pixels, normalize);
+    let logits = models::emit(&mut g, &config.model, &x)?;
+    let opset = opset::resolve(name, opset, g.required_opset())?;
+    let graph = g.finish(
+        name,
+        &logits,
+        OUTPUT_NAME,
+        &[batch, Dim::Fixed(NUM_CLASSES)],
+    )?;
+    Ok(ModelProto {
+        ir_version: opset::IR_VERSION,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: opset,
+            ..Default::default()
+        }],
+        producer_name: PRODUCER_NAME.to_owned(),
+        producer_version: env!("CARGO_PKG_VERSION").to_owned(),
+        model_version: 1,
+        doc_string: format!("MNIST digit classifier ({name}) exported from a candle checkpoint"),
+        graph: MessageField::some(graph),
+        metadata_props: metadata(config, normalize, run_dir)
+            .iter()
+            .map(|(k, v)| entry(k, v))
+            .collect(),
+        ..Default::default()
+    })
+}
+
+/// The metadata entries, in a fixed order, each key once.
+fn metadata(
+    config: &training::Config,
+    normalize: Normalize,
+    run_dir: Option<&Path>,
+) -> Vec<(&'static str, String)> {
+    let labels: Vec<String> = (0..NUM_CLASSES).map(|c| c.to_string()).collect();
+    let mut entries = vec![
+        ("producer_name", PRODUCER_NAME.to_owned()),
+        ("producer_version", env!("CARGO_PKG_VERSION").to_owned()),
+        ("model_type", config.model.name().to_owned()),
+        (CONFIG_KEY, config.to_json()),
+        (
+            "class_labels",
+            serde_json::to_string(&labels).expect("strings serialize"),
+        ),
+        (
+            "input_spec",
+            format!(
+                "{INPUT_NAME}: float32 [{BATCH_DIM}, {}, {}, {}], grayscale pixels scaled to [0, 1] \
+                 (a light digit on a dark background, as in MNIST), row by row; the graph itself \
+                 standardises them as (x - {}) / {}",
+                INPUT_SHAPE[0], INPUT_SHAPE[1], INPUT_SHAPE[2], normalize.mean, normalize.std
+            ),
+        ),
+        (
+            "output_spec",
+            format!(
+                "{OUTPUT_NAME}: float32 [{BATCH_DIM}, {NUM_CLASSES}], unnormalised scores for the \
+                 class_labels (softmax gives probabilities)"
+            ),
+        ),
+    ];
+    if let Some(summary) = run_dir.and_then(training_summary) {
+        entries.push(("training_metrics", summary));
+    }
+    entries
+}
+
+/// The run's summary.json (best metric, final train and validation metrics), compacted; `None`
+/// when the run has none (an interrupted run) or it is not JSON.
+fn training_summary(run_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(run_dir.join("summary.json")).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(value.to_string())
+}

@@ -1,0 +1,135 @@
+//! The fixture of the end-to-end tests: a run folder with a checkpoint of the shipped model
+//! (whichever this project was generated with), fake MNIST files, and readers for the written
+//! model.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use data_loader::{IdxImages, Split};
+use model::Classifier;
+use onnx_protobuf::tensor_shape_proto::dimension::Value as DimValue;
+use onnx_protobuf::type_proto::Value as TypeValue;
+use onnx_protobuf::{Message, ModelProto, ValueInfoProto};
+use tempfile::TempDir;
+
+use super::perturb;
+use crate::onnx::Samples;
+
+/// A run folder with a checkpoint of the shipped model (random weights, perturbed so that no
+/// parameter keeps a trivial initial value) and its config.json.
+pub(super) struct Run {
+    pub dir: TempDir,
+    pub checkpoint: PathBuf,
+    pub config: training::Config,
+    pub model: Box<dyn Classifier>,
+    pub varmap: candle_nn::VarMap,
+}
+
+impl Run {
+    pub fn new(with_data: bool) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        if with_data {
+            write_fake_mnist(&data_dir, 200, 50);
+        }
+        let config = training::Config::from_json(
+            include_str!("../../../../config.json"),
+            Path::new("config.json"),
+            &[
+                "device=cpu".to_owned(),
+                format!("data_loader.args.data_dir={}", data_dir.display()),
+            ],
+        )
+        .expect("the project's config.json is valid");
+        let built = training::build_model(&config, &Device::Cpu).expect("the model builds");
+        perturb(&built.varmap, 0.1);
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).expect("run folder");
+        std::fs::write(run.join("config.json"), config.to_json()).expect("config.json");
+        let checkpoint = run.join("model_best.safetensors");
+        training::checkpoint::save(&checkpoint, &built.varmap, None, None).expect("checkpoint");
+        Self {
+            dir,
+            checkpoint,
+            config,
+            model: built.model,
+            varmap: built.varmap,
+        }
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        self.checkpoint
+            .parent()
+            .expect("the checkpoint is in the run folder")
+    }
+
+    pub fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.run_dir())
+            .expect("run folder")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn candle_logits(&self, pixels: &[f32], batch: usize) -> Vec<f32> {
+        let normalize = self.config.data_loader.args().normalize;
+        let x = Tensor::from_slice(pixels, (batch, 1, 28, 28), &Device::Cpu).expect("pixels");
+        let x = ((x - f64::from(normalize.mean)).expect("sub") / f64::from(normalize.std))
+            .expect("div");
+        let logits = self.model.forward_t(&x, false).expect("forward");
+        logits
+            .flatten_all()
+            .and_then(|t| t.to_vec1())
+            .expect("logits")
+    }
+}
+
+/// MNIST-format files with random digits in `dir`: `train` training and `test` test images.
+pub(super) fn write_fake_mnist(dir: &Path, train: usize, test: usize) {
+    std::fs::create_dir_all(dir).expect("data folder");
+    let mut state = 7u32;
+    let mut byte = move || {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (state >> 24) as u8
+    };
+    for (split, count) in [(Split::Train, train), (Split::Test, test)] {
+        let pixels = (0..count * 784).map(|_| byte()).collect();
+        let images = IdxImages {
+            count,
+            rows: 28,
+            cols: 28,
+            pixels,
+        };
+        let labels: Vec<u8> = (0..count).map(|_| byte() % 10).collect();
+        data_loader::write_images(&dir.join(split.images_file()), &images).expect("images");
+        data_loader::write_labels(&dir.join(split.labels_file()), &labels).expect("labels");
+    }
+}
+
+pub(super) fn read_model(path: &Path) -> ModelProto {
+    let bytes = std::fs::read(path).expect("the model file");
+    ModelProto::parse_from_bytes(&bytes).expect("an ONNX model")
+}
+
+/// `name: float32 [dims]` of a graph input or output, with symbolic dims as their names.
+pub(super) fn signature(info: &ValueInfoProto) -> String {
+    let Some(TypeValue::TensorType(tensor)) = &info.type_.value else {
+        return format!("{}: not a tensor", info.name);
+    };
+    let dims: Vec<String> = tensor
+        .shape
+        .dim
+        .iter()
+        .map(|d| match &d.value {
+            Some(DimValue::DimValue(n)) => n.to_string(),
+            Some(DimValue::DimParam(p)) => p.clone(),
+            _ => "?".to_owned(),
+        })
+        .collect();
+    format!("{}: {} [{}]", info.name, tensor.elem_type, dims.join(", "))
+}
+
+pub(super) fn random_pixels(count: usize, seed: u64) -> Vec<f32> {
+    Samples::random(count, seed, "test").pixels
+}

@@ -1,0 +1,236 @@
+//! Numeric verification of an exported graph: tract runs it at several batch sizes on real
+//! validation images (random pixels when the data is not there), candle runs the model on the
+//! same pixels standardised, and the logits must agree.
+
+use candle_core::{Device, Tensor};
+use data_loader::{Normalize, Split};
+use model::{Classifier, INPUT_SHAPE, NUM_CLASSES};
+use serde::Serialize;
+
+use super::{OnnxError, OnnxModel};
+
+/// The largest absolute difference allowed between tract's and candle's logits.
+pub const TOLERANCE: f32 = 1e-4;
+
+/// The batch sizes checked: one image, a few, and one that no kernel is tuned for.
+pub const BATCH_SIZES: [usize; 3] = [1, 3, 17];
+
+/// The candle model an export must agree with.
+pub struct Reference<'a> {
+    pub model: &'a dyn Classifier,
+    pub device: &'a Device,
+    /// The standardisation the model was trained with (the graph has it built in).
+    pub normalize: Normalize,
+}
+
+/// Images to verify with: pixels in [0, 1], `[n, 1, 28, 28]` row by row, and where they come from.
+#[derive(Debug, Clone)]
+pub struct Samples {
+    pub pixels: Vec<f32>,
+    pub source: String,
+}
+
+impl Samples {
+    /// Enough images for [`BATCH_SIZES`]: the first images of the run's validation split, or,
+    /// when the MNIST files are not in `data_dir`, random pixels seeded by `config.seed`.
+    pub fn for_verification(config: &training::Config) -> Self {
+        let count = BATCH_SIZES.iter().sum();
+        match validation_pixels(config, count) {
+            Ok(pixels) => Self {
+                pixels,
+                source: format!(
+                    "validation images from {}",
+                    config.data_loader.args().data_dir.display()
+                ),
+            },
+            Err(why) => Self::random(count, config.seed, &why),
+        }
+    }
+
+    /// `count` images of uniform pixels in [0, 1]; `why` says why real images were not used.
+    pub fn random(count: usize, seed: u64, why: &str) -> Self {
+        let mut state = seed;
+        let pixels = (0..count * pixels_per_image())
+            .map(|_| unit_float(&mut state))
+            .collect();
+        Self {
+            pixels,
+            source: format!("random pixels in [0, 1] ({why})"),
+        }
+    }
+}
+
+/// One batch size's comparison.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchCheck {
+    pub batch: usize,
+    /// max |tract - candle| over all logits.
+    pub max_abs_error: f32,
+    /// `max_abs_error` relative to the largest |candle logit| of the batch.
+    pub max_rel_error: f32,
+    /// Every image gets the same class from both (a row whose two best candle logits are closer
+    /// than the difference measured is a tie and may go either way).
+    pub same_argmax: bool,
+}
+
+/// The outcome of [`verify`], saved in the export report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verification {
+    pub inputs: String,
+    pub tolerance: f32,
+    pub batches: Vec<BatchCheck>,
+}
+
+/// Runs `onnx` and `reference` on `samples` at each of [`BATCH_SIZES`]; an error when the logits
+/// differ by more than [`TOLERANCE`] or a class differs.
+pub fn verify(
+    onnx: &OnnxModel,
+    reference: &Reference,
+    samples: &Samples,
+) -> Result<Verification, OnnxError> {
+    let per_image = pixels_per_image();
+    let available = samples.pixels.len() / per_image;
+    if available == 0 {
+        return Err(OnnxError::InputLength {
+            expected: per_image,
+            got: samples.pixels.len(),
+        });
+    }
+    let mut batches = Vec::new();
+    let mut next = 0;
+    for batch in BATCH_SIZES {
+        // Cycle through the samples if there are fewer than the batch sizes add up to.
+        let pixels: Vec<f32> = (next..next + batch)
+            .flat_map(|i| {
+                let start = (i % available) * per_image;
+                samples.pixels[start..start + per_image].iter().copied()
+            })
+            .collect();
+        next += batch;
+        let got = onnx.run(&pixels)?;
+        let want = candle_logits(reference, &pixels, batch)?;
+        let check = compare(batch, &got, &want);
+        if check.max_abs_error.is_nan() || check.max_abs_error > TOLERANCE {
+            return Err(OnnxError::Mismatch {
+                batch,
+                reason: format!(
+                    "max |onnx - candle| over the logits is {} (tolerance {TOLERANCE})",
+                    check.max_abs_error
+                ),
+            });
+        }
+        if !check.same_argmax {
+            return Err(OnnxError::Mismatch {
+                batch,
+                reason: "an image gets a different class from the ONNX graph than from candle"
+                    .to_owned(),
+            });
+        }
+        batches.push(check);
+    }
+    Ok(Verification {
+        inputs: samples.source.clone(),
+        tolerance: TOLERANCE,
+        batches,
+    })
+}
+
+/// The candle model's logits on `pixels` standardised as in training.
+fn candle_logits(
+    reference: &Reference,
+    pixels: &[f32],
+    batch: usize,
+) -> Result<Vec<f32>, OnnxError> {
+    let shape = (batch, INPUT_SHAPE[0], INPUT_SHAPE[1], INPUT_SHAPE[2]);
+    let x = Tensor::from_slice(pixels, shape, reference.device)?;
+    let x = ((x - f64::from(reference.normalize.mean))? / f64::from(reference.normalize.std))?;
+    let logits = reference.model.forward_t(&x, false)?;
+    Ok(logits.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// Compares two `[batch, 10]` logit matrices.
+fn compare(batch: usize, got: &[f32], want: &[f32]) -> BatchCheck {
+    let diff = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, |m, d| {
+                if d.is_nan() || m.is_nan() {
+                    f32::NAN
+                } else {
+                    m.max(d)
+                }
+            })
+    };
+    let max_abs_error = if got.len() == want.len() {
+        diff(got, want)
+    } else {
+        f32::NAN
+    };
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let same_argmax = got
+        .chunks(NUM_CLASSES)
+        .zip(want.chunks(NUM_CLASSES))
+        .all(|(g, w)| {
+            let (g_best, w_best) = (argmax(g), argmax(w));
+            // A tie: candle's own top two are closer than the two runtimes differ on this row.
+            g_best == w_best || (w[w_best] - w[g_best]).abs() <= 2.0 * diff(g, w)
+        });
+    BatchCheck {
+        batch,
+        max_abs_error,
+        max_rel_error: max_abs_error / scale.max(f32::MIN_POSITIVE),
+        same_argmax,
+    }
+}
+
+/// The index of the largest value (the first one on ties).
+pub(crate) fn argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 { (i, v) } else { best }
+        })
+        .0
+}
+
+fn pixels_per_image() -> usize {
+    INPUT_SHAPE.iter().product()
+}
+
+/// The first `count` images of the validation split (repeated if it is smaller), scaled to [0, 1].
+fn validation_pixels(config: &training::Config, count: usize) -> Result<Vec<f32>, String> {
+    let args = config.data_loader.args();
+    let split = data_loader::load(&args.data_dir, Split::Train)
+        .map_err(|e| format!("no MNIST training images: {e}"))?;
+    if [split.images.rows, split.images.cols] != [INPUT_SHAPE[1], INPUT_SHAPE[2]] {
+        return Err(format!(
+            "the training images are {}x{}, not 28x28",
+            split.images.rows, split.images.cols
+        ));
+    }
+    let (_, val) = data_loader::train_val_indices(split.len(), args.validation_split, config.seed)
+        .map_err(|e| e.to_string())?;
+    if val.is_empty() {
+        return Err("the validation split is empty".to_owned());
+    }
+    Ok(val
+        .iter()
+        .cycle()
+        .take(count)
+        .filter_map(|&i| split.images.image(i as usize))
+        .flat_map(|image| image.iter().map(|&p| f32::from(p) / 255.0))
+        .collect())
+}
+
+/// splitmix64, mapped to [0, 1): reproducible random pixels without a dependency.
+fn unit_float(state: &mut u64) -> f32 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    // The top 24 bits are exactly representable in an f32.
+    (z >> 40) as f32 / (1u64 << 24) as f32
+}

@@ -1,0 +1,263 @@
+//! `report RUN_DIR`: charts of a run (`loss.png`, `accuracy.png`, `lr.png` from metrics.csv, and
+//! `confusion.png` from evaluating its best checkpoint) and `report.md` with the numbers, written
+//! into the run folder. Works on a finished run and on one that was stopped or is still going.
+
+pub mod charts;
+pub mod history;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use training::evaluate::Evaluation;
+
+use crate::EvalSplit;
+use charts::{BLUE_SERIES, ChartError, LineChart, ORANGE_SERIES, Series, Values};
+use history::{History, RunSummary};
+
+pub const LOSS_PNG: &str = "loss.png";
+pub const ACCURACY_PNG: &str = "accuracy.png";
+pub const LR_PNG: &str = "lr.png";
+pub const CONFUSION_PNG: &str = "confusion.png";
+pub const REPORT_MD: &str = "report.md";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path} is not a run folder (it has no config.json); pass saved/<name>/<timestamp>")]
+    NotARun { path: PathBuf },
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}, line {line}: {message}; fix or delete that line and run report again")]
+    Metrics { path: PathBuf, line: usize, message: String },
+    #[error("{path} is not a summary written by train: {source}; delete it to report from metrics.csv alone")]
+    Summary { path: PathBuf, source: serde_json::Error },
+    #[error("the run has no {split} images to draw a confusion matrix from; pass --split {other}")]
+    EmptySplit { split: &'static str, other: &'static str },
+    #[error("writing {path}: {source}; check that the run folder is writable")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Chart(#[from] ChartError),
+    #[error(transparent)]
+    Checkpoint(#[from] training::resume::ResumeError),
+    // `cause`, not `source`: the message already holds it, and `{:#}` would print it twice.
+    #[error("evaluating {checkpoint} for the confusion matrix: {cause}")]
+    Evaluate { checkpoint: PathBuf, cause: Box<crate::InferenceError> },
+}
+
+/// How to build a report.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    /// The split the confusion matrix is counted on.
+    pub split: EvalSplit,
+    /// The config to evaluate with; `None`: the run's config.json with `overrides` applied.
+    pub config: Option<training::Config>,
+    /// `--set` overrides for the run's config.json (for example `device=cpu`).
+    pub overrides: Vec<String>,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        Self { split: EvalSplit::Val, config: None, overrides: Vec::new() }
+    }
+}
+
+/// What a report wrote and found.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// `report.md`.
+    pub markdown: PathBuf,
+    /// The PNG files written, in the order report.md shows them.
+    pub charts: Vec<PathBuf>,
+    /// Whether the run ended on its own (all epochs, or early stopping).
+    pub finished: bool,
+    /// Epochs with a train row in metrics.csv.
+    pub epochs: usize,
+    /// The checkpoint behind the confusion matrix and its evaluation; `None` before the first
+    /// checkpoint exists.
+    pub confusion: Option<(PathBuf, Evaluation)>,
+}
+
+/// Write the charts and report.md into `run_dir`.
+pub fn report(run_dir: &Path, options: &ReportOptions) -> Result<Report, ReportError> {
+    let config_path = run_dir.join("config.json");
+    if !config_path.is_file() {
+        return Err(ReportError::NotARun { path: run_dir.to_path_buf() });
+    }
+    let history = History::read(&run_dir.join("metrics.csv"))?;
+    let summary = RunSummary::read(&run_dir.join("summary.json"))?;
+    let mut charts = Vec::new();
+    if !history.rows.is_empty() {
+        let loss = |r: &history::EpochRow| r.loss;
+        let accuracy = |r: &history::EpochRow| r.accuracy;
+        let curves = [
+            (LOSS_PNG, "Loss per epoch", "loss", Values::FromZero, history.series("train", loss), history.series("val", loss)),
+            (ACCURACY_PNG, "Accuracy per epoch", "accuracy", Values::Fraction, history.series("train", accuracy), history.series("val", accuracy)),
+        ];
+        for (file, title, y_label, values, train, val) in curves {
+            let series = [
+                Series { label: "train", color: BLUE_SERIES, points: train },
+                Series { label: "validation", color: ORANGE_SERIES, points: val },
+            ];
+            let series: Vec<Series<'_>> = series.into_iter().filter(|s| !s.points.is_empty()).collect();
+            let path = run_dir.join(file);
+            charts::line_chart(&path, &LineChart { title, x_label: "epoch", y_label, values }, &series)?;
+            charts.push(path);
+        }
+        let lr = [Series { label: "learning rate", color: BLUE_SERIES, points: history.series("train", |r| r.lr) }];
+        let path = run_dir.join(LR_PNG);
+        let labels = LineChart {
+            title: "Learning rate (at the last step of each epoch)",
+            x_label: "epoch",
+            y_label: "learning rate",
+            values: Values::FromZero,
+        };
+        charts::line_chart(&path, &labels, &lr)?;
+        charts.push(path);
+    }
+    let confusion = confusion_matrix(run_dir, options)?;
+    if let Some((_, evaluation)) = &confusion {
+        let path = run_dir.join(CONFUSION_PNG);
+        let title = format!(
+            "Confusion matrix: {} split, {} images, accuracy {:.2}%",
+            split_name(options.split),
+            evaluation.samples,
+            100.0 * evaluation.accuracy()
+        );
+        charts::confusion_chart(&path, &title, &evaluation.confusion)?;
+        charts.push(path);
+    }
+    let report = Report {
+        markdown: run_dir.join(REPORT_MD),
+        charts,
+        finished: summary.as_ref().is_some_and(RunSummary::finished),
+        epochs: history.rows.iter().filter(|r| r.split == "train").count(),
+        confusion,
+    };
+    let text = markdown(run_dir, &history, summary.as_ref(), &report, options.split);
+    std::fs::write(&report.markdown, text).map_err(|source| ReportError::Write { path: report.markdown.clone(), source })?;
+    Ok(report)
+}
+
+/// Evaluate `model_best.safetensors`, else the newest checkpoint, on the chosen split.
+fn confusion_matrix(run_dir: &Path, options: &ReportOptions) -> Result<Option<(PathBuf, Evaluation)>, ReportError> {
+    let best = run_dir.join("model_best.safetensors");
+    let checkpoint = if best.is_file() {
+        best
+    } else {
+        match training::resume::find_checkpoint(run_dir) {
+            Ok((path, _)) => path,
+            Err(training::resume::ResumeError::NoCheckpoint { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let failed = |e: crate::InferenceError| ReportError::Evaluate { checkpoint: checkpoint.clone(), cause: Box::new(e) };
+    let config = match &options.config {
+        Some(config) => config.clone(),
+        None => crate::config_for_checkpoint(&checkpoint, &options.overrides).map_err(|e| failed(e.into()))?,
+    };
+    let evaluation = crate::evaluate_checkpoint(&checkpoint, &config, options.split).map_err(failed)?;
+    if evaluation.samples == 0 {
+        let other = if options.split == EvalSplit::Val { "test" } else { "val" };
+        return Err(ReportError::EmptySplit { split: split_name(options.split), other });
+    }
+    Ok(Some((checkpoint, evaluation)))
+}
+
+fn split_name(split: EvalSplit) -> &'static str {
+    match split {
+        EvalSplit::Val => "val",
+        EvalSplit::Test => "test",
+    }
+}
+
+fn number(value: Option<f64>) -> String {
+    value.filter(|v| v.is_finite()).map_or("n/a".into(), |v| format!("{v:.4}"))
+}
+
+/// report.md: status, the numbers, the charts.
+fn markdown(run_dir: &Path, history: &History, summary: Option<&RunSummary>, report: &Report, split: EvalSplit) -> String {
+    let name = |p: &Path| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let mut md = String::new();
+    let _ = writeln!(md, "# Training report: {}\n\nRun folder: `{}`\n", name(run_dir.parent().unwrap_or(run_dir)), run_dir.display());
+    match summary {
+        Some(s) if s.finished() => {
+            let _ = writeln!(md, "Status: **finished** ({}).\n", s.stopped_by.replace('_', " "));
+        }
+        Some(s) => {
+            let _ = writeln!(
+                md,
+                "Status: **unfinished**: stopped by {} after {} steps; continue with `train --resume {}`.\n",
+                s.stopped_by.replace('_', " "),
+                s.global_steps,
+                run_dir.display()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                md,
+                "Status: **unfinished**: there is no summary.json (the run is still going, or was killed \
+                 before it could write one). The numbers below come from metrics.csv.\n"
+            );
+        }
+    }
+    if history.truncated {
+        md.push_str("The last line of metrics.csv was cut off and is left out.\n\n");
+    }
+    md.push_str("| | |\n|---|---|\n");
+    let mut row = |key: &str, value: String| {
+        let _ = writeln!(md, "| {key} | {value} |");
+    };
+    if let Some(s) = summary {
+        row("model", format!("{} ({} parameters)", s.model, s.parameters.map_or("n/a".into(), |p| p.to_string())));
+        row("epochs run", s.epochs_run.to_string());
+        row("optimiser steps", s.global_steps.to_string());
+        let best = s.best_epoch.map_or(String::new(), |e| format!(" at epoch {e}"));
+        row(&format!("best {}", s.monitor), format!("{}{best}", number(s.best_metric)));
+        for (split, numbers) in [("train", &s.final_train), ("validation", &s.final_val)] {
+            if let Some(n) = numbers {
+                row(&format!("last epoch, {split} loss / accuracy"), format!("{} / {}", number(n.loss), number(n.accuracy())));
+            }
+        }
+        row("wall time", s.wall_seconds.map_or("n/a".into(), |w| format!("{w:.1} s")));
+    } else {
+        row("epochs finished (metrics.csv)", report.epochs.to_string());
+        for (split, label) in [("train", "train"), ("val", "validation")] {
+            if let Some(r) = history.last(split) {
+                row(&format!("epoch {}, {label} loss / accuracy", r.epoch), format!("{} / {}", number(Some(r.loss)), number(Some(r.accuracy))));
+            }
+        }
+        if let Some(r) = history.best_accuracy("val") {
+            row("best validation accuracy", format!("{} at epoch {}", number(Some(r.accuracy)), r.epoch));
+        }
+    }
+    md.push('\n');
+    if history.rows.is_empty() {
+        md.push_str("No epoch has finished yet, so there are no loss, accuracy or learning-rate charts.\n\n");
+    } else {
+        md.push_str("## Training curves\n\n");
+        for (file, alt) in [(LOSS_PNG, "Loss per epoch"), (ACCURACY_PNG, "Accuracy per epoch"), (LR_PNG, "Learning rate per epoch")] {
+            let _ = writeln!(md, "![{alt}]({file})\n");
+        }
+    }
+    md.push_str("## Confusion matrix\n\n");
+    match &report.confusion {
+        None => md.push_str("There is no checkpoint yet, so there is no confusion matrix.\n"),
+        Some((checkpoint, e)) => {
+            let _ = writeln!(
+                md,
+                "`{}` on the {} split: {} images, loss {}, accuracy {}. Rows are the true class, columns \
+                 the predicted one.\n\n![Confusion matrix]({CONFUSION_PNG})\n",
+                name(checkpoint),
+                split_name(split),
+                e.samples,
+                number(Some(e.loss)),
+                number(Some(e.accuracy()))
+            );
+            let classes = e.per_class_accuracy.len();
+            let _ = writeln!(md, "| class | {} |", (0..classes).map(|c| c.to_string()).collect::<Vec<_>>().join(" | "));
+            let _ = writeln!(md, "|---|{}", "---|".repeat(classes));
+            let cells: Vec<String> = e.per_class_accuracy.iter().map(|a| number(Some(*a))).collect();
+            let _ = writeln!(md, "| accuracy | {} |", cells.join(" | "));
+        }
+    }
+    md
+}
