@@ -94,6 +94,11 @@ fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Resu
     if variant.backend == "cpu" && variant.model == "mlp" {
         tensorboard_check(&name, &run_dir)?;
     }
+    let out = Command::new(&bin).current_dir(project).arg("report").arg(&run_dir).output().map_err(|e| e.to_string())?;
+    let charts = ["loss.png", "accuracy.png", "lr.png", "confusion.png", "report.md"];
+    if !out.status.success() || !charts.iter().all(|f| run_dir.join(f).is_file()) {
+        return Err(format!("{name}: report did not write {charts:?}: {}", String::from_utf8_lossy(&out.stderr)));
+    }
 
     let checkpoint = run_dir.join("model_best.safetensors");
     let out = Command::new(&bin)

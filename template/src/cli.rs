@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use inference::EvalSplit;
 use training::{Config, RunDir, TrainOptions};
 
@@ -38,13 +38,8 @@ enum Command {
     },
     /// Evaluate a checkpoint; the model is rebuilt from the config.json saved beside it.
     Evaluate {
-        #[cfg_attr(feature = "onnx", arg(long, value_name = "PATH", required_unless_present = "onnx", conflicts_with = "onnx"))]
-        #[cfg_attr(not(feature = "onnx"), arg(long, value_name = "PATH", required = true))]
-        checkpoint: Option<PathBuf>,
-        /// Evaluate an exported ONNX file (run by tract) instead; its config comes from the file.
-        #[cfg(feature = "onnx")]
-        #[arg(long, value_name = "FILE")]
-        onnx: Option<PathBuf>,
+        #[command(flatten)]
+        model: ModelSource,
         #[arg(long, value_enum, default_value_t = Split::Test)]
         split: Split,
         /// Print the result as one JSON object on the last line.
@@ -53,13 +48,8 @@ enum Command {
     },
     /// Predict the digit in PNG or JPEG files with a checkpoint.
     Predict {
-        #[cfg_attr(feature = "onnx", arg(long, value_name = "PATH", required_unless_present = "onnx", conflicts_with = "onnx"))]
-        #[cfg_attr(not(feature = "onnx"), arg(long, value_name = "PATH", required = true))]
-        checkpoint: Option<PathBuf>,
-        /// Predict with an exported ONNX file (run by tract) instead of a checkpoint.
-        #[cfg(feature = "onnx")]
-        #[arg(long, value_name = "FILE")]
-        onnx: Option<PathBuf>,
+        #[command(flatten)]
+        model: ModelSource,
         /// Image files (any size; colour or grey; dark-on-light images are inverted).
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<PathBuf>,
@@ -98,6 +88,19 @@ enum Command {
     Download,
 }
 
+/// Which trained model `evaluate` and `predict` use.
+#[derive(Debug, Args)]
+struct ModelSource {
+    /// A checkpoint; the model is rebuilt from the config.json saved beside it.
+    #[cfg_attr(feature = "onnx", arg(long, value_name = "PATH", required_unless_present = "onnx", conflicts_with = "onnx"))]
+    #[cfg_attr(not(feature = "onnx"), arg(long, value_name = "PATH", required = true))]
+    checkpoint: Option<PathBuf>,
+    /// An exported ONNX file instead, run by tract; its config comes from the file.
+    #[cfg(feature = "onnx")]
+    #[arg(long, value_name = "FILE")]
+    onnx: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Split {
     Val,
@@ -108,47 +111,32 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let logger = crate::logging::LoggerConfig::load(&cli.logger_config)?;
     match cli.command {
         Command::Train { resume } => train(&cli.config, &cli.set, &logger, resume.as_deref()),
-        Command::Evaluate {
-            checkpoint,
-            #[cfg(feature = "onnx")]
-            onnx,
-            split,
-            json,
-        } => {
+        Command::Evaluate { model, split, json } => {
             crate::logging::init(&logger, None)?;
             #[cfg(feature = "onnx")]
-            if let Some(file) = &onnx {
-                let model = inference::onnx::OnnxModel::load(file)?;
+            if let Some(file) = &model.onnx {
+                let onnx = inference::onnx::OnnxModel::load(file)?;
                 let config = match &cli.config {
                     Some(path) => Config::load(path, &cli.set)?,
-                    None => model.config(&cli.set)?,
+                    None => onnx.config(&cli.set)?,
                 };
-                let result = inference::onnx::evaluate_onnx(&model, &config, eval_split(split))?;
+                let result = inference::onnx::evaluate_onnx(&onnx, &config, eval_split(split))?;
                 print_evaluation(&result, json);
                 return Ok(());
             }
-            let checkpoint = checkpoint.context("pass --checkpoint PATH")?;
-            let config = match &cli.config {
-                Some(path) => Config::load(path, &cli.set)?,
-                None => inference::config_for_checkpoint(&checkpoint, &cli.set)?,
-            };
+            let checkpoint = model.checkpoint.context("pass --checkpoint PATH")?;
+            let config = checkpoint_config(&cli.config, &cli.set, &checkpoint)?;
             let result = inference::evaluate_checkpoint(&checkpoint, &config, eval_split(split))?;
             print_evaluation(&result, json);
             Ok(())
         }
-        Command::Predict {
-            checkpoint,
-            #[cfg(feature = "onnx")]
-            onnx,
-            images,
-            json,
-        } => {
+        Command::Predict { model, images, json } => {
             crate::logging::init(&logger, None)?;
             #[cfg(feature = "onnx")]
-            let from_onnx = match &onnx {
+            let from_onnx = match &model.onnx {
                 Some(file) => {
-                    let model = inference::onnx::OnnxModel::load(file)?;
-                    Some(inference::onnx::predict_onnx(&model, &images)?)
+                    let onnx = inference::onnx::OnnxModel::load(file)?;
+                    Some(inference::onnx::predict_onnx(&onnx, &images)?)
                 }
                 None => None,
             };
@@ -157,11 +145,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let predictions = match from_onnx {
                 Some(predictions) => predictions,
                 None => {
-                    let checkpoint = checkpoint.context("pass --checkpoint PATH")?;
-                    let config = match &cli.config {
-                        Some(path) => Config::load(path, &cli.set)?,
-                        None => inference::config_for_checkpoint(&checkpoint, &cli.set)?,
-                    };
+                    let checkpoint = model.checkpoint.context("pass --checkpoint PATH")?;
+                    let config = checkpoint_config(&cli.config, &cli.set, &checkpoint)?;
                     let restored = inference::restore(&checkpoint, &config)?;
                     let normalize = config.data_loader.args().normalize;
                     inference::predict::predict(restored.model.as_ref(), &images, normalize, &restored.device)?
@@ -198,10 +183,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         #[cfg(feature = "onnx")]
         Command::Export { checkpoint, output, opset, no_verify } => {
             crate::logging::init(&logger, None)?;
-            let config = match &cli.config {
-                Some(path) => Config::load(path, &cli.set)?,
-                None => inference::config_for_checkpoint(&checkpoint, &cli.set)?,
-            };
+            let config = checkpoint_config(&cli.config, &cli.set, &checkpoint)?;
             let options = inference::onnx::ExportOptions { output, opset, verify: !no_verify };
             let report = inference::onnx::export_checkpoint(&checkpoint, &config, &options)?;
             println!("{}", report.summary());
@@ -248,6 +230,14 @@ fn print_evaluation(result: &training::evaluate::Evaluation, json: bool) {
         println!("confusion matrix (rows: true class, columns: predicted class):");
         println!("{}", result.confusion_table());
     }
+}
+
+/// --config if given, else the config saved in the checkpoint's run folder; --set applies to both.
+fn checkpoint_config(config: &Option<PathBuf>, set: &[String], checkpoint: &Path) -> anyhow::Result<Config> {
+    Ok(match config {
+        Some(path) => Config::load(path, set)?,
+        None => inference::config_for_checkpoint(checkpoint, set)?,
+    })
 }
 
 fn eval_split(split: Split) -> EvalSplit {

@@ -9,6 +9,8 @@ use training::checkpoint::{self, CheckpointError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
+    #[error("checkpoint {0} does not exist; runs are saved as saved/<name>/<timestamp>/model_best.safetensors")]
+    NoCheckpoint(PathBuf),
     #[error(
         "{checkpoint} has no config.json beside it; pass the config it was trained with: --config FILE"
     )]
@@ -32,6 +34,9 @@ pub struct Restored {
 /// The config a checkpoint was trained with: `config.json` in the checkpoint's run folder, with
 /// `overrides` (`--set`) applied.
 pub fn config_for_checkpoint(checkpoint: &Path, overrides: &[String]) -> Result<training::Config, RestoreError> {
+    if !checkpoint.is_file() {
+        return Err(RestoreError::NoCheckpoint(checkpoint.to_path_buf()));
+    }
     let path = checkpoint.parent().unwrap_or(Path::new(".")).join("config.json");
     if !path.exists() {
         return Err(RestoreError::NoConfig { checkpoint: checkpoint.to_path_buf() });

@@ -148,25 +148,17 @@ fn candle_logits(
     Ok(logits.flatten_all()?.to_vec1::<f32>()?)
 }
 
+/// The largest |a - b|; NaN if any value is NaN or the lengths differ.
+pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() {
+        return f32::NAN;
+    }
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, |m, d| if d.is_nan() || m.is_nan() { f32::NAN } else { m.max(d) })
+}
+
 /// Compares two `[batch, 10]` logit matrices.
 fn compare(batch: usize, got: &[f32], want: &[f32]) -> BatchCheck {
-    let diff = |a: &[f32], b: &[f32]| {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0f32, |m, d| {
-                if d.is_nan() || m.is_nan() {
-                    f32::NAN
-                } else {
-                    m.max(d)
-                }
-            })
-    };
-    let max_abs_error = if got.len() == want.len() {
-        diff(got, want)
-    } else {
-        f32::NAN
-    };
+    let max_abs_error = max_abs_diff(got, want);
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     let same_argmax = got
         .chunks(NUM_CLASSES)
@@ -174,7 +166,7 @@ fn compare(batch: usize, got: &[f32], want: &[f32]) -> BatchCheck {
         .all(|(g, w)| {
             let (g_best, w_best) = (argmax(g), argmax(w));
             // A tie: candle's own top two are closer than the two runtimes differ on this row.
-            g_best == w_best || (w[w_best] - w[g_best]).abs() <= 2.0 * diff(g, w)
+            g_best == w_best || (w[w_best] - w[g_best]).abs() <= 2.0 * max_abs_diff(g, w)
         });
     BatchCheck {
         batch,

@@ -100,19 +100,4 @@ pub(super) fn tract_run(model: &ModelProto, x: &Tensor) -> (Vec<usize>, Vec<f32>
     (view.shape().to_vec(), view.iter().copied().collect())
 }
 
-/// The largest |a - b|; NaN if any value is NaN or the lengths differ.
-pub(super) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    if a.len() != b.len() {
-        return f32::NAN;
-    }
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, |m, d| {
-            if d.is_nan() || m.is_nan() {
-                f32::NAN
-            } else {
-                m.max(d)
-            }
-        })
-}
+pub(super) use super::verify::max_abs_diff;
