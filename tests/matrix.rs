@@ -40,9 +40,21 @@ fn generate(dest: &Path, name: &str, extra: &[String]) -> PathBuf {
 fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Result<String, String> {
     let name = variant.project_name();
     let manifest = std::fs::read_to_string(project.join("Cargo.toml")).map_err(|e| e.to_string())?;
-    let default_line = if variant.backend == "cuda" { "default = [\"cuda\"]" } else { "default = []" };
-    if !manifest.contains(default_line) || !manifest.contains("cuda = [") || !manifest.contains("cudnn = [") {
-        return Err(format!("{name}: the manifest should have `{default_line}` and the cuda and cudnn features"));
+    let manifest: toml::Table = toml::from_str(&manifest).map_err(|e| format!("{name}: Cargo.toml: {e}"))?;
+    let features = manifest.get("features").and_then(|f| f.as_table()).ok_or(format!("{name}: no [features]"))?;
+    let default: Vec<&str> = features
+        .get("default")
+        .and_then(|d| d.as_array())
+        .map(|d| d.iter().filter_map(|f| f.as_str()).collect())
+        .unwrap_or_default();
+    let expected_default: Vec<&str> = [("cuda", variant.backend == "cuda"), ("onnx", variant.onnx)]
+        .into_iter()
+        .filter_map(|(f, on)| on.then_some(f))
+        .collect();
+    if default != expected_default || !features.contains_key("cuda") || !features.contains_key("cudnn") {
+        return Err(format!(
+            "{name}: the manifest's features should have default = {expected_default:?} and cuda and cudnn: {features:?}"
+        ));
     }
     let features: &[&str] = if variant.backend == "cuda" && !cuda_compiled { &["--no-default-features"] } else { &[] };
     let run = |stage: &str, mut cmd: Command| -> Result<f64, String> {
