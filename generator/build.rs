@@ -15,11 +15,11 @@ fn main() {
         let mut files = Vec::new();
         collect(&dir, &dir, &mut files);
         files.sort();
-        writeln!(out, "pub static {name}: &[(&str, &[u8])] = &[").unwrap();
+        writeln!(out, "pub static {name}: &[(&str, &[u8])] = &[").expect("writing to a String cannot fail");
         for (relative, absolute) in files {
-            writeln!(out, "    ({relative:?}, include_bytes!({absolute:?})),").unwrap();
+            writeln!(out, "    ({relative:?}, include_bytes!({absolute:?})),").expect("writing to a String cannot fail");
         }
-        writeln!(out, "];").unwrap();
+        writeln!(out, "];").expect("writing to a String cannot fail");
     }
     let dest = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo")).join("embedded.rs");
     std::fs::write(dest, out).expect("OUT_DIR is writable");
