@@ -1,4 +1,4 @@
-//! Subcommands: `train`, `evaluate`, `predict`, `report`, `export` (ONNX) and `download`. Each
+//! Subcommands: `train`, `evaluate`, `predict`, `report`, `export` (ONNX), `download` and `bench`. Each
 //! reads config.json (or --config) with --set overrides; `evaluate`, `predict`, `export` and
 //! `train --resume` use the config saved in the run folder, `--onnx FILE` the one in the file.
 
@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use inference::EvalSplit;
+use training::bench::{BenchMode, BenchOptions};
 use training::{Config, RunDir, TrainOptions};
 
 #[derive(Debug, Parser)]
@@ -86,6 +87,25 @@ enum Command {
     },
     /// Download the four MNIST files into data_loader.args.data_dir, verifying their SHA-256.
     Download,
+    /// Measure training (or, with --eval, inference) throughput of the configured model on random
+    /// in-memory data: samples/s, step time p50/p90 and peak memory. Build with --release.
+    Bench {
+        /// Timed steps.
+        #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+        steps: u64,
+        /// Untimed steps first.
+        #[arg(long, value_name = "W", default_value_t = 5)]
+        warmup: u64,
+        /// Batch size [default: 64 for training, 256 with --eval].
+        #[arg(long, value_name = "B", value_parser = clap::value_parser!(u64).range(1..))]
+        batch_size: Option<u64>,
+        /// Forward passes only (inference), without dropout or gradients.
+        #[arg(long)]
+        eval: bool,
+        /// Print the result as one JSON object on the last line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Which trained model `evaluate` and `predict` use.
@@ -201,6 +221,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
             for report in reports {
                 println!("{}: {:?}", report.name, report.outcome);
+            }
+            Ok(())
+        }
+        Command::Bench { steps, warmup, batch_size, eval, json } => {
+            crate::logging::init(&logger, None)?;
+            if cfg!(debug_assertions) {
+                tracing::warn!("this is a debug build: for representative numbers run `cargo run --release -- bench`");
+            }
+            let config = Config::load(cli.config.as_deref().unwrap_or(Path::new("config.json")), &cli.set)?;
+            let (mode, default_batch) = if eval { (BenchMode::Eval, 256) } else { (BenchMode::Train, 64) };
+            let options = BenchOptions {
+                mode,
+                steps: steps as usize,
+                warmup: warmup as usize,
+                batch_size: batch_size.map_or(default_batch, |b| b as usize),
+            };
+            let report = training::bench::bench(&config, &options)?;
+            println!("{}", report.summary());
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
             }
             Ok(())
         }

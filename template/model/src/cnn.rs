@@ -5,9 +5,13 @@
 //! `fc1`, `fc2`), so weights can move between the two.
 
 use candle_core::{Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder, conv2d, linear};
+use candle_nn::{Conv2dConfig, VarBuilder};
 
+use crate::activation::Relu;
+use crate::conv::{Conv2d, conv2d};
 use crate::dropout::Dropout;
+use crate::linear::{Linear, linear};
+use crate::pool::MaxPool2d;
 
 use crate::error::{ConfigError, check_dropout};
 use crate::{Classifier, INPUT_SHAPE, NUM_CLASSES};
@@ -80,14 +84,16 @@ impl Classifier for Cnn {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         crate::check_input(xs)?;
         xs.apply(&self.conv1)? // [batch, 32, 26, 26]
-            .relu()?
+            .apply(&Relu)?
             .apply(&self.conv2)? // [batch, 64, 24, 24]
-            .relu()?
-            .max_pool2d(POOL)? // [batch, 64, 12, 12]
+            // Pooling before the ReLU is the same function (ReLU is monotonic, so it commutes
+            // with max), on a quarter of the values.
+            .apply(&MaxPool2d(POOL))? // [batch, 64, 12, 12]
+            .apply(&Relu)?
             .apply_t(&self.dropout1, train)?
             .flatten_from(1)? // [batch, 9216]
             .apply(&self.fc1)? // [batch, 128]
-            .relu()?
+            .apply(&Relu)?
             .apply_t(&self.dropout2, train)?
             .apply(&self.fc2) // [batch, 10]
     }

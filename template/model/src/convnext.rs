@@ -6,10 +6,13 @@
 //! `dims = [8, 16, 32]` the spatial size goes 28 -> 7 -> 3 -> 1 and the model has 14,090 parameters.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder, conv2d, linear};
+use candle_nn::{Conv2dConfig, VarBuilder};
 
+use crate::activation::GeluErf;
+use crate::conv::{Conv2d, conv2d};
 use crate::error::ConfigError;
 use crate::layer_norm::{ChannelNorm, LayerNorm};
+use crate::linear::{Linear, linear};
 use crate::{Classifier, INPUT_SHAPE, NUM_CLASSES};
 
 /// `"model": {"type": "convnext", "args": {"dims": [8, 16, 32] } }`.
@@ -119,7 +122,7 @@ impl Module for Block {
             .apply(&self.dwconv)? // [batch, d, h, w]
             .apply(&self.norm)?
             .apply(&self.pwconv1)? // [batch, 2d, h, w]
-            .gelu_erf()?
+            .apply(&GeluErf)?
             .apply(&self.pwconv2)?; // [batch, d, h, w]
         xs + residual
     }

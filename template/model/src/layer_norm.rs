@@ -2,8 +2,10 @@
 //! that has no backward pass, so its parameters (and everything before it) would silently never
 //! train; this one is the differentiable composition of tensor ops. Use it in your own models.
 
-use candle_core::{D, Module, Result, Tensor};
+use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
+
+mod fused_cpu;
 
 /// LayerNorm over the last dimension, with weight and bias.
 ///
@@ -27,8 +29,20 @@ impl LayerNorm {
     }
 }
 
-impl Module for LayerNorm {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+impl LayerNorm {
+    /// Normalise over dimension `dim`: one fused op on the CPU (see `fused_cpu`), tensor ops elsewhere.
+    fn normalize(&self, xs: &Tensor, dim: usize) -> Result<Tensor> {
+        let dims = xs.dims();
+        let op = fused_cpu::Norm { channels: dims[dim], inner: dims[dim + 1..].iter().product(), eps: self.eps as f32 };
+        xs.contiguous()?.apply_op3(&self.weight, &self.bias, op)
+    }
+
+    fn fusable(xs: &Tensor) -> bool {
+        xs.device().is_cpu() && xs.dtype() == DType::F32
+    }
+
+    /// The tensor-op form over the last dimension: every device and dtype.
+    fn forward_with_tensor_ops(&self, xs: &Tensor) -> Result<Tensor> {
         let centered = xs.broadcast_sub(&xs.mean_keepdim(D::Minus1)?)?;
         let std = (centered.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?.sqrt()?;
         centered
@@ -38,7 +52,18 @@ impl Module for LayerNorm {
     }
 }
 
-/// LayerNorm over the channels of an NCHW tensor: to NHWC, normalise the last dimension, back.
+impl Module for LayerNorm {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        if Self::fusable(xs) {
+            self.normalize(xs, xs.rank() - 1)
+        } else {
+            self.forward_with_tensor_ops(xs)
+        }
+    }
+}
+
+/// LayerNorm over the channels of an NCHW tensor (on the CPU in place of the layout; elsewhere: to
+/// NHWC, normalise the last dimension, back).
 #[derive(Debug, Clone)]
 pub struct ChannelNorm(LayerNorm);
 
@@ -48,11 +73,20 @@ impl ChannelNorm {
     }
 }
 
+impl ChannelNorm {
+    fn forward_with_tensor_ops(&self, xs: &Tensor) -> Result<Tensor> {
+        let nhwc = xs.permute((0, 2, 3, 1))?; // [batch, h, w, c]
+        self.0.forward_with_tensor_ops(&nhwc)?.permute((0, 3, 1, 2)) // [batch, c, h, w]
+    }
+}
+
 impl Module for ChannelNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        xs.permute((0, 2, 3, 1))? // [batch, h, w, c]
-            .apply(&self.0)?
-            .permute((0, 3, 1, 2)) // [batch, c, h, w]
+        if LayerNorm::fusable(xs) {
+            self.0.normalize(xs, 1)
+        } else {
+            self.forward_with_tensor_ops(xs)
+        }
     }
 }
 
@@ -61,6 +95,49 @@ mod tests {
     use super::*;
     use candle_core::{DType, Device, Var};
     use candle_nn::VarMap;
+
+    /// Output, input gradient and parameter gradients of `forward` for a fixed probe.
+    fn value_and_grads(varmap: &VarMap, xs: &Var, ys: Tensor) -> Vec<Vec<f32>> {
+        let probe: Vec<f32> = (0..ys.elem_count()).map(|i| ((i * 13 % 7) as f32 - 3.0) / 2.0).collect();
+        let probe = Tensor::from_slice(&probe, ys.shape(), &Device::Cpu).unwrap();
+        let grads = (&ys * probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let mut out = vec![flat(&ys), flat(grads.get(xs.as_tensor()).unwrap())];
+        let mut vars = varmap.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        out.extend(vars.iter().map(|(_, v)| flat(grads.get(v.as_tensor()).unwrap())));
+        out
+    }
+
+    fn assert_close(a: &[Vec<f32>], b: &[Vec<f32>]) {
+        for (i, (a, b)) in a.iter().zip(b).enumerate() {
+            let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-4, "output {i} (0: value, 1: input grad, then weight/bias grads) differs by {worst}");
+        }
+    }
+
+    /// The fused CPU op equals the tensor-op form, values and all gradients, for both layouts.
+    #[test]
+    fn fused_norms_match_the_tensor_ops() {
+        let values: Vec<f32> = (0..2 * 6 * 3 * 5).map(|i| ((i * 37 % 23) as f32 - 11.0) / 4.0).collect();
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let norm = ChannelNorm::new(6, 1e-6, vb).unwrap();
+        // Non-trivial weight and bias, so their gradients and the scaling are exercised.
+        for (name, var) in varmap.data().lock().unwrap().iter() {
+            let shift = if name.ends_with("bias") { 0.5 } else { 1.5 };
+            var.set(&(var.as_tensor().affine(1.0, shift).unwrap() * Tensor::new(&[1f32, -1.0, 2.0, 0.5, 1.0, 3.0], &Device::Cpu).unwrap()).unwrap()).unwrap();
+        }
+        let xs = Var::from_slice(&values, (2, 6, 3, 5), &Device::Cpu).unwrap();
+        let fused = value_and_grads(&varmap, &xs, norm.forward(xs.as_tensor()).unwrap());
+        let reference = value_and_grads(&varmap, &xs, norm.forward_with_tensor_ops(xs.as_tensor()).unwrap());
+        assert_close(&fused, &reference);
+
+        let xs = Var::from_slice(&values, (30, 6), &Device::Cpu).unwrap();
+        let fused = value_and_grads(&varmap, &xs, norm.0.forward(xs.as_tensor()).unwrap());
+        let reference = value_and_grads(&varmap, &xs, norm.0.forward_with_tensor_ops(xs.as_tensor()).unwrap());
+        assert_close(&fused, &reference);
+    }
 
     #[test]
     fn normalises_the_last_dimension_and_trains() {

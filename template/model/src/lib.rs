@@ -11,10 +11,14 @@ compile_error!(
      (the generated Cargo.toml enables the shipped model by default)"
 );
 
+pub mod activation;
 mod args;
 mod dropout;
 mod error;
+pub mod conv;
 pub mod layer_norm;
+pub mod linear;
+pub mod pool;
 
 #[cfg(test)]
 mod test_support;

@@ -5,9 +5,11 @@
 //! layers.
 
 use candle_core::{Result, Tensor};
-use candle_nn::{Linear, VarBuilder, linear};
+use candle_nn::VarBuilder;
 
+use crate::activation::Relu;
 use crate::dropout::Dropout;
+use crate::linear::{Linear, linear};
 
 use crate::error::{ConfigError, check_dropout};
 use crate::{Classifier, INPUT_SHAPE, NUM_CLASSES};
@@ -88,7 +90,7 @@ impl Classifier for Mlp {
         self.hidden
             .iter()
             .try_fold(xs, |xs, fc| {
-                xs.apply(fc)?.relu()?.apply_t(&self.dropout, train)
+                xs.apply(fc)?.apply(&Relu)?.apply_t(&self.dropout, train)
             })? // [batch, hidden.last]
             .apply(&self.out) // [batch, 10]
     }

@@ -1,6 +1,8 @@
 //! Training: the typed configuration, the optimisers, schedules, loss and metrics it names, the
 //! trainer loop, and checkpoints.
 
+pub mod alloc;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

@@ -1,7 +1,9 @@
 //! The loss (`config.json` `loss`): cross-entropy with optional label smoothing.
 
-use candle_core::{D, Result, Tensor};
+use candle_core::{D, DType, Result, Tensor};
 use serde::{Deserialize, Serialize};
+
+mod cross_entropy_cpu;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "args", rename_all = "snake_case", deny_unknown_fields)]
@@ -33,6 +35,16 @@ impl LossConfig {
 
     /// Mean loss over the batch: logits [batch, classes] f32, targets [batch] u32.
     pub fn compute(&self, logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        let Self::CrossEntropy(args) = self;
+        if logits.device().is_cpu() && logits.dtype() == DType::F32 && targets.dtype() == DType::U32 {
+            let op = cross_entropy_cpu::CrossEntropy { smoothing: args.label_smoothing as f32 };
+            return logits.contiguous()?.apply_op2(&targets.contiguous()?, op);
+        }
+        self.compute_with_tensor_ops(logits, targets)
+    }
+
+    /// The same loss as tensor ops, for every device and dtype.
+    fn compute_with_tensor_ops(&self, logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
         let Self::CrossEntropy(args) = self;
         let log_probs = candle_nn::ops::log_softmax(logits, D::Minus1)?;
         // [batch]: -log p(target)
@@ -67,5 +79,34 @@ mod tests {
     fn matches_pytorch_definition() {
         assert!((loss(0.0) - 1.204_70).abs() < 1e-4, "{}", loss(0.0));
         assert!((loss(0.1) - 1.254_70).abs() < 1e-4, "{}", loss(0.1));
+    }
+
+    /// The fused CPU op equals the tensor-op form in value and in its gradient.
+    #[test]
+    fn fused_loss_and_gradient_match_the_tensor_ops() {
+        let values: Vec<f32> = (0..50).map(|i| ((i * 29 % 17) as f32 - 8.0) / 3.0).collect();
+        let targets = Tensor::new(&[3u32, 0, 9, 5, 1], &Device::Cpu).unwrap();
+        for smoothing in [0.0, 0.1] {
+            let cfg = LossConfig::CrossEntropy(CrossEntropyArgs { label_smoothing: smoothing });
+            let logits = candle_core::Var::from_slice(&values, (5, 10), &Device::Cpu).unwrap();
+            let run = |loss: Tensor| {
+                let grad = loss.backward().unwrap().get(logits.as_tensor()).unwrap().flatten_all().unwrap();
+                (loss.to_scalar::<f32>().unwrap(), grad.to_vec1::<f32>().unwrap())
+            };
+            let (fused, fused_grad) = run(cfg.compute(logits.as_tensor(), &targets).unwrap());
+            let (reference, reference_grad) = run(cfg.compute_with_tensor_ops(logits.as_tensor(), &targets).unwrap());
+            assert!((fused - reference).abs() < 1e-5, "smoothing {smoothing}: {fused} vs {reference}");
+            for (a, b) in fused_grad.iter().zip(&reference_grad) {
+                assert!((a - b).abs() < 1e-6, "smoothing {smoothing}: gradient {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_target_outside_the_classes_is_an_error() {
+        let logits = Tensor::zeros((2, 10), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let targets = Tensor::new(&[1u32, 10], &Device::Cpu).unwrap();
+        let err = LossConfig::default().compute(&logits, &targets).unwrap_err().to_string();
+        assert!(err.contains("target 10"), "{err}");
     }
 }

@@ -1,0 +1,165 @@
+//! The depthwise convolution (`groups == channels`, one `k x k` filter per channel) as direct CPU
+//! kernels: the forward pass and, for its backward pass, the input and the weight gradients. The
+//! gradient ops have no backward pass of their own (no second derivatives).
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+
+use super::{Geometry, check_dims, f32_values, par_planes};
+
+/// `(input [batch, c, h, w], weight [c, 1, k, k])` to `[batch, c, oh, ow]`.
+pub(super) struct Depthwise(pub Geometry);
+
+/// `(grad_output [batch, c, oh, ow], weight [c, 1, k, k])` to the input gradient `[batch, c, h, w]`.
+struct GradInput(Geometry);
+
+/// `(input [batch, c, h, w], grad_output [batch, c, oh, ow])` to the weight gradient `[c, 1, k, k]`.
+struct GradWeight(Geometry);
+
+impl Geometry {
+    fn weight_dims(&self) -> [usize; 4] {
+        [self.channels, 1, self.kernel, self.kernel]
+    }
+
+    fn output_dims(&self) -> [usize; 4] {
+        [self.batch, self.channels, self.out_height, self.out_width]
+    }
+}
+
+impl CustomOp2 for Depthwise {
+    fn name(&self) -> &'static str {
+        "depthwise-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        check_dims(self.name(), l1, &g.input_dims())?;
+        check_dims(self.name(), l2, &g.weight_dims())?;
+        let (xs, weight) = (
+            f32_values(s1, l1, self.name())?,
+            f32_values(s2, l2, self.name())?,
+        );
+        let (plane, taps) = (g.input_plane(), g.taps());
+        let ys = par_planes(g.batch * g.channels, g.output_plane(), |i, ys| {
+            let (xs, w) = (&xs[i * plane..][..plane], &weight[i % g.channels * taps..]);
+            g.for_each_run(|tap, out, inp, len| {
+                for (y, x) in ys[out..][..len]
+                    .iter_mut()
+                    .zip(xs[inp..].iter().step_by(g.stride))
+                {
+                    *y += w[tap] * x;
+                }
+            });
+        });
+        Ok((CpuStorage::F32(ys), Shape::from(g.output_dims().to_vec())))
+    }
+
+    fn bwd(
+        &self,
+        xs: &Tensor,
+        weight: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let grad_xs = xs
+            .track_op()
+            .then(|| grad.apply_op2(weight, GradInput(self.0)));
+        let grad_weight = weight
+            .track_op()
+            .then(|| xs.apply_op2(&grad, GradWeight(self.0)));
+        Ok((grad_xs.transpose()?, grad_weight.transpose()?))
+    }
+}
+
+impl CustomOp2 for GradInput {
+    fn name(&self) -> &'static str {
+        "depthwise-conv2d-grad-input"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        check_dims(self.name(), l1, &g.output_dims())?;
+        check_dims(self.name(), l2, &g.weight_dims())?;
+        let (grad, weight) = (
+            f32_values(s1, l1, self.name())?,
+            f32_values(s2, l2, self.name())?,
+        );
+        let (out_plane, taps) = (g.output_plane(), g.taps());
+        let grad_xs = par_planes(g.batch * g.channels, g.input_plane(), |i, gx| {
+            let (gy, w) = (
+                &grad[i * out_plane..][..out_plane],
+                &weight[i % g.channels * taps..],
+            );
+            g.for_each_run(|tap, out, inp, len| {
+                for (x, y) in gx[inp..]
+                    .iter_mut()
+                    .step_by(g.stride)
+                    .zip(&gy[out..][..len])
+                {
+                    *x += w[tap] * y;
+                }
+            });
+        });
+        Ok((
+            CpuStorage::F32(grad_xs),
+            Shape::from(g.input_dims().to_vec()),
+        ))
+    }
+}
+
+impl CustomOp2 for GradWeight {
+    fn name(&self) -> &'static str {
+        "depthwise-conv2d-grad-weight"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        check_dims(self.name(), l1, &g.input_dims())?;
+        check_dims(self.name(), l2, &g.output_dims())?;
+        let (xs, grad) = (
+            f32_values(s1, l1, self.name())?,
+            f32_values(s2, l2, self.name())?,
+        );
+        let (plane, out_plane) = (g.input_plane(), g.output_plane());
+        // One channel's k * k weights, summed over the batch.
+        let grad_weight = par_planes(g.channels, g.taps(), |c, gw| {
+            for b in 0..g.batch {
+                let i = b * g.channels + c;
+                let (xs, gy) = (
+                    &xs[i * plane..][..plane],
+                    &grad[i * out_plane..][..out_plane],
+                );
+                g.for_each_run(|tap, out, inp, len| {
+                    let xs = xs[inp..].iter().step_by(g.stride);
+                    gw[tap] += gy[out..][..len]
+                        .iter()
+                        .zip(xs)
+                        .map(|(y, x)| y * x)
+                        .sum::<f32>();
+                });
+            }
+        });
+        Ok((
+            CpuStorage::F32(grad_weight),
+            Shape::from(g.weight_dims().to_vec()),
+        ))
+    }
+}

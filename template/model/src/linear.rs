@@ -1,0 +1,72 @@
+//! A fully connected layer, `y = x W^T + b`, whose gradients come out contiguous.
+//!
+//! candle-nn's `Linear` computes `x.matmul(W.t())`; the backward pass then hands the weight a
+//! *transposed view* of its gradient, and every later pass over it (accumulation, the optimiser) reads
+//! memory with a stride of the layer's width — a fifth of an MLP training step. Computing
+//! `(W x^T)^T` instead gives the weight its gradient `g^T x` in the weight's own layout. Same
+//! parameters (`weight: [out, in]`, `bias: [out]`), same initialisation, same values.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+/// Creates or loads `weight` and `bias` under `vb` exactly as `candle_nn::linear` does.
+pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    let inner = candle_nn::linear(in_dim, out_dim, vb)?;
+    Ok(Linear { weight: inner.weight().clone(), bias: inner.bias().cloned() })
+}
+
+impl Linear {
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+}
+
+impl Module for Linear {
+    /// `xs: [batch, in]` to `[batch, out]`.
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let ys = self.weight.matmul(&xs.t()?)?.t()?; // [batch, out], a transposed view
+        match &self.bias {
+            Some(bias) => ys.broadcast_add(bias), // contiguous again
+            None => ys.contiguous(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Var};
+    use candle_nn::VarMap;
+
+    #[test]
+    fn matches_candle_linear_in_value_and_gradient_and_grads_are_contiguous() {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let ours = linear(5, 3, vb.clone()).unwrap();
+        let theirs = candle_nn::Linear::new(ours.weight().clone(), ours.bias().cloned());
+        let xs = Var::new(&[[0.5f32, -1.0, 2.0, 0.0, 3.0], [1.0, 1.5, -0.5, 2.5, -2.0]], &Device::Cpu).unwrap();
+        let probe = Tensor::new(&[[1.0f32, -2.0, 0.5], [3.0, 0.25, -1.0]], &Device::Cpu).unwrap();
+        let grads_of = |layer: &dyn Module| {
+            let ys = layer.forward(xs.as_tensor()).unwrap();
+            let grads = (&ys * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            let grad = |t: &Tensor| grads.get(t).unwrap().clone();
+            (ys, grad(ours.weight()), grad(ours.bias().unwrap()), grad(xs.as_tensor()))
+        };
+        let (a, b) = (grads_of(&ours), grads_of(&theirs));
+        assert!(a.1.is_contiguous(), "the weight gradient must be contiguous");
+        for (x, y) in [(a.0, b.0), (a.1, b.1), (a.2, b.2), (a.3, b.3)] {
+            let diff = (x - y).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+            assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
+        }
+    }
+}

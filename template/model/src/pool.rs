@@ -1,0 +1,164 @@
+//! 2D max-pooling with a window equal to its stride (non-overlapping, no padding), one CPU op
+//! forward and one backward.
+//!
+//! candle's `max_pool2d` backward upsamples the output, compares, casts, average-pools, multiplies
+//! and upsamples again: seven passes over the full-size activation. Here the backward pass routes
+//! each output gradient to the first maximum of its window, as PyTorch does, in one pass. Other
+//! devices use candle's `max_pool2d`.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use rayon::prelude::*;
+
+/// `[b, c, h, w]` to `[b, c, h / k, w / k]` (floor), the maximum of each `k x k` window.
+pub fn max_pool2d(xs: &Tensor, k: usize) -> Result<Tensor> {
+    if xs.device().is_cpu() && xs.dtype() == candle_core::DType::F32 {
+        xs.contiguous()?.apply_op1(MaxPool { k })
+    } else {
+        xs.max_pool2d(k)
+    }
+}
+
+/// [`max_pool2d`] with a `k x k` window, as a layer.
+#[derive(Debug, Clone, Copy)]
+pub struct MaxPool2d(pub usize);
+
+impl candle_core::Module for MaxPool2d {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        max_pool2d(xs, self.0)
+    }
+}
+
+struct MaxPool {
+    k: usize,
+}
+
+/// The gradient of [`MaxPool`] for `(input, output, grad_output)`.
+struct MaxPoolGrad {
+    k: usize,
+}
+
+/// The dimensions `(planes = b * c, h, w)` of a contiguous f32 `[b, c, h, w]` tensor, and its data.
+fn planes<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<(&'a [f32], usize, usize, usize)> {
+    let CpuStorage::F32(data) = storage else { bail!("{op}: expected f32") };
+    let &[b, c, h, w] = layout.dims() else { bail!("{op}: expected [batch, channels, height, width], got {:?}", layout.dims()) };
+    let Some((start, end)) = layout.contiguous_offsets() else { bail!("{op}: expected a contiguous tensor") };
+    Ok((&data[start..end], b * c, h, w))
+}
+
+/// The index (within the plane) of the first maximum of output cell `(i, j)`'s window.
+fn argmax(plane: &[f32], w: usize, k: usize, i: usize, j: usize) -> usize {
+    let mut best = i * k * w + j * k;
+    for y in i * k..(i + 1) * k {
+        for x in j * k..(j + 1) * k {
+            if plane[y * w + x] > plane[best] {
+                best = y * w + x;
+            }
+        }
+    }
+    best
+}
+
+impl CustomOp1 for MaxPool {
+    fn name(&self) -> &'static str {
+        "max-pool2d-fused"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (xs, n, h, w) = planes(storage, layout, self.name())?;
+        let (k, dims) = (self.k, layout.dims());
+        if k == 0 || h < k || w < k {
+            bail!("max_pool2d: a {k}x{k} window does not fit a {h}x{w} input");
+        }
+        let (oh, ow) = (h / k, w / k);
+        let mut out = vec![0f32; n * oh * ow];
+        out.par_chunks_mut(oh * ow).zip(xs.par_chunks(h * w)).for_each(|(out, plane)| {
+            for i in 0..oh {
+                for j in 0..ow {
+                    out[i * ow + j] = plane[argmax(plane, w, k, i, j)];
+                }
+            }
+        });
+        debug_assert_eq!(out.len(), n * oh * ow);
+        Ok((CpuStorage::F32(out), Shape::from((dims[0], dims[1], oh, ow))))
+    }
+
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(arg.apply_op3_no_bwd(res, &grad_res.contiguous()?, &MaxPoolGrad { k: self.k })?))
+    }
+}
+
+impl CustomOp3 for MaxPoolGrad {
+    fn name(&self) -> &'static str {
+        "max-pool2d-fused-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        _s2: &CpuStorage,
+        _l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (xs, _, h, w) = planes(s1, l1, self.name())?;
+        let (grad, _, oh, ow) = planes(s3, l3, self.name())?;
+        let k = self.k;
+        let mut result = vec![0f32; xs.len()];
+        result.par_chunks_mut(h * w).zip(xs.par_chunks(h * w).zip(grad.par_chunks(oh * ow))).for_each(
+            |(out, (plane, grad))| {
+                for i in 0..oh {
+                    for j in 0..ow {
+                        out[argmax(plane, w, k, i, j)] += grad[i * ow + j];
+                    }
+                }
+            },
+        );
+        Ok((CpuStorage::F32(result), l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// The forward pass equals candle's (including the floor for odd sizes); the gradient equals
+    /// finite differences. (candle 0.11.1's own max-pool gradient is 1/k^2 of this: its backward
+    /// multiplies by the window's share of maxima where it means to divide, so it is not the reference.)
+    #[test]
+    fn matches_candle_forward_and_finite_difference_gradients() {
+        // Distinct multiples of 1/7 (no ties), so a 0.05 nudge never changes a window's maximum.
+        let values: Vec<f32> = (0..2 * 3 * 9 * 8).map(|i| ((i * 7919) % 433) as f32 / 7.0).collect();
+        let weights: Vec<f32> = (0..2 * 3 * 4 * 4).map(|i| i as f32 - 20.0).collect();
+        let probe = Tensor::from_slice(&weights, (2, 3, 4, 4), &Device::Cpu).unwrap();
+        // sum(pool(x) * probe), summed in f64 so the finite differences are not rounding noise.
+        let loss = |values: &[f32]| {
+            let xs = Tensor::from_slice(values, (2, 3, 9, 8), &Device::Cpu).unwrap();
+            let ys = max_pool2d(&xs, 2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(ys, xs.max_pool2d(2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            ys.iter().zip(&weights).map(|(y, w)| f64::from(*y) * f64::from(*w)).sum::<f64>()
+        };
+        let xs = Var::from_slice(&values, (2, 3, 9, 8), &Device::Cpu).unwrap();
+        let ys = max_pool2d(xs.as_tensor(), 2).unwrap();
+        let grads = (ys * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let grad = grads.get(xs.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let h = 0.05;
+        for i in 0..values.len() {
+            let (mut up, mut down) = (values.clone(), values.clone());
+            up[i] += h;
+            down[i] -= h;
+            let numeric = ((loss(&up) - loss(&down)) / (2.0 * f64::from(h))) as f32;
+            assert!((numeric - grad[i]).abs() < 1e-3 * (1.0 + grad[i].abs()), "input {i}: gradient {} vs finite difference {numeric}", grad[i]);
+        }
+        assert!(grad.iter().filter(|g| **g != 0.0).count() >= 90, "a gradient per window, rows 8 and 9 pooled away");
+    }
+
+    #[test]
+    fn ties_send_the_gradient_to_the_first_maximum_like_pytorch() {
+        let xs = Var::from_slice(&[1f32, 1.0, 0.0, 1.0], (1, 1, 2, 2), &Device::Cpu).unwrap();
+        let grads = max_pool2d(xs.as_tensor(), 2).unwrap().sum_all().unwrap().backward().unwrap();
+        let grad = grads.get(xs.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(grad, [1.0, 0.0, 0.0, 0.0]);
+    }
+}
