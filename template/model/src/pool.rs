@@ -2,17 +2,20 @@
 //! forward and one backward.
 //!
 //! candle's `max_pool2d` backward upsamples the output, compares, casts, average-pools, multiplies
-//! and upsamples again: seven passes over the full-size activation. Here the backward pass routes
-//! each output gradient to the first maximum of its window, as PyTorch does, in one pass. Other
+//! and upsamples again: seven passes over the full-size activation. Here the forward pass records
+//! where each window's first maximum is, and the backward pass sends each output gradient there
+//! (as PyTorch does) in one scatter. Other
 //! devices use candle's `max_pool2d`.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use std::sync::OnceLock;
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
 /// `[b, c, h, w]` to `[b, c, h / k, w / k]` (floor), the maximum of each `k x k` window.
 pub fn max_pool2d(xs: &Tensor, k: usize) -> Result<Tensor> {
     if xs.device().is_cpu() && xs.dtype() == candle_core::DType::F32 {
-        xs.contiguous()?.apply_op1(MaxPool { k })
+        xs.contiguous()?.apply_op1(MaxPool { k, argmax: OnceLock::new() })
     } else {
         xs.max_pool2d(k)
     }
@@ -30,11 +33,15 @@ impl candle_core::Module for MaxPool2d {
 
 struct MaxPool {
     k: usize,
+    /// Filled by the forward pass: for every output, the index (within its plane) of its
+    /// window's first maximum, so the backward pass is a scatter.
+    argmax: OnceLock<Vec<u32>>,
 }
 
-/// The gradient of [`MaxPool`] for `(input, output, grad_output)`.
-struct MaxPoolGrad {
-    k: usize,
+/// The gradient of [`MaxPool`]: `grad_output` scattered to the recorded maxima.
+struct MaxPoolGrad<'a> {
+    input_shape: Shape,
+    argmax: &'a [u32],
 }
 
 /// The dimensions `(planes = b * c, h, w)` of a contiguous f32 `[b, c, h, w]` tensor, and its data.
@@ -43,19 +50,6 @@ fn planes<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<(&'a
     let &[b, c, h, w] = layout.dims() else { bail!("{op}: expected [batch, channels, height, width], got {:?}", layout.dims()) };
     let Some((start, end)) = layout.contiguous_offsets() else { bail!("{op}: expected a contiguous tensor") };
     Ok((&data[start..end], b * c, h, w))
-}
-
-/// The index (within the plane) of the first maximum of output cell `(i, j)`'s window.
-fn argmax(plane: &[f32], w: usize, k: usize, i: usize, j: usize) -> usize {
-    let mut best = i * k * w + j * k;
-    for y in i * k..(i + 1) * k {
-        for x in j * k..(j + 1) * k {
-            if plane[y * w + x] > plane[best] {
-                best = y * w + x;
-            }
-        }
-    }
-    best
 }
 
 impl CustomOp1 for MaxPool {
@@ -71,50 +65,55 @@ impl CustomOp1 for MaxPool {
         }
         let (oh, ow) = (h / k, w / k);
         let mut out = vec![0f32; n * oh * ow];
-        out.par_chunks_mut(oh * ow).zip(xs.par_chunks(h * w)).for_each(|(out, plane)| {
-            for i in 0..oh {
-                for j in 0..ow {
-                    out[i * ow + j] = plane[argmax(plane, w, k, i, j)];
-                }
-            }
-        });
-        debug_assert_eq!(out.len(), n * oh * ow);
-        Ok((CpuStorage::F32(out), Shape::from((dims[0], dims[1], oh, ow))))
-    }
-
-    fn bwd(&self, arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(arg.apply_op3_no_bwd(res, &grad_res.contiguous()?, &MaxPoolGrad { k: self.k })?))
-    }
-}
-
-impl CustomOp3 for MaxPoolGrad {
-    fn name(&self) -> &'static str {
-        "max-pool2d-fused-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        _s2: &CpuStorage,
-        _l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (xs, _, h, w) = planes(s1, l1, self.name())?;
-        let (grad, _, oh, ow) = planes(s3, l3, self.name())?;
-        let k = self.k;
-        let mut result = vec![0f32; xs.len()];
-        result.par_chunks_mut(h * w).zip(xs.par_chunks(h * w).zip(grad.par_chunks(oh * ow))).for_each(
-            |(out, (plane, grad))| {
+        let mut argmax = vec![0u32; n * oh * ow];
+        out.par_chunks_mut(oh * ow).zip(argmax.par_chunks_mut(oh * ow)).zip(xs.par_chunks(h * w)).for_each(
+            |((out, argmax), plane)| {
                 for i in 0..oh {
                     for j in 0..ow {
-                        out[argmax(plane, w, k, i, j)] += grad[i * ow + j];
+                        let mut best = i * k * w + j * k;
+                        let mut best_value = plane[best];
+                        for y in i * k..(i + 1) * k {
+                            let start = y * w + j * k;
+                            for (x, &v) in plane[start..start + k].iter().enumerate() {
+                                if v > best_value {
+                                    (best, best_value) = (start + x, v);
+                                }
+                            }
+                        }
+                        out[i * ow + j] = best_value;
+                        argmax[i * ow + j] = best as u32;
                     }
                 }
             },
         );
-        Ok((CpuStorage::F32(result), l1.shape().clone()))
+        self.argmax.set(argmax).map_err(|_| candle_core::Error::Msg("max_pool2d: the op ran twice".into()))?;
+        Ok((CpuStorage::F32(out), Shape::from((dims[0], dims[1], oh, ow))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let Some(argmax) = self.argmax.get() else { candle_core::bail!("max_pool2d: backward before forward") };
+        let op = MaxPoolGrad { input_shape: arg.shape().clone(), argmax };
+        Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&op)?))
+    }
+}
+
+impl CustomOp1 for MaxPoolGrad<'_> {
+    fn name(&self) -> &'static str {
+        "max-pool2d-fused-grad"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (grad, n, oh, ow) = planes(storage, layout, self.name())?;
+        let plane = self.input_shape.elem_count() / n;
+        let mut result = vec![0f32; self.input_shape.elem_count()];
+        result.par_chunks_mut(plane).zip(grad.par_chunks(oh * ow).zip(self.argmax.par_chunks(oh * ow))).for_each(
+            |(out, (grad, argmax))| {
+                for (g, &i) in grad.iter().zip(argmax) {
+                    out[i as usize] += g;
+                }
+            },
+        );
+        Ok((CpuStorage::F32(result), self.input_shape.clone()))
     }
 }
 
