@@ -80,6 +80,11 @@ impl CustomOp2 for Depthwise {
     }
 }
 
+thread_local! {
+    /// Each thread's zero-padded copy of the plane it is working on (one allocation per thread).
+    static PADDED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Output pixels computed together: one 8-lane vector (AVX2; half an AVX-512 register).
 const LANES: usize = 8;
 
@@ -90,10 +95,19 @@ const LANES: usize = 8;
 fn forward_plane_stride1(g: &Geometry, xs: &[f32], w: &[f32], ys: &mut [f32]) {
     let (k, p) = (g.kernel, g.padding);
     let padded_width = (g.out_width + k - 1).next_multiple_of(LANES) + LANES;
-    let mut padded = vec![0f32; (g.height + 2 * p) * padded_width];
-    for (y, row) in xs.chunks_exact(g.width).enumerate() {
-        padded[(y + p) * padded_width + p..][..g.width].copy_from_slice(row);
-    }
+    PADDED.with_borrow_mut(|padded| {
+        padded.clear();
+        padded.resize((g.height + 2 * p) * padded_width, 0.0);
+        for (y, row) in xs.chunks_exact(g.width).enumerate() {
+            padded[(y + p) * padded_width + p..][..g.width].copy_from_slice(row);
+        }
+        accumulate_rows(g, padded, padded_width, w, ys);
+    });
+}
+
+/// `ys` from the padded plane, `LANES` outputs of a row at a time.
+fn accumulate_rows(g: &Geometry, padded: &[f32], padded_width: usize, w: &[f32], ys: &mut [f32]) {
+    let k = g.kernel;
     for oy in 0..g.out_height {
         for x0 in (0..g.out_width).step_by(LANES) {
             let mut acc = [0f32; LANES];
