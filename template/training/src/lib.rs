@@ -16,6 +16,7 @@ pub mod progress;
 pub mod resume;
 pub mod retention;
 pub mod run_dir;
+pub mod runtime;
 pub mod schedule;
 pub mod tensorboard;
 pub mod trainer;
