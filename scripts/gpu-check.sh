@@ -3,7 +3,7 @@
 #
 #   scripts/gpu-check.sh prepare [DIR]   on a machine with the package registry: generate the cuda
 #                                        variant of each model (onnx on) into DIR, vendor their crates,
-#                                        and pack DIR into DIR.tar.gz for a machine without a registry
+#                                        and pack DIR into DIR.tar.xz for a machine without a registry
 #   scripts/gpu-check.sh run [DIR]       on the GPU machine (nvcc + a GPU; no network needed): build
 #                                        each project offline, train one epoch on MNIST-format data,
 #                                        evaluate, export + verify ONNX, run `bench` (and the PyTorch
@@ -39,7 +39,7 @@ prepare() {
     sync+=(--sync "$(project "$model")/Cargo.toml")
   done
   # One vendor folder for all projects; each project's .cargo/config.toml points cargo at it.
-  cargo vendor --versioned-dirs --respect-source-config "${sync[@]}" "$dir/vendor" >/dev/null
+  cargo vendor --quiet --versioned-dirs --respect-source-config "${sync[@]}" "$dir/vendor" >/dev/null
   for model in "${models[@]}"; do
     mkdir -p "$(project "$model")/.cargo"
     cat >"$(project "$model")/.cargo/config.toml" <<EOF
@@ -52,9 +52,10 @@ EOF
   done
   if [[ -d "$root/bench" ]]; then cp -r "$root/bench" "$dir/bench"; fi
   cp "${BASH_SOURCE[0]}" "$dir/gpu-check.sh"
-  tar -C "$(dirname "$dir")" -czf "$dir.tar.gz" "$(basename "$dir")"
-  echo "prepared $dir, packed as $dir.tar.gz ($(du -sh "$dir.tar.gz" | cut -f1)); on the GPU machine:"
-  echo "  tar -xzf $(basename "$dir").tar.gz && bash $(basename "$dir")/gpu-check.sh run $(basename "$dir")"
+  # xz: the vendored crates are ~0.5 GB; xz packs them into about half of what gzip does.
+  tar -C "$(dirname "$dir")" -cf - "$(basename "$dir")" | xz -T0 -6 >"$dir.tar.xz"
+  echo "prepared $dir, packed as $dir.tar.xz ($(du -sh "$dir.tar.xz" | cut -f1)); on the GPU machine:"
+  echo "  tar -xJf $(basename "$dir").tar.xz && bash $(basename "$dir")/gpu-check.sh run $(basename "$dir")"
 }
 
 # Copy MNIST-format files into a project's data/, the test set standing in for a missing train set.
