@@ -14,7 +14,7 @@ const CHUNK: usize = 1 << 14;
 /// `max(x, 0)`, with a fused backward pass on the CPU.
 pub fn relu(xs: &Tensor) -> Result<Tensor> {
     if xs.device().is_cpu() && xs.dtype() == candle_core::DType::F32 {
-        xs.contiguous()?.apply_op1(ReluOp)
+        xs.contiguous()?.apply_op1(Forward(ReluFn))
     } else {
         xs.relu()
     }
@@ -23,7 +23,7 @@ pub fn relu(xs: &Tensor) -> Result<Tensor> {
 /// The exact GELU, `x Phi(x) = x (1 + erf(x / sqrt 2)) / 2`, with a fused backward pass on the CPU.
 pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
     if xs.device().is_cpu() && xs.dtype() == candle_core::DType::F32 {
-        xs.contiguous()?.apply_op1(GeluOp)
+        xs.contiguous()?.apply_op1(Forward(GeluFn))
     } else {
         xs.gelu_erf()
     }
@@ -38,10 +38,6 @@ impl candle_core::Module for GeluErf {
         gelu_erf(xs)
     }
 }
-
-struct GeluOp;
-/// `grad * (Phi(x) + x phi(x))` for `(grad, x)`.
-struct GeluGrad;
 
 /// The standard normal CDF, `(1 + erf(x / sqrt 2)) / 2`.
 fn phi_cdf(x: f32) -> f32 {
@@ -60,7 +56,7 @@ fn erf(x: f32) -> f32 {
                 + t * (0.096_784_18
                     + t * (-0.186_288_06
                         + t * (0.278_868_07
-                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+                            + t * (-1.135_204 + t * (1.488_515_9 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
     let erfc = t * exp(-z * z + poly);
     (1.0 - erfc).copysign(x)
 }
@@ -79,45 +75,6 @@ fn exp(x: f32) -> f32 {
     f32::from_bits(((n as i32 + 127) as u32) << 23) * p
 }
 
-impl CustomOp1 for GeluOp {
-    fn name(&self) -> &'static str {
-        "gelu-erf-fused"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let xs = contiguous_f32(storage, layout, self.name())?;
-        let mut out = vec![0f32; xs.len()];
-        out.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK)).for_each(|(out, xs)| {
-            for (o, x) in out.iter_mut().zip(xs) {
-                *o = x * phi_cdf(*x);
-            }
-        });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad_res.contiguous()?.apply_op2_no_bwd(arg, &GeluGrad)?))
-    }
-}
-
-impl CustomOp2 for GeluGrad {
-    fn name(&self) -> &'static str {
-        "gelu-erf-fused-grad"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (grad, xs) = (contiguous_f32(s1, l1, self.name())?, contiguous_f32(s2, l2, self.name())?);
-        let inv_sqrt_2pi = 0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2;
-        let mut result = vec![0f32; grad.len()];
-        result.par_chunks_mut(CHUNK).zip(grad.par_chunks(CHUNK).zip(xs.par_chunks(CHUNK))).for_each(|(r, (g, xs))| {
-            for ((r, g), x) in r.iter_mut().zip(g).zip(xs) {
-                *r = g * (phi_cdf(*x) + x * inv_sqrt_2pi * exp(-0.5 * x * x));
-            }
-        });
-        Ok((CpuStorage::F32(result), l1.shape().clone()))
-    }
-}
-
 /// [`relu`] as a layer, for method chains: `xs.apply(&fc)?.apply(&Relu)?`.
 #[derive(Debug, Clone, Copy)]
 pub struct Relu;
@@ -128,9 +85,55 @@ impl candle_core::Module for Relu {
     }
 }
 
-struct ReluOp;
-/// `grad * (output > 0)`.
-struct ReluGrad;
+/// An elementwise activation and its derivative, for [`Forward`] and [`Backward`]: one generic
+/// kernel each, monomorphised per activation so that the loops inline and vectorise.
+trait Activation: Copy + Send + Sync + 'static {
+    const NAME: &'static str;
+    const GRAD_NAME: &'static str;
+    /// Whether [`Activation::grad`] reads the op's output (else its input).
+    const GRAD_FROM_OUTPUT: bool;
+    fn value(x: f32) -> f32;
+    /// The input's gradient from the output's gradient `g` and the saved input or output.
+    fn grad(g: f32, saved: f32) -> f32;
+}
+
+#[derive(Clone, Copy)]
+struct ReluFn;
+
+impl Activation for ReluFn {
+    const NAME: &'static str = "relu-fused";
+    const GRAD_NAME: &'static str = "relu-fused-grad";
+    const GRAD_FROM_OUTPUT: bool = true;
+    fn value(x: f32) -> f32 {
+        x.max(0.0)
+    }
+    fn grad(g: f32, output: f32) -> f32 {
+        if output > 0.0 { g } else { 0.0 }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct GeluFn;
+
+impl Activation for GeluFn {
+    const NAME: &'static str = "gelu-erf-fused";
+    const GRAD_NAME: &'static str = "gelu-erf-fused-grad";
+    const GRAD_FROM_OUTPUT: bool = false;
+    fn value(x: f32) -> f32 {
+        x * phi_cdf(x)
+    }
+    /// `g (Phi(x) + x phi(x))`.
+    fn grad(g: f32, x: f32) -> f32 {
+        let inv_sqrt_2pi = 0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2;
+        g * (phi_cdf(x) + x * inv_sqrt_2pi * exp(-0.5 * x * x))
+    }
+}
+
+/// The activation of a contiguous f32 tensor; its backward pass is [`Backward`].
+struct Forward<A>(A);
+
+/// `(grad_output, saved)` to the input's gradient, `A::grad` elementwise.
+struct Backward<A>(A);
 
 fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else { bail!("{op}: expected f32") };
@@ -138,40 +141,43 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Res
     Ok(&data[start..end])
 }
 
-impl CustomOp1 for ReluOp {
+impl<A: Activation> CustomOp1 for Forward<A> {
     fn name(&self) -> &'static str {
-        "relu-fused"
+        A::NAME
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let xs = contiguous_f32(storage, layout, self.name())?;
+        let xs = contiguous_f32(storage, layout, A::NAME)?;
         let mut out = vec![0f32; xs.len()];
         out.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK)).for_each(|(out, xs)| {
             for (o, x) in out.iter_mut().zip(xs) {
-                *o = x.max(0.0);
+                *o = A::value(*x);
             }
         });
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 
-    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad_res.contiguous()?.apply_op2_no_bwd(res, &ReluGrad)?))
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let saved = if A::GRAD_FROM_OUTPUT { res } else { arg };
+        Ok(Some(grad_res.contiguous()?.apply_op2_no_bwd(saved, &Backward(self.0))?))
     }
 }
 
-impl CustomOp2 for ReluGrad {
+impl<A: Activation> CustomOp2 for Backward<A> {
     fn name(&self) -> &'static str {
-        "relu-fused-grad"
+        A::GRAD_NAME
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (grad, out) = (contiguous_f32(s1, l1, self.name())?, contiguous_f32(s2, l2, self.name())?);
+        let (grad, saved) = (contiguous_f32(s1, l1, A::GRAD_NAME)?, contiguous_f32(s2, l2, A::GRAD_NAME)?);
         let mut result = vec![0f32; grad.len()];
-        result.par_chunks_mut(CHUNK).zip(grad.par_chunks(CHUNK).zip(out.par_chunks(CHUNK))).for_each(|(r, (g, o))| {
-            for ((r, g), o) in r.iter_mut().zip(g).zip(o) {
-                *r = if *o > 0.0 { *g } else { 0.0 };
-            }
-        });
+        result.par_chunks_mut(CHUNK).zip(grad.par_chunks(CHUNK).zip(saved.par_chunks(CHUNK))).for_each(
+            |(r, (g, saved))| {
+                for ((r, g), s) in r.iter_mut().zip(g).zip(saved) {
+                    *r = A::grad(*g, *s);
+                }
+            },
+        );
         Ok((CpuStorage::F32(result), l1.shape().clone()))
     }
 }
