@@ -1,5 +1,6 @@
 //! The layer against candle's own convolution (values and gradients), the gradients against finite
-//! differences, the parameters against `candle_nn::conv2d`'s, and (ignored) its speed against candle's.
+//! differences, and the parameters against `candle_nn::conv2d`'s. (Speed is measured by the
+//! project's `bench` subcommand, not by tests.)
 
 use std::sync::{Arc, Mutex};
 
@@ -323,52 +324,5 @@ fn parameters_are_created_like_candle_nn_conv2d() {
             requests(&|vb| drop(candle_nn::conv2d(c, o, k, cfg, vb.pp("conv")).expect("builds")));
         assert_eq!(got.len(), 2);
         assert_eq!(got, want);
-    }
-}
-
-/// ms for a forward and backward pass of `sum(conv(x) * r)`, the best of 5.
-fn forward_backward_ms(
-    case: Case,
-    input_grad: bool,
-    layer: &dyn Fn(&Tensor, &Tensor) -> Box<dyn Module>,
-) -> f64 {
-    let vars = case.tensors().map(|t| Var::from_tensor(&t).expect("var"));
-    let [x, w, b] = vars.each_ref().map(|v| v.as_tensor().clone());
-    let x = if input_grad { x } else { x.detach() };
-    let layer = layer(&w, &b);
-    let r = values(layer.forward(&x).expect("forward").dims(), 4);
-    let step = || {
-        let start = std::time::Instant::now();
-        let ys = layer.forward(&x).expect("forward");
-        (ys * &r)
-            .and_then(|t| t.sum_all())
-            .and_then(|l| l.backward())
-            .expect("backward");
-        start.elapsed().as_secs_f64() * 1e3
-    };
-    (0..6).map(|_| step()).skip(1).fold(f64::INFINITY, f64::min)
-}
-
-/// `cargo test --release -p model timing -- --ignored --nocapture`. The test binary runs on the system
-/// allocator, which maps and unmaps large buffers on every call; for numbers close to the training
-/// binary's, set `MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824`.
-#[test]
-#[ignore = "a timing on this machine; run it in release"]
-fn timing_against_candle_conv2d_at_batch_64() {
-    let layers = [
-        ("cnn conv1", case(64, 1, 32, 28, (3, 1, 0)), false), // the images need no gradient
-        ("cnn conv2", case(64, 32, 64, 26, (3, 1, 0)), true),
-        ("convnext dwconv", depthwise(64, 8, 7, (7, 1, 3)), true),
-        ("convnext pwconv1", case(64, 8, 16, 7, (1, 1, 0)), true),
-    ];
-    for (name, case, input_grad) in layers {
-        let theirs = forward_backward_ms(case, input_grad, &|w, b| {
-            Box::new(candles(w, b, case.config()))
-        });
-        let mine = forward_backward_ms(case, input_grad, &|w, b| {
-            Box::new(ours(w, b, case.config()))
-        });
-        println!("{name:>16}: candle {theirs:7.2} ms, ours {mine:7.2} ms");
-        assert!(mine < theirs, "{name}: slower than candle's conv2d");
     }
 }

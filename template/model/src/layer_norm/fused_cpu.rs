@@ -37,7 +37,7 @@ fn moments(x: &[f32], base: usize, channels: usize, inner: usize, eps: f32) -> (
 }
 
 impl Norm {
-    /// `(outer, base offset of group (o, i))` for every normalised group.
+    /// The offset of the first value of every normalised group `(o, i)`.
     fn groups(channels: usize, inner: usize, len: usize) -> impl Iterator<Item = usize> {
         let outer = len / (channels * inner);
         (0..outer).flat_map(move |o| (0..inner).map(move |i| o * channels * inner + i))
