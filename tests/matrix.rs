@@ -133,6 +133,7 @@ fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Resu
     if json["samples"] != TEST_IMAGES || !(0.0..=1.0).contains(&accuracy) || !json["loss"].as_f64().is_some_and(f64::is_finite) {
         return Err(format!("{name}: unexpected evaluation {json}"));
     }
+    printed_errors_name_the_key(variant, &bin, project, &checkpoint)?;
     let mut report = format!("build {build:5.1}s  test {test:5.1}s  train {train:4.1}s  test accuracy {accuracy:.3}");
     if variant.onnx {
         export_and_compare(&name, &bin, project, &checkpoint)?;
@@ -182,6 +183,43 @@ fn real_data_check(variant: &Variant, project: &Path, bin: &Path) -> Result<Stri
     }
     let onnx_accuracy = export_and_compare(&name, bin, project, &run.join("model_best.safetensors"))?;
     Ok(format!("  real MNIST: {accuracy:.4} held-out after 5 epochs ({seconds:.0}s), ONNX {onnx_accuracy:.4}"))
+}
+
+/// Two mistakes as a user meets them, on the terminal: a wrong type inside a `{"type", "args"}`
+/// section names the full key, and a checkpoint evaluated with a config that builds another model
+/// names the parameter, both shapes and the model arg, once, without a backtrace (even with
+/// RUST_BACKTRACE=1).
+fn printed_errors_name_the_key(variant: &Variant, bin: &Path, project: &Path, checkpoint: &Path) -> Result<(), String> {
+    let name = variant.project_name();
+    let stderr_of = |args: &[&str]| -> Result<String, String> {
+        let out = Command::new(bin).current_dir(project).args(args).env("RUST_BACKTRACE", "1").output();
+        let out = out.map_err(|e| e.to_string())?;
+        if out.status.success() {
+            return Err(format!("{name}: `{}` should fail", args.join(" ")));
+        }
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let err = stderr_of(&["train", "--set", "data_loader.args.batch_size=\"big\""])?;
+    if !err.contains("at `data_loader.args.batch_size`") {
+        return Err(format!("{name}: a bad batch size is reported as:\n{err}"));
+    }
+    // A model arg that changes a parameter's shape (the cnn's args are dropout rates only).
+    let arg = match variant.model {
+        "mlp" => Some(("hidden", "[64]")),
+        "convnext" => Some(("dims", "[8,16,24]")),
+        _ => None,
+    };
+    if let Some((key, value)) = arg {
+        let checkpoint = checkpoint.display().to_string();
+        let err = stderr_of(&["evaluate", "--checkpoint", &checkpoint, "--set", &format!("model.args.{key}={value}")])?;
+        let named = err.contains(&format!("`model.args.{key}` is {value} in the config"))
+            && err.contains("different model")
+            && err.matches("in the checkpoint but").count() == 1;
+        if !named || err.contains("backtrace") {
+            return Err(format!("{name}: a checkpoint of another shape is reported as:\n{err}"));
+        }
+    }
+    Ok(())
 }
 
 /// Run the project's binary and parse the JSON object on the last line of its output.

@@ -48,6 +48,6 @@ pub fn config_for_checkpoint(checkpoint: &Path, overrides: &[String]) -> Result<
 pub fn restore(checkpoint: &Path, config: &training::Config) -> Result<Restored, RestoreError> {
     let (device, _) = config.device.select()?;
     let built = training::build_model(config, &device)?;
-    checkpoint::load(checkpoint, &device)?.restore_weights(&built.varmap, checkpoint)?;
+    checkpoint::load(checkpoint, &device)?.restore_weights(&built.varmap, checkpoint, &config.model)?;
     Ok(Restored { model: built.model, varmap: built.varmap, device })
 }

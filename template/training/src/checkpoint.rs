@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
+use model::ModelConfig;
 use serde::{Deserialize, Serialize};
 
 const OPTIMIZER_PREFIX: &str = "optimizer/";
@@ -53,8 +54,12 @@ pub enum CheckpointError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("checkpoint {path} is not a valid safetensors file: {message}")]
     Corrupt { path: PathBuf, message: String },
-    #[error("checkpoint {path} has no tensor {name:?}: was it saved by another model? (its model is set in the run's config.json)")]
-    Missing { path: PathBuf, name: String },
+    #[error("checkpoint {path} has no parameter `{name}`, which the config's model builds: {cause}")]
+    Missing { path: PathBuf, name: String, cause: String },
+    #[error("checkpoint {path} has parameters the config's model does not build ({names}): {cause}")]
+    Unexpected { path: PathBuf, names: String, cause: String },
+    #[error("checkpoint {path}: parameter `{name}` is {saved:?} in the checkpoint but {built:?} in the model the config builds; {cause}")]
+    Shape { path: PathBuf, name: String, saved: Vec<usize>, built: Vec<usize>, cause: String },
     #[error("checkpoint {path}: {source}")]
     Tensor { path: PathBuf, source: candle_core::Error },
 }
@@ -146,17 +151,85 @@ pub fn load(path: &Path, device: &Device) -> Result<Checkpoint, CheckpointError>
 }
 
 impl Checkpoint {
-    /// Copy the weights into the model's variables; every variable must be present.
-    pub fn restore_weights(&self, varmap: &VarMap, path: &Path) -> Result<(), CheckpointError> {
+    /// Copy the weights into the variables of the model `model` describes. Every variable must be
+    /// in the checkpoint with its shape, and every tensor of the checkpoint must be a variable;
+    /// otherwise the error names the first parameter that differs and the `model.args` that
+    /// likely explain it.
+    pub fn restore_weights(&self, varmap: &VarMap, path: &Path, model: &ModelConfig) -> Result<(), CheckpointError> {
         let vars = varmap.data().lock().expect("the VarMap lock is never poisoned");
-        for (name, var) in vars.iter() {
-            let tensor = self
-                .weights
-                .get(name)
-                .ok_or_else(|| CheckpointError::Missing { path: path.to_path_buf(), name: name.clone() })?;
-            var.set(tensor).map_err(|source| CheckpointError::Tensor { path: path.to_path_buf(), source })?;
+        let mut names: Vec<&String> = vars.keys().collect();
+        names.sort();
+        for name in &names {
+            let var = &vars[*name];
+            let Some(tensor) = self.weights.get(*name) else {
+                let cause = different_model(model, &[]);
+                return Err(CheckpointError::Missing { path: path.to_path_buf(), name: name.to_string(), cause });
+            };
+            if tensor.dims() != var.dims() {
+                let cause = different_model(model, &differing_sizes(var.dims(), tensor.dims()));
+                return Err(CheckpointError::Shape {
+                    path: path.to_path_buf(),
+                    name: name.to_string(),
+                    saved: tensor.dims().to_vec(),
+                    built: var.dims().to_vec(),
+                    cause,
+                });
+            }
+        }
+        let mut unexpected: Vec<&String> = self.weights.keys().filter(|n| !vars.contains_key(*n)).collect();
+        if !unexpected.is_empty() {
+            unexpected.sort();
+            let names = unexpected.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+            return Err(CheckpointError::Unexpected { path: path.to_path_buf(), names, cause: different_model(model, &[]) });
+        }
+        for name in names {
+            vars[name]
+                .set(&self.weights[name])
+                .map_err(|source| CheckpointError::Tensor { path: path.to_path_buf(), source })?;
         }
         Ok(())
+    }
+}
+
+/// The sizes the model builds where its shape and the checkpoint's differ (all of them when the
+/// ranks differ).
+fn differing_sizes(built: &[usize], saved: &[usize]) -> Vec<usize> {
+    if built.len() != saved.len() {
+        return built.to_vec();
+    }
+    built.iter().zip(saved).filter(|(b, s)| b != s).map(|(b, _)| *b).collect()
+}
+
+/// Why a checkpoint does not fit the model the config builds: the `model.args` whose values are
+/// among `sizes` (the sizes the config produced where the checkpoint has others), else a hint
+/// that the model or its code differs.
+fn different_model(model: &ModelConfig, sizes: &[usize]) -> String {
+    let args = serde_json::to_value(model).ok().and_then(|v| v.get("args").cloned()).unwrap_or_default();
+    let mut suspects = Vec::new();
+    find_sizes(&args, "model.args", sizes, &mut suspects);
+    let advice = "the config.json saved beside the checkpoint describes the model it was trained with, and \
+                  evaluate, predict, export and train --resume use it unless --config or --set model... say otherwise";
+    if suspects.is_empty() {
+        format!(
+            "the checkpoint was trained with a different model than the config's {} with args {args}, or the \
+             model's code (model/src/{}.rs) changed since; {advice}",
+            model.name(),
+            model.name()
+        )
+    } else {
+        format!("{} in the config; the checkpoint was trained with a different model; {advice}", suspects.join(", "))
+    }
+}
+
+/// Collects "`path` is VALUE" for each number in `value` (or array holding one) that is in `sizes`.
+fn find_sizes(value: &serde_json::Value, path: &str, sizes: &[usize], out: &mut Vec<String>) {
+    use serde_json::Value;
+    let is_size = |v: &Value| v.as_u64().is_some_and(|n| sizes.iter().any(|s| *s as u64 == n));
+    match value {
+        Value::Object(map) => map.iter().for_each(|(k, v)| find_sizes(v, &format!("{path}.{k}"), sizes, out)),
+        Value::Array(items) if items.iter().any(is_size) => out.push(format!("`{path}` is {value}")),
+        v if is_size(v) => out.push(format!("`{path}` is {v}")),
+        _ => {}
     }
 }
 
@@ -184,6 +257,77 @@ mod tests {
         assert_eq!(loaded.optimizer["fc.weight.0"].to_vec2::<f32>().unwrap(), vec![vec![1.0; 3]; 2]);
         // Nothing but the checkpoint is left in the folder (no temporary files).
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// A checkpoint of the shipped model with `edit` applied to its tensors, and the model's VarMap.
+    fn edited_checkpoint(edit: impl FnOnce(&mut HashMap<String, Tensor>)) -> (tempfile::TempDir, PathBuf, VarMap) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model_best.safetensors");
+        let varmap = VarMap::new();
+        ModelConfig::default().build(candle_nn::VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
+        let mut tensors: HashMap<String, Tensor> =
+            varmap.data().lock().unwrap().iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+        edit(&mut tensors);
+        candle_core::safetensors::save(&tensors, &path).unwrap();
+        (dir, path, varmap)
+    }
+
+    fn first_name(tensors: &HashMap<String, Tensor>) -> String {
+        let mut names: Vec<_> = tensors.keys().cloned().collect();
+        names.sort();
+        names.remove(0)
+    }
+
+    #[test]
+    fn a_parameter_of_another_shape_is_named_with_both_shapes_and_nothing_is_loaded() {
+        let mut edited = (String::new(), Vec::new(), Vec::new());
+        let (_dir, path, varmap) = edited_checkpoint(|tensors| {
+            let name = first_name(tensors);
+            let built = tensors[&name].dims().to_vec();
+            let mut saved = built.clone();
+            saved[0] += 3;
+            tensors.insert(name.clone(), Tensor::zeros(saved.as_slice(), DType::F32, &Device::Cpu).unwrap());
+            edited = (name, built, saved);
+        });
+        let before: Vec<f32> = varmap.all_vars()[0].flatten_all().unwrap().to_vec1().unwrap();
+        let err = load(&path, &Device::Cpu).unwrap().restore_weights(&varmap, &path, &ModelConfig::default()).unwrap_err();
+        let (name, built, saved) = edited;
+        let message = err.to_string();
+        assert!(matches!(&err, CheckpointError::Shape { name: n, .. } if *n == name), "{message}");
+        for needle in [format!("`{name}`"), format!("{saved:?} in the checkpoint"), format!("{built:?} in the model"), "different model".into()] {
+            assert!(message.contains(&needle), "{needle:?} not in: {message}");
+        }
+        // Nothing was half-loaded.
+        assert_eq!(varmap.all_vars()[0].flatten_all().unwrap().to_vec1::<f32>().unwrap(), before);
+    }
+
+    #[test]
+    fn missing_and_unexpected_parameters_are_named() {
+        let mut dropped = String::new();
+        let (_dir, path, varmap) = edited_checkpoint(|tensors| {
+            dropped = first_name(tensors);
+            tensors.remove(&dropped);
+        });
+        let err = load(&path, &Device::Cpu).unwrap().restore_weights(&varmap, &path, &ModelConfig::default()).unwrap_err();
+        assert!(err.to_string().contains(&format!("no parameter `{dropped}`")), "{err}");
+
+        let (_dir, path, varmap) = edited_checkpoint(|tensors| {
+            tensors.insert("head.extra".into(), Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap());
+        });
+        let err = load(&path, &Device::Cpu).unwrap().restore_weights(&varmap, &path, &ModelConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("does not build (`head.extra`)"), "{err}");
+    }
+
+    #[test]
+    fn the_args_that_produce_a_differing_size_are_named() {
+        let args = serde_json::json!({"hidden": [64, 32], "dropout": 0.2, "stem": {"width": 32}, "depth": 3});
+        let mut found = Vec::new();
+        find_sizes(&args, "model.args", &differing_sizes(&[64, 784], &[256, 784]), &mut found);
+        assert_eq!(found, ["`model.args.hidden` is [64,32]"]);
+        found.clear();
+        find_sizes(&args, "model.args", &[32], &mut found);
+        assert_eq!(found, ["`model.args.hidden` is [64,32]", "`model.args.stem.width` is 32"]);
+        assert_eq!(differing_sizes(&[8, 3, 3], &[8, 9]), [8, 3, 3]);
     }
 
     #[test]

@@ -181,13 +181,10 @@ impl Config {
         for assignment in overrides {
             apply_override(&mut value, assignment)?;
         }
-        let config: Config = if overrides.is_empty() {
-            // From the text, so errors carry line and column.
-            let mut de = serde_json::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(&mut de).map_err(|e| invalid(path, e))?
-        } else {
-            serde_path_to_error::deserialize(value).map_err(|e| invalid(path, e))?
-        };
+        let mut canonical = String::with_capacity(text.len());
+        write_type_first(&value, &mut canonical);
+        let mut de = serde_json::Deserializer::from_str(&canonical);
+        let config: Config = serde_path_to_error::deserialize(&mut de).map_err(|e| invalid(path, e))?;
         config.check().map_err(|message| ConfigError::Rule { path: path.to_path_buf(), message })?;
         Ok(config)
     }
@@ -225,8 +222,53 @@ impl Config {
     }
 }
 
-fn invalid<E: std::fmt::Display>(path: &Path, e: serde_path_to_error::Error<E>) -> ConfigError {
-    ConfigError::Invalid { path: path.to_path_buf(), json_path: e.path().to_string(), message: e.inner().to_string() }
+fn invalid(path: &Path, e: serde_path_to_error::Error<serde_json::Error>) -> ConfigError {
+    // serde_json ends its message with a position in the text it read, which is `write_type_first`'s
+    // rendering, not the user's file: the JSON path says where.
+    let message = e.inner().to_string();
+    let message = match message.rfind(" at line ") {
+        Some(at) => message[..at].to_string(),
+        None => message,
+    };
+    ConfigError::Invalid { path: path.to_path_buf(), json_path: e.path().to_string(), message }
+}
+
+/// `value` as JSON text with every object's `"type"` key first.
+///
+/// Every `{"type": ..., "args": ...}` section (`#[serde(tag = "type", content = "args")]`) must be
+/// read tag first: serde buffers the `args` of a section whose `type` it has not seen yet and
+/// deserializes them afterwards, and errors inside them then lose their JSON path (an error in
+/// `data_loader.args.batch_size` would be reported at `data_loader`). Parsed JSON objects are
+/// sorted by key, so `"args"` would always come first; this puts `"type"` first for every section,
+/// present and future, whatever order the file or `--set` gave.
+fn write_type_first(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            out.push('{');
+            let tag = map.get_key_value("type");
+            for (i, (key, item)) in tag.into_iter().chain(map.iter().filter(|(k, _)| *k != "type")).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_type_first(item, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_type_first(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 /// Apply one `--set a.b.c=value` to the JSON tree.

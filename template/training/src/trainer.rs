@@ -107,7 +107,7 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
     let mut state = TrainerState::default();
     if let Some(path) = &options.resume {
         let checkpoint = checkpoint::load(path, &device)?;
-        checkpoint.restore_weights(&varmap, path)?;
+        checkpoint.restore_weights(&varmap, path, &config.model)?;
         state = checkpoint.state.clone().unwrap_or_default();
         optimizer.load_state(&checkpoint.optimizer, state.global_step)?;
         info!("resumed from {} at epoch {} step {}", path.display(), state.epoch, state.global_step);

@@ -30,6 +30,30 @@ fn a_typo_names_the_json_path_and_position() {
     assert!(err.contains("data_loader.args.batch_size"), "{err}");
 }
 
+/// Inside `{"type": ..., "args": ...}` sections the path goes down to the key, however the section
+/// is ordered and whether the value comes from the file or from `--set`.
+#[test]
+fn errors_inside_type_and_args_sections_name_the_full_path() {
+    let err = load(CONFIG, &["data_loader.args.batch_size=\"big\""]).unwrap_err().to_string();
+    assert!(err.contains("at `data_loader.args.batch_size`"), "{err}");
+    for (set, path) in [
+        ("model.args.no_such_key=1", "model.args"),
+        ("optimizer.args.lr=\"fast\"", "optimizer.args.lr"),
+        ("loss.args.label_smoothing=\"x\"", "loss.args.label_smoothing"),
+        ("lr_scheduler.args.no_such_key=1", "lr_scheduler.args"),
+    ] {
+        let err = load(CONFIG, &[set]).unwrap_err().to_string();
+        assert!(err.contains(&format!("at `{path}")), "{set}: {err}");
+    }
+    // `args` written before `type` in the file.
+    let text = r#"{"name": "x", "data_loader": {"args": {"batch_size": "big"}, "type": "mnist"},
+                   "model": {"type": "mlp"}, "optimizer": {"type": "sgd", "args": {"lr": 0.1}}}"#;
+    let err = load(text, &[]).unwrap_err().to_string();
+    assert!(err.contains("at `data_loader.args.batch_size`"), "{err}");
+    // No position from the re-rendered text: the JSON path says where.
+    assert!(!err.contains(" at line "), "{err}");
+}
+
 #[test]
 fn broken_json_reports_line_and_column() {
     let err = load("{\n  \"name\": \"x\",\n  oops\n}", &[]).unwrap_err();
