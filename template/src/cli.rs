@@ -13,7 +13,7 @@ use training::bench::{BenchMode, BenchOptions};
 use training::{Config, RunDir, TrainOptions};
 
 #[derive(Debug, Parser)]
-#[command(version, about = "Train and evaluate an MNIST classifier with Candle")]
+#[command(version, about = "Train and evaluate an image classifier with Candle")]
 pub struct Cli {
     /// The experiment configuration [default: config.json; for evaluate and train --resume, the run's config.json].
     #[arg(long, global = true, value_name = "FILE")]
@@ -47,11 +47,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Predict the digit in PNG or JPEG files with a checkpoint.
+    /// Predict the class of PNG or JPEG files with a checkpoint.
     Predict {
         #[command(flatten)]
         model: ModelSource,
-        /// Image files (any size; colour or grey; dark-on-light images are inverted).
+        /// Image files (any size, colour or grey: converted to the model's channels and size; a
+        /// grey model's dark-on-light images are inverted).
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<PathBuf>,
         /// Print one JSON object per image.
@@ -169,15 +170,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     let config = checkpoint_config(&cli.config, &cli.set, &checkpoint)?;
                     let restored = inference::restore(&checkpoint, &config)?;
                     let normalize = config.data_loader.args().normalize;
-                    inference::predict::predict(restored.model.as_ref(), &images, normalize, &restored.device)?
+                    let model = restored.model.as_ref();
+                    inference::predict::predict(model, &restored.spec, &images, normalize, &restored.device)?
                 }
             };
             for p in predictions {
                 if json {
                     println!("{}", serde_json::to_string(&p)?);
                 } else {
-                    let note = if p.inverted { " (inverted: dark digit on light background)" } else { "" };
-                    println!("{}: {} ({:.1}%){note}", p.file.display(), p.class, 100.0 * p.probability);
+                    let note = if p.inverted { " (inverted: dark on a light background)" } else { "" };
+                    println!("{}: {} ({:.1}%){note}", p.file.display(), p.name, 100.0 * p.probability);
                 }
             }
             Ok(())
@@ -256,6 +258,8 @@ fn print_evaluation(result: &training::evaluate::Evaluation, json: bool) {
             "samples": result.samples,
             "per_class_accuracy": result.per_class_accuracy,
             "confusion": result.confusion,
+            "classes": result.classes,
+            "per_class": result.per_class,
         });
         for (name, value) in &result.metrics {
             object[name] = serde_json::json!(value);
@@ -267,6 +271,7 @@ fn print_evaluation(result: &training::evaluate::Evaluation, json: bool) {
             println!("{name}: {value:.4}");
         }
         println!("{}", result.per_class_line());
+        println!("{}", result.per_class_table());
         println!("confusion matrix (rows: true class, columns: predicted class):");
         println!("{}", result.confusion_table());
     }

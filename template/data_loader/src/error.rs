@@ -77,12 +77,17 @@ pub enum DataError {
         extra: u64,
     },
 
-    /// A label is not a digit 0..=9.
-    #[error("{path}: the label at index {index} is {value}; MNIST labels must be 0..=9")]
+    /// A label is not one of the classes.
+    #[error(
+        "{path}: the label at index {index} is {value}, but there are {classes} classes (labels 0..={}); \
+         name every class in `data_loader.args.classes`, in label order",
+        classes.saturating_sub(1)
+    )]
     LabelOutOfRange {
         path: PathBuf,
         index: usize,
         value: u8,
+        classes: usize,
     },
 
     /// Neither the plain nor the gzip form of a dataset file exists.

@@ -15,6 +15,12 @@ pub const FILES: [&str; 4] = [
     "t10k-labels-idx1-ubyte",
 ];
 
+/// The published shape of one MNIST image, `[channels, height, width]`, for commands that build a
+/// model without reading the files (`bench`); training takes the shape from the files.
+pub const SAMPLE_SHAPE: [usize; 3] = [1, 28, 28];
+/// The published number of MNIST classes (the digits 0-9), likewise.
+pub const CLASSES: usize = 10;
+
 /// One of the two published MNIST splits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Split {
@@ -51,11 +57,13 @@ impl fmt::Display for Split {
     }
 }
 
-/// A loaded split: `images.count == labels.len()`, every label in 0..=9.
+/// A loaded split: `images.count == labels.len()`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MnistSplit {
     pub images: IdxImages,
     pub labels: Vec<u8>,
+    /// The labels file, for messages.
+    pub labels_path: PathBuf,
 }
 
 impl MnistSplit {
@@ -67,6 +75,29 @@ impl MnistSplit {
     /// Whether the split has no samples (never true for a split read from disk).
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
+    }
+
+    /// The class count the labels imply: the largest label plus one (10 for MNIST's digits).
+    pub fn implied_classes(&self) -> usize {
+        self.labels.iter().max().map_or(0, |&l| usize::from(l) + 1)
+    }
+
+    /// Fails, naming the file and the first offending index, if a label is not below `classes`.
+    pub fn check_classes(&self, classes: usize) -> Result<()> {
+        match self.labels.iter().enumerate().find(|(_, l)| usize::from(**l) >= classes) {
+            Some((index, &value)) => Err(DataError::LabelOutOfRange {
+                path: self.labels_path.clone(),
+                index,
+                value,
+                classes,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// `[channels, height, width]` of one image: IDX images are grey.
+    pub fn sample_shape(&self) -> [usize; 3] {
+        [1, self.images.rows, self.images.cols]
     }
 }
 
@@ -84,7 +115,7 @@ pub fn load(data_dir: &Path, split: Split) -> Result<MnistSplit> {
             labels: labels.len(),
         });
     }
-    Ok(MnistSplit { images, labels })
+    Ok(MnistSplit { images, labels, labels_path })
 }
 
 /// The path of `base` in `data_dir`: the plain file if present, else the `.gz` one.

@@ -1,5 +1,5 @@
 //! Using a trained model: evaluating a checkpoint on the validation or test split, and predicting
-//! the digits in image files.
+//! the classes of image files.
 
 #[cfg(feature = "onnx")]
 pub mod onnx;
@@ -28,6 +28,12 @@ pub enum InferenceError {
     Restore(#[from] restore::RestoreError),
     #[error(transparent)]
     Data(#[from] data_loader::DataError),
+    #[error(
+        "the model in {checkpoint} was trained on images {:?} in {} classes, but the data now gives \
+         images {:?} in {} classes; evaluate with the data it was trained on",
+        trained.input_shape, trained.num_classes(), now.input_shape, now.num_classes()
+    )]
+    DataChanged { checkpoint: std::path::PathBuf, trained: model::DataSpec, now: model::DataSpec },
     #[error("evaluation failed: {0}")]
     Candle(#[from] candle_core::Error),
 }
@@ -38,11 +44,19 @@ pub fn evaluate_checkpoint(
     config: &training::Config,
     split: EvalSplit,
 ) -> Result<Evaluation, InferenceError> {
-    let Restored { model, device, .. } = restore(checkpoint, config)?;
+    let Restored { model, device, spec, .. } = restore(checkpoint, config)?;
+    let spec = &spec;
     let dataset = match split {
-        EvalSplit::Val => config.data_loader.load_train_val(config.seed, &device)?.val,
-        EvalSplit::Test => config.data_loader.load_test(&device)?,
+        EvalSplit::Val => {
+            let splits = config.data_loader.load_train_val(config.seed, &device)?;
+            if splits.spec != *spec {
+                let (trained, now) = (spec.clone(), splits.spec);
+                return Err(InferenceError::DataChanged { checkpoint: checkpoint.to_path_buf(), trained, now });
+            }
+            splits.val
+        }
+        EvalSplit::Test => config.data_loader.load_test(spec, &device)?,
     };
     let loader = config.data_loader.loader(&dataset, false, config.seed)?;
-    Ok(evaluate(model.as_ref(), &loader, &config.loss, &config.metrics)?)
+    Ok(evaluate(model.as_ref(), &loader, &config.loss, &config.metrics, &spec.classes)?)
 }

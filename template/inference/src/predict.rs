@@ -1,12 +1,12 @@
-//! Predicting the digit in image files (PNG or JPEG, any size, colour or grey): the image is
-//! turned into an MNIST-like input (grayscale, 28x28, light digit on a dark background) and
-//! classified.
+//! Predicting the class of image files (PNG or JPEG, any size, colour or grey): each image is
+//! turned into the model's input as the data spec says (its channels, resized to its size) and
+//! classified; the answer names the class.
 
 use std::path::{Path, PathBuf};
 
 use candle_core::{D, Device, Tensor};
 use data_loader::Normalize;
-use model::Classifier;
+use model::{Classifier, DataSpec};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,34 +19,64 @@ pub enum PredictError {
 
 /// One image as the model sees it.
 pub struct Prepared {
-    /// 784 values in [0, 1], row by row.
+    /// channels x height x width values in [0, 1], channel by channel, row by row.
     pub pixels: Vec<f32>,
-    /// True when the image had a dark digit on a light background and was inverted.
+    /// True when a one-channel image had a dark subject on a light background and was inverted.
     pub inverted: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Prediction {
     pub file: PathBuf,
+    /// The most likely class's index and name.
     pub class: usize,
+    pub name: String,
     pub probability: f32,
     pub probabilities: Vec<f32>,
     pub inverted: bool,
 }
 
-/// Decode, convert to grayscale, resize to 28x28 and, if the border is light, invert.
-pub fn prepare(path: &Path) -> Result<Prepared, PredictError> {
+impl Prediction {
+    /// The prediction for `file` from its `probabilities` over `spec`'s classes.
+    pub fn new(file: &Path, probabilities: Vec<f32>, inverted: bool, spec: &DataSpec) -> Self {
+        let class = probabilities
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |best, (i, &p)| if p > best.1 { (i, p) } else { best })
+            .0;
+        Self {
+            file: file.to_path_buf(),
+            class,
+            name: spec.classes.get(class).cloned().unwrap_or_else(|| class.to_string()),
+            probability: probabilities[class],
+            probabilities,
+            inverted,
+        }
+    }
+}
+
+/// Decode `path` and make it `spec`'s input: grey (one channel) or RGB (three), resized to the
+/// spec's height and width. A grey image whose border is light is inverted, so that a dark stroke
+/// drawn on paper looks like the light-on-dark images of IDX data sets.
+pub fn prepare(path: &Path, spec: &DataSpec) -> Result<Prepared, PredictError> {
     let image = image::open(path).map_err(|source| PredictError::Image { path: path.to_path_buf(), source })?;
+    let (height, width) = spec.image_size();
+    let (w, h) = (width as u32, height as u32);
+    let filter = image::imageops::FilterType::Triangle;
+    let image = if image.width() == w && image.height() == h { image } else { image.resize_exact(w, h, filter) };
+    if spec.channels() != 1 {
+        let rgb = image.to_rgb8();
+        let mut pixels = Vec::with_capacity(spec.sample_len());
+        for channel in 0..3 {
+            pixels.extend(rgb.pixels().map(|p| f32::from(p.0[channel]) / 255.0));
+        }
+        return Ok(Prepared { pixels, inverted: false });
+    }
     let gray = image.to_luma8();
-    let gray = if gray.dimensions() == (28, 28) {
-        gray
-    } else {
-        image::imageops::resize(&gray, 28, 28, image::imageops::FilterType::Triangle)
-    };
     let mut pixels: Vec<f32> = gray.pixels().map(|p| f32::from(p.0[0]) / 255.0).collect();
-    // MNIST digits are light on dark; photos and drawings are usually the other way round.
-    let border: Vec<f32> = (0..28)
-        .flat_map(|i| [pixels[i], pixels[27 * 28 + i], pixels[i * 28], pixels[i * 28 + 27]])
+    let border: Vec<f32> = (0..width)
+        .flat_map(|x| [pixels[x], pixels[(height - 1) * width + x]])
+        .chain((0..height).flat_map(|y| [pixels[y * width], pixels[y * width + width - 1]]))
         .collect();
     let inverted = border.iter().sum::<f32>() / border.len() as f32 > 0.5;
     if inverted {
@@ -55,26 +85,23 @@ pub fn prepare(path: &Path) -> Result<Prepared, PredictError> {
     Ok(Prepared { pixels, inverted })
 }
 
-/// Classify each file with `model`, normalising as in training.
+/// Classify each file with `model` (built for `spec`), normalising as in training.
 pub fn predict(
     model: &dyn Classifier,
+    spec: &DataSpec,
     files: &[PathBuf],
     normalize: Normalize,
     device: &Device,
 ) -> Result<Vec<Prediction>, PredictError> {
+    let [c, h, w] = spec.input_shape;
     let mut predictions = Vec::with_capacity(files.len());
     for file in files {
-        let prepared = prepare(file)?;
-        let input = Tensor::from_vec(prepared.pixels, (1, 1, 28, 28), device)?;
+        let prepared = prepare(file, spec)?;
+        let input = Tensor::from_vec(prepared.pixels, (1, c, h, w), device)?;
         let input = ((input - f64::from(normalize.mean))? / f64::from(normalize.std))?;
         let logits = model.forward_t(&input, false)?;
         let probabilities: Vec<f32> = candle_nn::ops::softmax(&logits, D::Minus1)?.squeeze(0)?.to_vec1()?;
-        let (class, probability) = probabilities
-            .iter()
-            .copied()
-            .enumerate()
-            .fold((0, f32::MIN), |best, (i, p)| if p > best.1 { (i, p) } else { best });
-        predictions.push(Prediction { file: file.clone(), class, probability, probabilities, inverted: prepared.inverted });
+        predictions.push(Prediction::new(file, probabilities, prepared.inverted, spec));
     }
     Ok(predictions)
 }
@@ -91,20 +118,38 @@ mod tests {
         img.save(path).unwrap();
     }
 
+    fn grey(height: usize, width: usize) -> DataSpec {
+        DataSpec::new([1, height, width], DataSpec::numbered_classes(10)).unwrap()
+    }
+
     #[test]
-    fn images_of_any_size_become_28_by_28_light_on_dark() {
+    fn images_of_any_size_become_the_specs_size_light_on_dark() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("digit.png");
         write_png(&path, 280, true);
-        let prepared = prepare(&path).unwrap();
-        assert_eq!(prepared.pixels.len(), 784);
+        let spec = grey(20, 30);
+        let prepared = prepare(&path, &spec).unwrap();
+        assert_eq!(prepared.pixels.len(), 20 * 30);
         assert!(prepared.inverted);
         // The stroke is in the middle columns: bright after inversion; the corner is dark.
-        assert!(prepared.pixels[14 * 28 + 14] > 0.9, "{}", prepared.pixels[14 * 28 + 14]);
+        assert!(prepared.pixels[10 * 30 + 15] > 0.9, "{}", prepared.pixels[10 * 30 + 15]);
         assert!(prepared.pixels[0] < 0.1);
 
-        write_png(&path, 28, false);
-        assert!(!prepare(&path).unwrap().inverted);
+        write_png(&path, 20, false);
+        assert!(!prepare(&path, &spec).unwrap().inverted);
+    }
+
+    #[test]
+    fn colour_models_get_three_channels_in_channel_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("red.png");
+        image::RgbImage::from_pixel(9, 7, image::Rgb([255, 0, 128])).save(&path).unwrap();
+        let spec = DataSpec::new([3, 4, 5], vec!["red".into(), "blue".into()]).unwrap();
+        let prepared = prepare(&path, &spec).unwrap();
+        assert_eq!(prepared.pixels.len(), 3 * 4 * 5);
+        let (r, g, b) = (prepared.pixels[0], prepared.pixels[20], prepared.pixels[40]);
+        assert!(r > 0.99 && g < 0.01 && (b - 128.0 / 255.0).abs() < 0.01, "{r} {g} {b}");
+        assert!(!prepared.inverted);
     }
 
     #[test]
@@ -112,24 +157,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notes.png");
         std::fs::write(&path, "not a png").unwrap();
-        let err = prepare(&path).err().unwrap().to_string();
+        let err = prepare(&path, &grey(8, 8)).err().unwrap().to_string();
         assert!(err.contains("notes.png") && err.contains("PNG and JPEG"), "{err}");
     }
 
     #[test]
-    fn predictions_are_probabilities_over_ten_classes() {
+    fn predictions_are_probabilities_over_the_named_classes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("digit.png");
-        write_png(&path, 28, false);
+        write_png(&path, 40, false);
         let config = training::Config::from_json(
             include_str!("../../config.json"),
             Path::new("config.json"),
             &["device=cpu".to_string()],
         )
         .unwrap();
-        let built = training::build_model(&config, &Device::Cpu).unwrap();
-        let out = predict(built.model.as_ref(), &[path], Normalize::default(), &Device::Cpu).unwrap();
-        assert_eq!(out[0].probabilities.len(), 10);
+        let names = ["ant", "bee", "cat", "dog"].map(String::from).to_vec();
+        let spec = DataSpec::new([3, 16, 16], names.clone()).unwrap();
+        let built = training::build_model(&config, &spec, &Device::Cpu).unwrap();
+        let out = predict(built.model.as_ref(), &spec, &[path], Normalize::default(), &Device::Cpu).unwrap();
+        assert_eq!(out[0].probabilities.len(), 4);
+        assert_eq!(out[0].name, names[out[0].class]);
         assert!((out[0].probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-4);
         assert_eq!(out[0].probability, out[0].probabilities[out[0].class]);
     }

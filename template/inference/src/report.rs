@@ -122,7 +122,7 @@ pub fn report(run_dir: &Path, options: &ReportOptions) -> Result<Report, ReportE
             evaluation.samples,
             100.0 * evaluation.accuracy()
         );
-        charts::confusion_chart(&path, &title, &evaluation.confusion)?;
+        charts::confusion_chart(&path, &title, &evaluation.confusion, &evaluation.classes)?;
         charts.push(path);
     }
     let report = Report {
@@ -252,11 +252,11 @@ fn markdown(run_dir: &Path, history: &History, summary: Option<&RunSummary>, rep
                 number(Some(e.loss)),
                 number(Some(e.accuracy()))
             );
-            let classes = e.per_class_accuracy.len();
-            let _ = writeln!(md, "| class | {} |", (0..classes).map(|c| c.to_string()).collect::<Vec<_>>().join(" | "));
-            let _ = writeln!(md, "|---|{}", "---|".repeat(classes));
-            let cells: Vec<String> = e.per_class_accuracy.iter().map(|a| number(Some(*a))).collect();
-            let _ = writeln!(md, "| accuracy | {} |", cells.join(" | "));
+            md.push_str("| class | images | precision | recall | F1 |\n|---|---|---|---|---|\n");
+            for (class, s) in e.per_class.iter().enumerate() {
+                let row = [s.precision, s.recall, s.f1].map(|v| number(Some(v)));
+                let _ = writeln!(md, "| {} | {} | {} |", e.class_name(class), s.support, row.join(" | "));
+            }
         }
     }
     md

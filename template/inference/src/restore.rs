@@ -29,6 +29,8 @@ pub struct Restored {
     pub model: Box<dyn Classifier>,
     pub varmap: candle_nn::VarMap,
     pub device: Device,
+    /// The data's shape and classes the model was trained for, from the checkpoint.
+    pub spec: model::DataSpec,
 }
 
 /// The config a checkpoint was trained with: `config.json` in the checkpoint's run folder, with
@@ -44,10 +46,12 @@ pub fn config_for_checkpoint(checkpoint: &Path, overrides: &[String]) -> Result<
     Ok(training::Config::load(&path, overrides)?)
 }
 
-/// Build the model `config` describes and load the weights of `checkpoint` into it.
+/// Build the model `config` describes for the data spec the checkpoint records, and load the
+/// checkpoint's weights into it.
 pub fn restore(checkpoint: &Path, config: &training::Config) -> Result<Restored, RestoreError> {
     let (device, _) = config.device.select()?;
-    let built = training::build_model(config, &device)?;
-    checkpoint::load(checkpoint, &device)?.restore_weights(&built.varmap, checkpoint, &config.model)?;
-    Ok(Restored { model: built.model, varmap: built.varmap, device })
+    let loaded = checkpoint::load(checkpoint, &device)?;
+    let built = training::build_model(config, &loaded.spec, &device)?;
+    loaded.restore_weights(&built.varmap, checkpoint, &config.model)?;
+    Ok(Restored { model: built.model, varmap: built.varmap, device, spec: loaded.spec })
 }

@@ -1,7 +1,8 @@
 //! The convolutional network of PyTorch's `examples/mnist` (`Net`), layer for layer.
 //!
-//! Two 3x3 convolutions, a 2x2 max-pool and two fully connected layers with dropout: 1,199,882
-//! parameters and ~99% test accuracy. Checkpoint keys match the PyTorch state dict (`conv1`, `conv2`,
+//! Two 3x3 convolutions, a 2x2 max-pool and two fully connected layers with dropout (on MNIST:
+//! 1,199,882 parameters and ~99% test accuracy). The first convolution takes the data's channels,
+//! `fc1` the pooled size of the data's images and `fc2` gives one logit per class. Checkpoint keys match the PyTorch state dict (`conv1`, `conv2`,
 //! `fc1`, `fc2`), so weights can move between the two.
 
 use candle_core::{Result, Tensor};
@@ -14,7 +15,7 @@ use crate::linear::{Linear, linear};
 use crate::pool::MaxPool2d;
 
 use crate::error::{ConfigError, check_dropout};
-use crate::{Classifier, INPUT_SHAPE, NUM_CLASSES};
+use crate::{Classifier, DataSpec};
 
 /// `"model": {"type": "cnn", "args": {"dropout1": 0.25, "dropout2": 0.5 } }`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -54,6 +55,7 @@ const FC1_WIDTH: usize = 128;
 /// conv1 -> ReLU -> conv2 -> ReLU -> max-pool -> dropout -> fc1 -> ReLU -> dropout -> fc2.
 #[derive(Debug, Clone)]
 pub struct Cnn {
+    spec: DataSpec,
     conv1: Conv2d,
     conv2: Conv2d,
     dropout1: Dropout,
@@ -63,39 +65,50 @@ pub struct Cnn {
 }
 
 impl Cnn {
-    /// Creates or loads the parameters `conv1`, `conv2`, `fc1`, `fc2` under `vb`.
-    pub fn new(cfg: &CnnConfig, vb: VarBuilder) -> Result<Self> {
+    /// Creates or loads the parameters `conv1`, `conv2`, `fc1`, `fc2` under `vb`, for images of
+    /// any channel count and of at least 6x6 pixels.
+    pub fn new(cfg: &CnnConfig, spec: &DataSpec, vb: VarBuilder) -> Result<Self> {
         cfg.validate()?;
         let conv = Conv2dConfig::default();
-        // Two unpadded 3x3 convolutions take 28 to 24, the pool halves it.
-        let side = (INPUT_SHAPE[1] - 2 * (KERNEL - 1)) / POOL;
+        // Two unpadded 3x3 convolutions take each side from s to s - 4, the pool halves it (floor).
+        let shrink = 2 * (KERNEL - 1);
+        let (height, width) = spec.image_size();
+        let smallest = shrink + POOL;
+        if height < smallest || width < smallest {
+            candle_core::bail!(
+                "the cnn needs images of at least {smallest}x{smallest} pixels (two 3x3 convolutions and a \
+                 2x2 max-pool), got {height}x{width}: use a larger image_size, or the mlp"
+            );
+        }
+        let pooled = ((height - shrink) / POOL) * ((width - shrink) / POOL);
         Ok(Self {
-            conv1: conv2d(INPUT_SHAPE[0], CONV1_CHANNELS, KERNEL, conv, vb.pp("conv1"))?,
+            spec: spec.clone(),
+            conv1: conv2d(spec.channels(), CONV1_CHANNELS, KERNEL, conv, vb.pp("conv1"))?,
             conv2: conv2d(CONV1_CHANNELS, CONV2_CHANNELS, KERNEL, conv, vb.pp("conv2"))?,
             dropout1: Dropout::new(cfg.dropout1),
-            fc1: linear(CONV2_CHANNELS * side * side, FC1_WIDTH, vb.pp("fc1"))?,
+            fc1: linear(CONV2_CHANNELS * pooled, FC1_WIDTH, vb.pp("fc1"))?,
             dropout2: Dropout::new(cfg.dropout2),
-            fc2: linear(FC1_WIDTH, NUM_CLASSES, vb.pp("fc2"))?,
+            fc2: linear(FC1_WIDTH, spec.num_classes(), vb.pp("fc2"))?,
         })
     }
 }
 
 impl Classifier for Cnn {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        crate::check_input(xs)?;
-        xs.apply(&self.conv1)? // [batch, 32, 26, 26]
+        self.spec.check_input(xs)?;
+        xs.apply(&self.conv1)? // [batch, 32, h - 2, w - 2]
             .apply(&Relu)?
-            .apply(&self.conv2)? // [batch, 64, 24, 24]
+            .apply(&self.conv2)? // [batch, 64, h - 4, w - 4]
             // Pooling before the ReLU is the same function (ReLU is monotonic, so it commutes
             // with max), on a quarter of the values.
-            .apply(&MaxPool2d(POOL))? // [batch, 64, 12, 12]
+            .apply(&MaxPool2d(POOL))? // [batch, 64, (h - 4) / 2, (w - 4) / 2]
             .apply(&Relu)?
             .apply_t(&self.dropout1, train)?
-            .flatten_from(1)? // [batch, 9216]
+            .flatten_from(1)? // [batch, 64 * (h - 4) / 2 * (w - 4) / 2]
             .apply(&self.fc1)? // [batch, 128]
             .apply(&Relu)?
             .apply_t(&self.dropout2, train)?
-            .apply(&self.fc2) // [batch, 10]
+            .apply(&self.fc2) // [batch, classes]
     }
 }
 
@@ -105,7 +118,7 @@ mod tests {
     use crate::ModelConfig;
     use crate::test_support::{
         assert_every_parameter_gets_a_gradient, build, fixed_batch, output_dims, overfit,
-        same_values,
+        same_values, test_spec,
     };
 
     fn default_config() -> ModelConfig {
@@ -113,17 +126,32 @@ mod tests {
     }
 
     #[test]
-    fn logits_are_batch_by_ten() {
+    fn logits_are_batch_by_classes() {
         let (_, model) = build(&default_config());
-        assert_eq!(output_dims(model.as_ref(), 1), [1, 10]);
-        assert_eq!(output_dims(model.as_ref(), 5), [5, 10]);
+        let classes = test_spec().num_classes();
+        assert_eq!(output_dims(model.as_ref(), 1), [1, classes]);
+        assert_eq!(output_dims(model.as_ref(), 5), [5, classes]);
     }
 
     #[test]
-    fn has_1_199_882_parameters_like_pytorch_net() {
+    fn images_too_small_for_the_convolutions_are_refused_saying_the_minimum() {
+        let spec = DataSpec::new([3, 5, 40], DataSpec::numbered_classes(4)).unwrap();
+        let varmap = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &candle_core::Device::Cpu);
+        let err = default_config().build(&spec, vb).err().expect("5 rows are too few").to_string();
+        assert!(err.contains("at least 6x6") && err.contains("got 5x40"), "{err}");
+    }
+
+    /// 1,199,882 on MNIST, as PyTorch's `Net`.
+    #[test]
+    fn has_pytorch_nets_parameters_for_the_datas_shape() {
         let (varmap, _) = build(&default_config());
-        // conv1 32*1*9+32, conv2 64*32*9+64, fc1 9216*128+128, fc2 128*10+10
-        assert_eq!(crate::parameter_count(&varmap), 1_199_882);
+        let spec = test_spec();
+        let [c, h, w] = spec.input_shape;
+        let classes = spec.num_classes();
+        let fc1_in = 64 * ((h - 4) / 2) * ((w - 4) / 2);
+        let expected = (32 * c * 9 + 32) + (64 * 32 * 9 + 64) + (fc1_in * 128 + 128) + (128 * classes + classes);
+        assert_eq!(crate::parameter_count(&varmap), expected);
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! A small ConvNeXt (Liu et al., "A ConvNet for the 2020s") sized for 28x28 digits.
+//! A small ConvNeXt (Liu et al., "A ConvNet for the 2020s") for small images.
 //!
 //! A 4x4 stride-4 "patchify" stem, one ConvNeXt block per stage (depthwise 7x7 conv, LayerNorm, an
 //! inverted-bottleneck MLP as 1x1 convs with GELU, and a residual connection), LayerNorm + 2x2 stride-2
 //! convs between stages, then global average pooling and a two-layer head. With the default
-//! `dims = [8, 16, 32]` the spatial size goes 28 -> 7 -> 3 -> 1 and the model has 14,090 parameters.
+//! `dims = [8, 16, 32]` on MNIST's digits the spatial size goes from a quarter of the image's side to
+//! 1 (7 -> 3 -> 1) and the model has 14,090 parameters. The stem takes the data's channels, the
+//! head gives one logit per class, and the image's smaller side decides how many stages fit.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
@@ -13,14 +15,15 @@ use crate::conv::{Conv2d, conv2d};
 use crate::error::ConfigError;
 use crate::layer_norm::{ChannelNorm, LayerNorm};
 use crate::linear::{Linear, linear};
-use crate::{Classifier, INPUT_SHAPE, NUM_CLASSES};
+use crate::{Classifier, DataSpec};
 
 /// `"model": {"type": "convnext", "args": {"dims": [8, 16, 32] } }`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct ConvNextConfig {
-    /// Channels of each stage; one block per stage, a downsampling layer between stages. At most 3
-    /// stages fit a 28x28 image (28 -> 7 -> 3 -> 1).
+    /// Channels of each stage; one block per stage, a downsampling layer between stages. The
+    /// image's smaller side decides how many fit: each stage after the first halves the side after
+    /// the stem's /4, which must stay at least 1 (three stages for 16 to 31 pixels).
     pub dims: Vec<usize>,
 }
 
@@ -52,15 +55,23 @@ impl ConvNextConfig {
                 "has zero channels at index {i}; use a positive size"
             )));
         }
-        let max_stages = max_stages();
+        Ok(())
+    }
+
+    /// Checks that the stages fit images of `spec`'s size.
+    pub fn check_fits(&self, spec: &DataSpec) -> std::result::Result<(), ConfigError> {
+        let (height, width) = spec.image_size();
+        let max_stages = max_stages(height.min(width));
         if self.dims.len() > max_stages {
-            return Err(invalid(format!(
-                "has {} stages but a {}x{} image only fits {max_stages} (each stage after the first halves \
-                 the side after the stem's /{STEM_STRIDE}); remove stages",
-                self.dims.len(),
-                INPUT_SHAPE[1],
-                INPUT_SHAPE[2],
-            )));
+            return Err(ConfigError {
+                model: "convnext",
+                field: "dims",
+                reason: format!(
+                    "has {} stages but a {height}x{width} image only fits {max_stages} (the stem divides the \
+                     side by {STEM_STRIDE}, each stage after the first halves it); remove stages or use larger images",
+                    self.dims.len(),
+                ),
+            });
         }
         Ok(())
     }
@@ -79,9 +90,10 @@ const HEAD_WIDTH: usize = 64;
 /// LayerNorm epsilon, as in the ConvNeXt reference implementation.
 const LN_EPS: f64 = 1e-6;
 
-/// How many stages a 28x28 input allows: the side after the stem, halved until it would reach zero.
-fn max_stages() -> usize {
-    let mut side = INPUT_SHAPE[1].min(INPUT_SHAPE[2]) / STEM_STRIDE;
+/// How many stages an image whose smaller side is `side` allows: the side after the stem, halved
+/// until it would reach zero.
+fn max_stages(side: usize) -> usize {
+    let mut side = side / STEM_STRIDE;
     let mut stages = 0;
     while side > 0 {
         stages += 1;
@@ -175,6 +187,7 @@ impl Module for Stage {
 /// stem -> stages -> global average pool -> LayerNorm -> fc1 -> fc2.
 #[derive(Debug, Clone)]
 pub struct ConvNext {
+    spec: DataSpec,
     stem_conv: Conv2d,
     stem_norm: ChannelNorm,
     stages: Vec<Stage>,
@@ -187,8 +200,9 @@ impl ConvNext {
     /// Creates or loads the parameters under `vb`: `stem.{conv,norm}`,
     /// `stages.{i}.block.{dwconv,norm,pwconv1,pwconv2}`, `downsample.{i}.{norm,conv}` and
     /// `head.{norm,fc1,fc2}`.
-    pub fn new(cfg: &ConvNextConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &ConvNextConfig, spec: &DataSpec, vb: VarBuilder) -> Result<Self> {
         cfg.validate()?;
+        cfg.check_fits(spec)?;
         let dims = &cfg.dims;
         let (Some(&first), Some(&last)) = (dims.first(), dims.last()) else {
             candle_core::bail!("convnext needs at least one stage in `dims`");
@@ -212,8 +226,9 @@ impl ConvNext {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
+            spec: spec.clone(),
             stem_conv: conv2d(
-                INPUT_SHAPE[0],
+                spec.channels(),
                 first,
                 STEM_STRIDE,
                 stem,
@@ -223,24 +238,24 @@ impl ConvNext {
             stages,
             head_norm: LayerNorm::new(last, LN_EPS, vb.pp("head").pp("norm"))?,
             head_fc1: linear(last, HEAD_WIDTH, vb.pp("head").pp("fc1"))?,
-            head_fc2: linear(HEAD_WIDTH, NUM_CLASSES, vb.pp("head").pp("fc2"))?,
+            head_fc2: linear(HEAD_WIDTH, spec.num_classes(), vb.pp("head").pp("fc2"))?,
         })
     }
 }
 
 impl Classifier for ConvNext {
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Result<Tensor> {
-        crate::check_input(xs)?;
+        self.spec.check_input(xs)?;
         let xs = xs
-            .apply(&self.stem_conv)? // [batch, dims[0], 7, 7]
+            .apply(&self.stem_conv)? // [batch, dims[0], h / 4, w / 4]
             .apply(&self.stem_norm)?;
         self.stages
             .iter()
-            .try_fold(xs, |xs, stage| xs.apply(stage))? // [batch, dims.last, 1, 1] (7 -> 3 -> 1)
+            .try_fold(xs, |xs, stage| xs.apply(stage))? // [batch, dims.last, h', w'] (halved per stage)
             .mean((2, 3))? // [batch, dims.last]
             .apply(&self.head_norm)?
             .apply(&self.head_fc1)? // [batch, 64]
-            .apply(&self.head_fc2) // [batch, 10]
+            .apply(&self.head_fc2) // [batch, classes]
     }
 }
 
@@ -250,7 +265,7 @@ mod tests {
     use crate::ModelConfig;
     use crate::test_support::{
         assert_every_parameter_gets_a_gradient, build, fixed_batch, output_dims, overfit,
-        same_values,
+        same_values, test_spec,
     };
 
     fn default_config() -> ModelConfig {
@@ -262,7 +277,7 @@ mod tests {
         let conv = |cin: usize, cout: usize, k: usize| cout * cin * k * k + cout;
         let norm = |c: usize| 2 * c;
         let (first, last) = (dims[0], dims[dims.len() - 1]);
-        let stem = conv(1, first, 4) + norm(first);
+        let stem = conv(test_spec().channels(), first, 4) + norm(first);
         let blocks: usize = dims
             .iter()
             .map(|&d| d * 49 + d + norm(d) + conv(d, 2 * d, 1) + conv(2 * d, d, 1))
@@ -271,22 +286,24 @@ mod tests {
             .windows(2)
             .map(|p| norm(p[0]) + conv(p[0], p[1], 2))
             .sum();
-        let head = norm(last) + (last * 64 + 64) + (64 * 10 + 10);
+        let classes = test_spec().num_classes();
+        let head = norm(last) + (last * 64 + 64) + (64 * classes + classes);
         stem + blocks + downsamples + head
     }
 
     #[test]
-    fn logits_are_batch_by_ten() {
+    fn logits_are_batch_by_classes() {
         let (_, model) = build(&default_config());
-        assert_eq!(output_dims(model.as_ref(), 1), [1, 10]);
-        assert_eq!(output_dims(model.as_ref(), 5), [5, 10]);
+        let classes = test_spec().num_classes();
+        assert_eq!(output_dims(model.as_ref(), 1), [1, classes]);
+        assert_eq!(output_dims(model.as_ref(), 5), [5, classes]);
     }
 
+    /// 14,090 on MNIST (one channel, ten classes).
     #[test]
-    fn default_has_14_090_parameters() {
+    fn default_parameter_count_follows_the_data() {
         let (varmap, _) = build(&default_config());
-        assert_eq!(expected_parameters(&[8, 16, 32]), 14_090);
-        assert_eq!(crate::parameter_count(&varmap), 14_090);
+        assert_eq!(crate::parameter_count(&varmap), expected_parameters(&[8, 16, 32]));
     }
 
     #[test]
@@ -299,7 +316,7 @@ mod tests {
                 expected_parameters(&dims),
                 "{dims:?}"
             );
-            assert_eq!(output_dims(model.as_ref(), 2), [2, 10], "{dims:?}");
+            assert_eq!(output_dims(model.as_ref(), 2), [2, test_spec().num_classes()], "{dims:?}");
         }
     }
 
@@ -410,18 +427,22 @@ mod tests {
             err.to_string().contains("zero channels at index 1"),
             "{err}"
         );
+        let spec = test_spec();
+        let (h, w) = spec.image_size();
+        let fits = max_stages(h.min(w));
         let err = ConvNextConfig {
-            dims: vec![8, 16, 32, 64],
+            dims: vec![8; fits + 1],
         }
-        .validate()
+        .check_fits(&spec)
         .expect_err("too deep");
-        assert!(err.to_string().contains("only fits 3"), "{err}");
+        assert!(err.to_string().contains(&format!("a {h}x{w} image only fits {fits}")), "{err}");
+        assert_eq!((max_stages(16), max_stages(31), max_stages(32), max_stages(3)), (3, 3, 4, 0));
 
         let varmap = candle_nn::VarMap::new();
         let vb =
             VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &candle_core::Device::Cpu);
         let cfg = ModelConfig::Convnext(ConvNextConfig { dims: vec![] });
-        let err = cfg.build(vb).err().expect("build validates the config");
+        let err = cfg.build(&spec, vb).err().expect("build validates the config");
         assert!(err.to_string().contains("is empty"), "{err}");
     }
 }

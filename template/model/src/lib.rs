@@ -1,6 +1,7 @@
 //! The models and the registry that picks one from `config.json`.
 //!
-//! Every model turns images `[batch, 1, 28, 28]` (f32) into logits `[batch, 10]` and is built from a
+//! Every model turns images `[batch, channels, height, width]` (f32) into logits `[batch, classes]`,
+//! with the shape and the classes taken from the data ([`DataSpec`]), and is built from a
 //! `VarBuilder`, so the same code initialises a fresh model for training and loads a checkpoint for
 //! inference; the `.pp("name")` paths are the checkpoint keys. Each model lives in its own file behind
 //! the feature of the same name, because a generated project ships exactly one of them.
@@ -15,6 +16,7 @@ pub mod activation;
 mod args;
 mod dropout;
 mod error;
+mod spec;
 pub mod conv;
 pub mod layer_norm;
 pub mod linear;
@@ -29,14 +31,9 @@ use candle_nn::{VarBuilder, VarMap};
 pub use dropout::{Dropout, set_dropout_stream};
 pub use error::ConfigError;
 pub use layer_norm::{ChannelNorm, LayerNorm};
+pub use spec::DataSpec;
 
-/// MNIST digits 0-9.
-pub const NUM_CLASSES: usize = 10;
-
-/// One sample, channels first: `[channels, height, width]`. Batches are `[batch, 1, 28, 28]` f32.
-pub const INPUT_SHAPE: [usize; 3] = [1, 28, 28];
-
-/// A classifier: logits `[batch, 10]` from images `[batch, 1, 28, 28]`.
+/// A classifier: logits `[batch, classes]` from images `[batch, channels, height, width]`.
 ///
 /// `Send + Sync` so a model can sit behind an `Arc` in a server or be shared with a data-loading thread.
 pub trait Classifier: Send + Sync {
@@ -48,7 +45,8 @@ pub trait Classifier: Send + Sync {
 /// `"model": {"type": ..., "args": ...}`) and its `name`, `validate` and `build`. Each entry reads
 /// `Variant(module::Config => Model)`: `module` is the file `src/module.rs` and also the `"type"`
 /// in config.json (so `Variant` must be `module` in CamelCase); `Config` needs `Default` and
-/// `validate()`, and `Model::new(&Config, VarBuilder)` builds a [`Classifier`].
+/// `validate()`, and `Model::new(&Config, &DataSpec, VarBuilder)` builds a [`Classifier`] for the
+/// data's shape and classes (or says which shapes it cannot take).
 macro_rules! registry {
     ($( $(#[$attr:meta])* $variant:ident($module:ident::$config:ident => $model:ident) ),+ $(,)?) => {
         $( $(#[$attr])* pub mod $module; )+
@@ -86,11 +84,13 @@ macro_rules! registry {
                 }
             }
 
-            /// Builds the model. With a `VarBuilder` over a fresh `VarMap` this creates and
-            /// initialises the parameters; over a loaded checkpoint it reads them by name.
-            pub fn build(&self, vb: VarBuilder) -> candle_core::Result<Box<dyn Classifier>> {
+            /// Builds the model for `spec`'s images and classes. With a `VarBuilder` over a fresh
+            /// `VarMap` this creates and initialises the parameters; over a loaded checkpoint it
+            /// reads them by name.
+            pub fn build(&self, spec: &DataSpec, vb: VarBuilder) -> candle_core::Result<Box<dyn Classifier>> {
+                spec.check().map_err(candle_core::Error::Msg)?;
                 Ok(match self {
-                    $( $(#[$attr])* Self::$variant(cfg) => Box::new($module::$model::new(cfg, vb)?), )+
+                    $( $(#[$attr])* Self::$variant(cfg) => Box::new($module::$model::new(cfg, spec, vb)?), )+
                 })
             }
         }
@@ -133,39 +133,28 @@ fn all_vars(varmap: &VarMap) -> Vec<Var> {
     data.values().cloned().collect()
 }
 
-/// Fails with the expected shape when `xs` is not a batch of MNIST images, instead of a shape error from
-/// deep inside the first layer.
-pub(crate) fn check_input(xs: &Tensor) -> candle_core::Result<()> {
-    match xs.dims() {
-        [_, c, h, w] if [*c, *h, *w] == INPUT_SHAPE => Ok(()),
-        dims => candle_core::bail!(
-            "expected images [batch, {}, {}, {}], got {dims:?}",
-            INPUT_SHAPE[0],
-            INPUT_SHAPE[1],
-            INPUT_SHAPE[2]
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::test_spec;
     use candle_core::{DType, Device};
 
     #[test]
     fn input_of_the_wrong_shape_is_rejected_with_the_expected_shape() {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let spec = test_spec();
         let model = ModelConfig::default()
-            .build(vb)
+            .build(&spec, vb)
             .expect("default model builds");
-        let xs = Tensor::zeros((2, 28, 28), DType::F32, &Device::Cpu).expect("zeros");
+        let [c, h, w] = spec.input_shape;
+        let xs = Tensor::zeros((2, h, w), DType::F32, &Device::Cpu).expect("zeros");
         let err = model
             .forward_t(&xs, false)
             .expect_err("3-d input must be rejected");
         assert!(
             err.to_string()
-                .contains("expected images [batch, 1, 28, 28], got [2, 28, 28]"),
+                .contains(&format!("expected images [batch, {c}, {h}, {w}], got [2, {h}, {w}]")),
             "{err}"
         );
     }
@@ -183,7 +172,7 @@ mod tests {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         ModelConfig::default()
-            .build(vb)
+            .build(&test_spec(), vb)
             .expect("default model builds");
         let names = parameter_names(&varmap);
         let mut sorted = names.clone();

@@ -12,7 +12,7 @@ use crate::dropout::Dropout;
 use crate::linear::{Linear, linear};
 
 use crate::error::{ConfigError, check_dropout};
-use crate::{Classifier, INPUT_SHAPE, NUM_CLASSES};
+use crate::{Classifier, DataSpec};
 
 /// `"model": {"type": "mlp", "args": {"hidden": [256], "dropout": 0.2 } }`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -55,16 +55,17 @@ impl MlpConfig {
 /// Linear + ReLU + dropout per hidden layer, then a linear output layer.
 #[derive(Debug, Clone)]
 pub struct Mlp {
+    spec: DataSpec,
     hidden: Vec<Linear>,
     out: Linear,
     dropout: Dropout,
 }
 
 impl Mlp {
-    /// Creates or loads the parameters `fc1` ... `fc{n+1}` under `vb`.
-    pub fn new(cfg: &MlpConfig, vb: VarBuilder) -> Result<Self> {
+    /// Creates or loads the parameters `fc1` ... `fc{n+1}` under `vb`, for images of any shape.
+    pub fn new(cfg: &MlpConfig, spec: &DataSpec, vb: VarBuilder) -> Result<Self> {
         cfg.validate()?;
-        let in_dim: usize = INPUT_SHAPE.iter().product();
+        let in_dim = spec.sample_len();
         let dims: Vec<usize> = std::iter::once(in_dim)
             .chain(cfg.hidden.iter().copied())
             .collect();
@@ -74,8 +75,9 @@ impl Mlp {
             .map(|(i, pair)| linear(pair[0], pair[1], vb.pp(format!("fc{}", i + 1))))
             .collect::<Result<Vec<_>>>()?;
         let last = *dims.last().expect("dims starts with the input size");
-        let out = linear(last, NUM_CLASSES, vb.pp(format!("fc{}", dims.len())))?;
+        let out = linear(last, spec.num_classes(), vb.pp(format!("fc{}", dims.len())))?;
         Ok(Self {
+            spec: spec.clone(),
             hidden,
             out,
             dropout: Dropout::new(cfg.dropout),
@@ -85,14 +87,14 @@ impl Mlp {
 
 impl Classifier for Mlp {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        crate::check_input(xs)?;
-        let xs = xs.flatten_from(1)?; // [batch, 784]
+        self.spec.check_input(xs)?;
+        let xs = xs.flatten_from(1)?; // [batch, channels * height * width]
         self.hidden
             .iter()
             .try_fold(xs, |xs, fc| {
                 xs.apply(fc)?.apply(&Relu)?.apply_t(&self.dropout, train)
             })? // [batch, hidden.last]
-            .apply(&self.out) // [batch, 10]
+            .apply(&self.out) // [batch, classes]
     }
 }
 
@@ -102,7 +104,7 @@ mod tests {
     use crate::ModelConfig;
     use crate::test_support::{
         assert_every_parameter_gets_a_gradient, build, fixed_batch, output_dims, overfit,
-        same_values,
+        same_values, test_spec,
     };
 
     fn default_config() -> ModelConfig {
@@ -110,17 +112,19 @@ mod tests {
     }
 
     #[test]
-    fn logits_are_batch_by_ten() {
+    fn logits_are_batch_by_classes() {
         let (_, model) = build(&default_config());
-        assert_eq!(output_dims(model.as_ref(), 1), [1, 10]);
-        assert_eq!(output_dims(model.as_ref(), 5), [5, 10]);
+        let classes = test_spec().num_classes();
+        assert_eq!(output_dims(model.as_ref(), 1), [1, classes]);
+        assert_eq!(output_dims(model.as_ref(), 5), [5, classes]);
     }
 
     #[test]
-    fn default_has_203_530_parameters() {
+    fn default_parameter_count_follows_the_data() {
         let (varmap, _) = build(&default_config());
-        // 784*256 + 256 + 256*10 + 10
-        assert_eq!(crate::parameter_count(&varmap), 203_530);
+        let (inputs, classes) = (test_spec().sample_len(), test_spec().num_classes());
+        // 203,530 on MNIST.
+        assert_eq!(crate::parameter_count(&varmap), inputs * 256 + 256 + 256 * classes + classes);
     }
 
     #[test]
@@ -150,11 +154,12 @@ mod tests {
                 "fc3.weight"
             ]
         );
+        let (inputs, classes) = (test_spec().sample_len(), test_spec().num_classes());
         assert_eq!(
             crate::parameter_count(&varmap),
-            784 * 64 + 64 + 64 * 32 + 32 + 32 * 10 + 10
+            inputs * 64 + 64 + 64 * 32 + 32 + 32 * classes + classes
         );
-        assert_eq!(output_dims(model.as_ref(), 3), [3, 10]);
+        assert_eq!(output_dims(model.as_ref(), 3), [3, classes]);
     }
 
     #[test]
@@ -165,7 +170,8 @@ mod tests {
         });
         let (varmap, _) = build(&cfg);
         assert_eq!(crate::parameter_names(&varmap), ["fc1.bias", "fc1.weight"]);
-        assert_eq!(crate::parameter_count(&varmap), 7_850);
+        let (inputs, classes) = (test_spec().sample_len(), test_spec().num_classes());
+        assert_eq!(crate::parameter_count(&varmap), inputs * classes + classes);
     }
 
     #[test]
@@ -230,7 +236,7 @@ mod tests {
         let vb =
             VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &candle_core::Device::Cpu);
         let err = ModelConfig::Mlp(zero_width)
-            .build(vb)
+            .build(&test_spec(), vb)
             .err()
             .expect("build validates the config");
         assert!(err.to_string().contains("model.args.hidden"), "{err}");

@@ -4,20 +4,28 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::loss::cross_entropy;
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 
-use crate::{Classifier, INPUT_SHAPE, ModelConfig, NUM_CLASSES};
+use crate::{Classifier, DataSpec, ModelConfig};
 
-/// A freshly initialised model and the map that owns its parameters.
+/// The data the models' tests build for: colour images, not square, in five classes, so that no
+/// model can pass by assuming one channel, square images or ten classes.
+pub(crate) fn test_spec() -> DataSpec {
+    DataSpec::new([3, 20, 16], DataSpec::numbered_classes(5)).expect("a valid spec")
+}
+
+/// A freshly initialised model for [`test_spec`] and the map that owns its parameters.
 pub(crate) fn build(cfg: &ModelConfig) -> (VarMap, Box<dyn Classifier>) {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let model = cfg.build(vb).expect("a valid config builds");
+    let model = cfg.build(&test_spec(), vb).expect("a valid config builds");
     (varmap, model)
 }
 
 /// The same `batch` images every call (a fixed LCG, not the global RNG), values in [0, 1) like scaled
-/// pixels, with labels cycling through the ten classes.
+/// pixels, with labels cycling through the classes of [`test_spec`].
 pub(crate) fn fixed_batch(batch: usize) -> (Tensor, Tensor) {
-    let len = batch * INPUT_SHAPE.iter().product::<usize>();
+    let spec = test_spec();
+    let [c, h, w] = spec.input_shape;
+    let len = batch * spec.sample_len();
     let mut state: u64 = 0x5eed;
     let pixels: Vec<f32> = (0..len)
         .map(|_| {
@@ -29,11 +37,11 @@ pub(crate) fn fixed_batch(batch: usize) -> (Tensor, Tensor) {
         .collect();
     let xs = Tensor::from_vec(
         pixels,
-        (batch, INPUT_SHAPE[0], INPUT_SHAPE[1], INPUT_SHAPE[2]),
+        (batch, c, h, w),
         &Device::Cpu,
     )
     .expect("length matches the shape");
-    let labels: Vec<u32> = (0..batch as u32).map(|i| i % NUM_CLASSES as u32).collect();
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i % spec.num_classes() as u32).collect();
     let ys = Tensor::from_vec(labels, batch, &Device::Cpu).expect("length matches the shape");
     (xs, ys)
 }

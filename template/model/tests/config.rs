@@ -5,7 +5,12 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use model::{INPUT_SHAPE, ModelConfig, NUM_CLASSES};
+use model::{DataSpec, ModelConfig};
+
+/// Grey 32x24 images in seven classes: any shape a model takes will do.
+fn spec() -> DataSpec {
+    DataSpec::new([1, 32, 24], DataSpec::numbered_classes(7)).expect("a valid spec")
+}
 
 /// Parses `json` with `MODEL` replaced by the shipped model's name. (The JSON is written with spaces
 /// between braces and without `format!` so that no template-engine delimiters appear in this file.)
@@ -86,17 +91,14 @@ fn default_config_validates_and_builds_a_classifier() {
     cfg.validate().expect("defaults are valid");
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let model = cfg.build(vb).expect("builds");
+    let spec = spec();
+    let model = cfg.build(&spec, vb).expect("builds");
     assert!(model::parameter_count(&varmap) > 0);
 
-    let xs = Tensor::zeros(
-        (3, INPUT_SHAPE[0], INPUT_SHAPE[1], INPUT_SHAPE[2]),
-        DType::F32,
-        &Device::Cpu,
-    )
-    .expect("zeros");
+    let [c, h, w] = spec.input_shape;
+    let xs = Tensor::zeros((3, c, h, w), DType::F32, &Device::Cpu).expect("zeros");
     let logits = model.forward_t(&xs, false).expect("forward");
-    assert_eq!(logits.dims(), [3, NUM_CLASSES]);
+    assert_eq!(logits.dims(), [3, spec.num_classes()]);
 }
 
 #[test]
@@ -108,21 +110,17 @@ fn a_checkpoint_loads_into_a_fresh_model_with_the_same_outputs() {
 
     let varmap = VarMap::new();
     let model = cfg
-        .build(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu))
+        .build(&spec(), VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu))
         .expect("builds");
     varmap.save(&path).expect("saves");
 
     // SAFETY: the file was just written by this test and is not modified while mapped.
     let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&path], DType::F32, &Device::Cpu) }
         .expect("opens");
-    let loaded = cfg.build(vb).expect("every key is in the checkpoint");
+    let loaded = cfg.build(&spec(), vb).expect("every key is in the checkpoint");
 
-    let xs = Tensor::ones(
-        (2, INPUT_SHAPE[0], INPUT_SHAPE[1], INPUT_SHAPE[2]),
-        DType::F32,
-        &Device::Cpu,
-    )
-    .expect("ones");
+    let [c, h, w] = spec().input_shape;
+    let xs = Tensor::ones((2, c, h, w), DType::F32, &Device::Cpu).expect("ones");
     let a: Vec<Vec<f32>> = model
         .forward_t(&xs, false)
         .and_then(|t| t.to_vec2())

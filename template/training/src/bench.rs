@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use model::INPUT_SHAPE;
 use serde::Serialize;
 use tracing::info;
 
@@ -81,8 +80,10 @@ pub fn bench(config: &Config, options: &BenchOptions) -> Result<BenchReport, Tra
     if !device.is_cpu() {
         device.set_seed(config.seed)?;
     }
-    let Built { varmap, model } = build_model(config, &device)?;
-    let (images, labels) = random_batch(options.batch_size, config.seed, &device)?;
+    // The shape and classes of the configured data (its published ones when the files are absent).
+    let spec = config.data_loader.spec()?;
+    let Built { varmap, model } = build_model(config, &spec, &device)?;
+    let (images, labels) = random_batch(&spec, options.batch_size, config.seed, &device)?;
     let mut optimizer = Optimizer::new(&config.optimizer, varmap.data().lock().expect("not poisoned").clone());
     let lr = config.optimizer.lr();
 
@@ -128,14 +129,19 @@ pub fn bench(config: &Config, options: &BenchOptions) -> Result<BenchReport, Tra
     })
 }
 
-/// Uniform images in [0, 1) and labels 0-9, drawn once from the seed.
-fn random_batch(batch_size: usize, seed: u64, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+/// Uniform images of `spec`'s shape in [0, 1) and labels of its classes, drawn once from the seed.
+fn random_batch(
+    spec: &model::DataSpec,
+    batch_size: usize,
+    seed: u64,
+    device: &Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let pixels: usize = INPUT_SHAPE.iter().product();
-    let images: Vec<f32> = (0..batch_size * pixels).map(|_| rng.random::<f32>()).collect();
-    let labels: Vec<u32> = (0..batch_size).map(|_| rng.random_range(0..model::NUM_CLASSES as u32)).collect();
-    let shape = [batch_size, INPUT_SHAPE[0], INPUT_SHAPE[1], INPUT_SHAPE[2]];
+    let images: Vec<f32> = (0..batch_size * spec.sample_len()).map(|_| rng.random::<f32>()).collect();
+    let labels: Vec<u32> = (0..batch_size).map(|_| rng.random_range(0..spec.num_classes() as u32)).collect();
+    let [c, h, w] = spec.input_shape;
+    let shape = [batch_size, c, h, w];
     Ok((
         Tensor::from_vec(images, &shape[..], device)?.to_dtype(DType::F32)?,
         Tensor::from_vec(labels, batch_size, device)?,
@@ -184,10 +190,11 @@ mod tests {
 
     #[test]
     fn random_batch_is_seeded_and_in_range() {
-        let (a, labels) = random_batch(3, 7, &Device::Cpu).unwrap();
-        let (b, _) = random_batch(3, 7, &Device::Cpu).unwrap();
-        assert_eq!(a.dims(), [3, 1, 28, 28]);
+        let spec = model::DataSpec::new([3, 9, 5], model::DataSpec::numbered_classes(4)).unwrap();
+        let (a, labels) = random_batch(&spec, 3, 7, &Device::Cpu).unwrap();
+        let (b, _) = random_batch(&spec, 3, 7, &Device::Cpu).unwrap();
+        assert_eq!(a.dims(), [3, 3, 9, 5]);
         assert_eq!(a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
-        assert!(labels.to_vec1::<u32>().unwrap().iter().all(|l| *l < 10));
+        assert!(labels.to_vec1::<u32>().unwrap().iter().all(|l| *l < 4));
     }
 }

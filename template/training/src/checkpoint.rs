@@ -1,5 +1,6 @@
 //! Checkpoints: one safetensors file holding the model weights (named after the VarBuilder paths),
-//! the optimiser state (under `optimizer/`) and the trainer's counters (JSON in the metadata).
+//! the optimiser state (under `optimizer/`), and in its metadata (JSON) the data's shape and
+//! classes the model was built for and the trainer's counters.
 //! Files are written to a temporary name, fsynced and renamed, so a crash at any moment leaves
 //! every file under a final name complete.
 
@@ -9,11 +10,12 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
-use model::ModelConfig;
+use model::{DataSpec, ModelConfig};
 use serde::{Deserialize, Serialize};
 
 const OPTIMIZER_PREFIX: &str = "optimizer/";
 const STATE_KEY: &str = "trainer_state";
+const SPEC_KEY: &str = "data_spec";
 
 /// Where training stands, saved with every checkpoint: with the weights and the optimiser state,
 /// everything a resumed run needs to continue exactly where this one stopped.
@@ -62,6 +64,11 @@ pub enum CheckpointError {
     Shape { path: PathBuf, name: String, saved: Vec<usize>, built: Vec<usize>, cause: String },
     #[error("checkpoint {path}: {source}")]
     Tensor { path: PathBuf, source: candle_core::Error },
+    #[error(
+        "checkpoint {path} does not say which data its model was built for (no `{SPEC_KEY}` in its \
+         metadata): it was written by an older version of this project; train again to get one"
+    )]
+    NoSpec { path: PathBuf },
 }
 
 /// A loaded checkpoint.
@@ -69,12 +76,16 @@ pub struct Checkpoint {
     pub weights: HashMap<String, Tensor>,
     pub optimizer: HashMap<String, Tensor>,
     pub state: Option<TrainerState>,
+    /// The data's shape and classes the model was built for.
+    pub spec: DataSpec,
 }
 
-/// Save the model's variables, and optionally optimiser state and trainer state, to `path`.
+/// Save the model's variables and the `spec` it was built for, and optionally optimiser state and
+/// trainer state, to `path`.
 pub fn save(
     path: &Path,
     varmap: &VarMap,
+    spec: &DataSpec,
     optimizer: Option<&HashMap<String, Tensor>>,
     state: Option<&TrainerState>,
 ) -> Result<(), CheckpointError> {
@@ -86,9 +97,11 @@ pub fn save(
         tensors.extend(optimizer.iter().map(|(name, t)| (format!("{OPTIMIZER_PREFIX}{name}"), t.clone())));
     }
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let metadata = state.map(|s| {
-        HashMap::from([(STATE_KEY.to_string(), serde_json::to_string(s).expect("state serializes"))])
-    });
+    let mut metadata = HashMap::from([(SPEC_KEY.to_string(), serde_json::to_string(spec).expect("a spec serializes"))]);
+    if let Some(state) = state {
+        metadata.insert(STATE_KEY.to_string(), serde_json::to_string(state).expect("state serializes"));
+    }
+    let metadata = Some(metadata);
     let bytes = safetensors::tensor::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), metadata)
         .map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), message: e.to_string() })?;
     write_atomically(path, &bytes).map_err(|source| CheckpointError::Write { path: path.to_path_buf(), source })
@@ -111,6 +124,29 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Only the trainer state of a checkpoint (None for weights-only files such as model_best).
 pub fn read_state(path: &Path) -> Result<Option<TrainerState>, CheckpointError> {
+    let header = read_header(path)?;
+    let corrupt = |message: String| CheckpointError::Corrupt { path: path.to_path_buf(), message };
+    match header.get("__metadata__").and_then(|m| m.get(STATE_KEY)).and_then(|s| s.as_str()) {
+        Some(json) => Ok(Some(serde_json::from_str(json).map_err(|e| corrupt(format!("{STATE_KEY}: {e}")))?)),
+        None => Ok(None),
+    }
+}
+
+/// Only the data spec of a checkpoint, without reading its tensors.
+pub fn read_spec(path: &Path) -> Result<DataSpec, CheckpointError> {
+    let header = read_header(path)?;
+    let json = header.get("__metadata__").and_then(|m| m.get(SPEC_KEY)).and_then(|s| s.as_str());
+    parse_spec(path, json)
+}
+
+fn parse_spec(path: &Path, json: Option<&str>) -> Result<DataSpec, CheckpointError> {
+    let json = json.ok_or_else(|| CheckpointError::NoSpec { path: path.to_path_buf() })?;
+    serde_json::from_str(json)
+        .map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), message: format!("{SPEC_KEY}: {e}") })
+}
+
+/// The JSON header of a safetensors file.
+fn read_header(path: &Path) -> Result<serde_json::Value, CheckpointError> {
     let mut file = std::fs::File::open(path).map_err(|source| CheckpointError::Read { path: path.to_path_buf(), source })?;
     let corrupt = |message: String| CheckpointError::Corrupt { path: path.to_path_buf(), message };
     // The header is an 8-byte little-endian length, then JSON; no need to read the tensors.
@@ -122,11 +158,7 @@ pub fn read_state(path: &Path) -> Result<Option<TrainerState>, CheckpointError> 
     }
     let mut header = vec![0u8; len as usize];
     std::io::Read::read_exact(&mut file, &mut header).map_err(|e| corrupt(e.to_string()))?;
-    let header: serde_json::Value = serde_json::from_slice(&header).map_err(|e| corrupt(e.to_string()))?;
-    match header.get("__metadata__").and_then(|m| m.get(STATE_KEY)).and_then(|s| s.as_str()) {
-        Some(json) => Ok(Some(serde_json::from_str(json).map_err(|e| corrupt(format!("{STATE_KEY}: {e}")))?)),
-        None => Ok(None),
-    }
+    serde_json::from_slice(&header).map_err(|e| corrupt(e.to_string()))
 }
 
 /// Load a checkpoint onto `device`.
@@ -134,10 +166,12 @@ pub fn load(path: &Path, device: &Device) -> Result<Checkpoint, CheckpointError>
     let bytes = std::fs::read(path).map_err(|source| CheckpointError::Read { path: path.to_path_buf(), source })?;
     let corrupt = |message: String| CheckpointError::Corrupt { path: path.to_path_buf(), message };
     let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
-    let state = match metadata.metadata().as_ref().and_then(|m| m.get(STATE_KEY)) {
+    let metadata = metadata.metadata().as_ref();
+    let state = match metadata.and_then(|m| m.get(STATE_KEY)) {
         Some(json) => Some(serde_json::from_str(json).map_err(|e| corrupt(format!("{STATE_KEY}: {e}")))?),
         None => None,
     };
+    let spec = parse_spec(path, metadata.and_then(|m| m.get(SPEC_KEY)).map(String::as_str))?;
     let all = candle_core::safetensors::load_buffer(&bytes, device)
         .map_err(|source| CheckpointError::Tensor { path: path.to_path_buf(), source })?;
     let (mut weights, mut optimizer) = (HashMap::new(), HashMap::new());
@@ -147,7 +181,7 @@ pub fn load(path: &Path, device: &Device) -> Result<Checkpoint, CheckpointError>
             None => weights.insert(name, tensor),
         };
     }
-    Ok(Checkpoint { weights, optimizer, state })
+    Ok(Checkpoint { weights, optimizer, state, spec })
 }
 
 impl Checkpoint {
@@ -247,10 +281,12 @@ mod tests {
         varmap.get((2, 3), "fc.weight", Init::Randn { mean: 0.0, stdev: 1.0 }, DType::F32, &Device::Cpu).unwrap();
         let optimizer = HashMap::from([("fc.weight.0".to_string(), Tensor::ones((2, 3), DType::F32, &Device::Cpu).unwrap())]);
         let state = TrainerState { epoch: 1, global_step: 17, best_metric: Some(0.5), best_epoch: Some(1), ..Default::default() };
-        save(&path, &varmap, Some(&optimizer), Some(&state)).unwrap();
+        save(&path, &varmap, &spec(), Some(&optimizer), Some(&state)).unwrap();
 
         let loaded = load(&path, &Device::Cpu).unwrap();
         assert_eq!(loaded.state.as_ref(), Some(&state));
+        assert_eq!(loaded.spec, spec());
+        assert_eq!(read_spec(&path).unwrap(), spec());
         assert_eq!(read_state(&path).unwrap(), Some(state));
         let original = varmap.data().lock().unwrap()["fc.weight"].as_tensor().to_vec2::<f32>().unwrap();
         assert_eq!(loaded.weights["fc.weight"].to_vec2::<f32>().unwrap(), original);
@@ -259,16 +295,33 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
+    /// Colour 16x16 images in three classes: a shape every shipped model takes.
+    fn spec() -> DataSpec {
+        DataSpec::new([3, 16, 16], DataSpec::numbered_classes(3)).unwrap()
+    }
+
+    #[test]
+    fn a_checkpoint_without_a_spec_says_to_train_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.safetensors");
+        let tensors = HashMap::from([("fc.weight".to_string(), Tensor::ones(3, DType::F32, &Device::Cpu).unwrap())]);
+        candle_core::safetensors::save(&tensors, &path).unwrap();
+        let err = load(&path, &Device::Cpu).err().expect("no spec").to_string();
+        assert!(err.contains("data_spec") && err.contains("train again"), "{err}");
+    }
+
     /// A checkpoint of the shipped model with `edit` applied to its tensors, and the model's VarMap.
     fn edited_checkpoint(edit: impl FnOnce(&mut HashMap<String, Tensor>)) -> (tempfile::TempDir, PathBuf, VarMap) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model_best.safetensors");
         let varmap = VarMap::new();
-        ModelConfig::default().build(candle_nn::VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
+        ModelConfig::default().build(&spec(), candle_nn::VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
         let mut tensors: HashMap<String, Tensor> =
             varmap.data().lock().unwrap().iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
         edit(&mut tensors);
-        candle_core::safetensors::save(&tensors, &path).unwrap();
+        let metadata = HashMap::from([(SPEC_KEY.to_string(), serde_json::to_string(&spec()).unwrap())]);
+        let bytes = safetensors::tensor::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata)).unwrap();
+        std::fs::write(&path, bytes).unwrap();
         (dir, path, varmap)
     }
 

@@ -54,7 +54,8 @@ pub struct TrainerConfig {
     pub save_period: usize,
     /// How many of the best epoch checkpoints to keep besides `model_best`.
     pub save_top_k: usize,
-    /// `"min val_loss"`, `"max val_accuracy"` or `"off"`.
+    /// `"min val_loss"`, `"max val_accuracy"`, `"max val_macro_f1"` (any metric in `metrics`,
+    /// prefixed by `val_` or, for loss and accuracy, `train_`) or `"off"`.
     pub monitor: Monitor,
     /// Stop after this many epochs without improvement of `monitor` (0: never).
     pub early_stop: usize,
@@ -95,24 +96,43 @@ pub enum Monitor {
 }
 
 impl Monitor {
-    const METRICS: [&'static str; 4] = ["val_loss", "val_accuracy", "train_loss", "train_accuracy"];
-
     pub fn watches_validation(&self) -> bool {
         matches!(self, Self::Min(m) | Self::Max(m) if m.starts_with("val_"))
+    }
+
+    /// What a run with `metrics` can monitor: the validation loss and every metric, and the
+    /// training loss and accuracy (the running values of each epoch's steps).
+    pub fn choices(metrics: &[Metric]) -> Vec<String> {
+        let mut names = vec!["val_loss".to_owned(), "val_accuracy".to_owned()];
+        names.extend(metrics.iter().filter(|m| **m != Metric::Accuracy).map(|m| format!("val_{}", m.name())));
+        names.extend(["train_loss".to_owned(), "train_accuracy".to_owned()]);
+        names
+    }
+
+    /// An error listing the valid names when the run does not compute the watched value.
+    fn check(&self, metrics: &[Metric]) -> Result<(), String> {
+        let (Self::Min(name) | Self::Max(name)) = self else { return Ok(()) };
+        let choices = Self::choices(metrics);
+        if choices.contains(name) {
+            return Ok(());
+        }
+        Err(format!(
+            "`trainer.monitor` watches {name:?}, which this run does not compute; use \"min NAME\" or \"max NAME\" \
+             with NAME one of {choices:?} (add a metric to `metrics` to monitor it), or \"off\""
+        ))
     }
 }
 
 impl std::str::FromStr for Monitor {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let expected = || {
-            format!("expected \"off\" or \"min|max METRIC\" with METRIC one of {:?}, got {s:?}", Self::METRICS)
-        };
+        let expected = || format!("expected \"off\" or \"min NAME\" / \"max NAME\" such as \"max val_accuracy\", got {s:?}");
         if s == "off" {
             return Ok(Self::Off);
         }
+        // Which names are valid depends on `metrics`: `Config::check` checks them.
         let (mode, metric) = s.split_once(' ').ok_or_else(expected)?;
-        if !Self::METRICS.contains(&metric) {
+        if metric.is_empty() || metric.contains(' ') {
             return Err(expected());
         }
         match mode {
@@ -210,6 +230,7 @@ impl Config {
                 self.trainer.monitor
             ));
         }
+        self.trainer.monitor.check(&self.metrics)?;
         self.data_loader.check()?;
         self.optimizer.check()?;
         self.lr_scheduler.check()?;

@@ -1,4 +1,5 @@
-//! Metrics (`config.json` `metrics`): `"accuracy"` and `"top<K>_accuracy"`, counted per batch.
+//! Metrics (`config.json` `metrics`): `"accuracy"` and `"top<K>_accuracy"`, counted per batch, and
+//! `"macro_f1"`, the mean over classes of F1, computed from the confusion matrix of a whole pass.
 
 use candle_core::{DType, Result, Tensor};
 
@@ -6,6 +7,9 @@ use candle_core::{DType, Result, Tensor};
 pub enum Metric {
     Accuracy,
     TopK(usize),
+    /// The unweighted mean of the classes' F1 scores (classes without images and without
+    /// predictions left out), from the confusion matrix.
+    MacroF1,
 }
 
 impl Metric {
@@ -13,7 +17,13 @@ impl Metric {
         match self {
             Self::Accuracy => "accuracy".into(),
             Self::TopK(k) => format!("top{k}_accuracy"),
+            Self::MacroF1 => "macro_f1".into(),
         }
+    }
+
+    /// Whether the metric is a per-sample count that [`Metric::correct`] sums over batches (F1 is not).
+    pub fn is_counted(&self) -> bool {
+        !matches!(self, Self::MacroF1)
     }
 
     /// How many samples of the batch count as correct: logits [batch, classes], targets [batch] u32.
@@ -21,6 +31,7 @@ impl Metric {
         let k = match self {
             Self::Accuracy => 1,
             Self::TopK(k) => *k,
+            Self::MacroF1 => candle_core::bail!("macro_f1 is computed from the confusion matrix, not counted per batch"),
         };
         // A sample is correct when fewer than k classes score strictly above its target.
         let target_logit = logits.gather(&targets.unsqueeze(1)?, 1)?; // [batch, 1]
@@ -36,12 +47,17 @@ impl std::str::FromStr for Metric {
         if s == "accuracy" {
             return Ok(Self::Accuracy);
         }
+        if s == "macro_f1" {
+            return Ok(Self::MacroF1);
+        }
         s.strip_prefix("top")
             .and_then(|r| r.strip_suffix("_accuracy"))
             .and_then(|k| k.parse().ok())
             .filter(|k| *k >= 1)
             .map(Self::TopK)
-            .ok_or_else(|| format!("expected \"accuracy\" or \"top<K>_accuracy\" such as \"top3_accuracy\", got {s:?}"))
+            .ok_or_else(|| {
+                format!("expected \"accuracy\", \"macro_f1\" or \"top<K>_accuracy\" such as \"top3_accuracy\", got {s:?}")
+            })
     }
 }
 
@@ -76,6 +92,7 @@ mod tests {
     fn parses_names() {
         assert_eq!("top5_accuracy".parse::<Metric>().unwrap(), Metric::TopK(5));
         assert_eq!(Metric::TopK(5).name(), "top5_accuracy");
+        assert_eq!("macro_f1".parse::<Metric>().unwrap(), Metric::MacroF1);
         for bad in ["acc", "top0_accuracy", "topx_accuracy"] {
             assert!(bad.parse::<Metric>().is_err(), "{bad}");
         }

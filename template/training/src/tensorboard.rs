@@ -24,6 +24,8 @@ pub const EPOCH_TAGS: [&str; 6] =
     ["train/loss", "train/accuracy", "val/loss", "val/accuracy", "epoch/seconds", "epoch/samples_per_sec"];
 /// The resolved config, as a JSON code block in Markdown, at step 0.
 pub const CONFIG_TAG: &str = "config";
+/// The text tag of the data's image shape and class names.
+pub const DATA_TAG: &str = "data";
 
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -136,12 +138,15 @@ pub struct TrainingLog {
 impl TrainingLog {
     /// Open a new event file in the run folder (a resumed run adds one; TensorBoard merges the
     /// files of a folder) and log the config.
-    pub fn start(config: &Config, run: &RunDir) -> Result<Self, TensorBoardError> {
+    pub fn start(config: &Config, spec: &model::DataSpec, run: &RunDir) -> Result<Self, TensorBoardError> {
         if !config.trainer.tensorboard {
             return Ok(Self { writer: None });
         }
         let mut writer = EventWriter::create(run.path())?;
         writer.text(CONFIG_TAG, 0, &format!("```json\n{}\n```", config.to_json()))?;
+        let classes: Vec<String> = spec.classes.iter().enumerate().map(|(i, c)| format!("{i}: {c}")).collect();
+        let data = format!("images {:?} (channels, height, width)\n\nclasses:\n\n{}", spec.input_shape, classes.join("\n\n"));
+        writer.text(DATA_TAG, 0, &data)?;
         writer.flush()?;
         Ok(Self { writer: Some(writer) })
     }

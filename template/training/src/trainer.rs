@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use model::Classifier;
+use model::{Classifier, DataSpec};
 use serde::Serialize;
 use tracing::info;
 
@@ -37,6 +37,13 @@ pub enum TrainError {
          checkpoint is intact. Lower optimizer.args.lr, or set trainer.grad_clip_norm"
     )]
     Anomaly { what: &'static str, value: f64, step: u64, epoch: usize },
+    #[error(
+        "cannot resume from {checkpoint}: its model was built for images {:?} in {} classes, but the data \
+         now gives images {:?} in {} classes; resume with the data it was trained on, or start a new run \
+         (trainer.init_from-style transfer is a new run, not a resume)",
+        saved.input_shape, saved.num_classes(), now.input_shape, now.num_classes()
+    )]
+    DataChanged { checkpoint: PathBuf, saved: DataSpec, now: DataSpec },
     #[error(transparent)]
     TensorBoard(#[from] TensorBoardError),
     #[error("model computation failed: {0}")]
@@ -60,17 +67,17 @@ pub struct Summary {
     pub wall_seconds: f64,
 }
 
-/// A model with its variables, built from the config.
+/// A model with its variables, built from the config for the data's shape and classes.
 pub struct Built {
     pub varmap: VarMap,
     pub model: Box<dyn Classifier>,
 }
 
 /// Build the configured model on `device`, with fresh weights drawn from `config.seed`.
-pub fn build_model(config: &Config, device: &Device) -> candle_core::Result<Built> {
+pub fn build_model(config: &Config, spec: &DataSpec, device: &Device) -> candle_core::Result<Built> {
     let varmap = VarMap::new();
     let vb = crate::init::seeded_var_builder(&varmap, config.seed, DType::F32, device);
-    let model = config.model.build(vb)?;
+    let model = config.model.build(spec, vb)?;
     Ok(Built { varmap, model })
 }
 
@@ -100,13 +107,18 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
     let val_loader = config.data_loader.loader(&splits.val, false, config.seed)?;
     info!("data: {} training and {} validation images", train_loader.num_samples(), val_loader.num_samples());
 
-    let Built { varmap, model } = build_model(config, &device)?;
+    let spec = &splits.spec;
+    info!("data: images {:?}, {} classes", spec.input_shape, spec.num_classes());
+    let Built { varmap, model } = build_model(config, spec, &device)?;
     let parameters = model::parameter_count(&varmap);
     info!("model: {} with {parameters} parameters", config.model.name());
     let mut optimizer = Optimizer::new(&config.optimizer, varmap.data().lock().expect("not poisoned").clone());
     let mut state = TrainerState::default();
     if let Some(path) = &options.resume {
         let checkpoint = checkpoint::load(path, &device)?;
+        if checkpoint.spec != *spec {
+            return Err(TrainError::DataChanged { checkpoint: path.clone(), saved: checkpoint.spec, now: spec.clone() });
+        }
         checkpoint.restore_weights(&varmap, path, &config.model)?;
         state = checkpoint.state.clone().unwrap_or_default();
         optimizer.load_state(&checkpoint.optimizer, state.global_step)?;
@@ -115,7 +127,7 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
     let base_lr = config.optimizer.lr();
     let total_steps = trainer.epochs * train_loader.num_batches();
     let io = |source| TrainError::RunDir { path: run.path().to_path_buf(), source };
-    let mut tensorboard = TrainingLog::start(config, run)?;
+    let mut tensorboard = TrainingLog::start(config, spec, run)?;
 
     let mut stopped_by = "completed";
     let (mut last_train, mut last_val) = (None, None);
@@ -170,7 +182,7 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
                     partial.seconds = seconds;
                     state.partial = partial;
                     let path = run.file(&format!("checkpoint-step{}.safetensors", state.global_step));
-                    checkpoint::save(&path, &varmap, Some(&optimizer.state_tensors()), Some(&state))?;
+                    checkpoint::save(&path, &varmap, spec, Some(&optimizer.state_tensors()), Some(&state))?;
                     info!("{stopped_by} at epoch {epoch} step {}: saved {}", state.global_step, path.display());
                     break 'epochs;
                 }
@@ -185,7 +197,7 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
             seconds,
             ..Default::default()
         };
-        let val = evaluate(model.as_ref(), &val_loader, &config.loss, &config.metrics)?;
+        let val = evaluate(model.as_ref(), &val_loader, &config.loss, &config.metrics, &spec.classes)?;
         state.epoch = epoch;
         state.step_in_epoch = 0;
         state.partial = Default::default();
@@ -207,7 +219,7 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
             state.best_metric = Some(value);
             state.best_epoch = Some(epoch);
             state.epochs_without_improvement = 0;
-            checkpoint::save(&run.file("model_best.safetensors"), &varmap, None, Some(&state))?;
+            checkpoint::save(&run.file("model_best.safetensors"), &varmap, spec, None, Some(&state))?;
             info!("new best {} = {value:.4}: saved model_best.safetensors", trainer.monitor);
         } else if trainer.monitor != Monitor::Off {
             state.epochs_without_improvement += 1;
@@ -215,7 +227,7 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
         let early_stop = trainer.early_stop > 0 && state.epochs_without_improvement >= trainer.early_stop;
         let last = epoch == trainer.epochs || early_stop || stopped_by != "completed";
         if (trainer.save_period > 0 && epoch % trainer.save_period == 0) || last {
-            save_epoch_checkpoint(run, &varmap, &optimizer, &mut state, epoch, monitored, config)?;
+            save_epoch_checkpoint(run, &varmap, spec, &optimizer, &mut state, epoch, monitored, config)?;
         }
         last_train = Some(train_eval);
         last_val = Some(val);
@@ -248,9 +260,11 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
 
 /// Write `checkpoint-epoch<N>`, then delete the checkpoints retention no longer keeps and any
 /// mid-epoch checkpoint it supersedes.
+#[allow(clippy::too_many_arguments)]
 fn save_epoch_checkpoint(
     run: &RunDir,
     varmap: &VarMap,
+    spec: &DataSpec,
     optimizer: &Optimizer,
     state: &mut TrainerState,
     epoch: usize,
@@ -265,7 +279,7 @@ fn save_epoch_checkpoint(
     };
     let kept = Kept { file: file.clone(), epoch, metric: monitored };
     let obsolete = retention::admit(&mut state.kept, kept, config.trainer.save_top_k, higher_is_better);
-    checkpoint::save(&run.file(&file), varmap, Some(&optimizer.state_tensors()), Some(state))?;
+    checkpoint::save(&run.file(&file), varmap, spec, Some(&optimizer.state_tensors()), Some(state))?;
     let mid_epoch = std::fs::read_dir(run.path())
         .map_err(|source| TrainError::RunDir { path: run.path().to_path_buf(), source })?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -276,17 +290,16 @@ fn save_epoch_checkpoint(
     Ok(())
 }
 
-/// The value `monitor` watches, after an epoch.
+/// The value `monitor` watches, after an epoch (`Config::check` has made sure the run computes it).
 fn monitored_value(monitor: &Monitor, train: &Evaluation, val: &Evaluation) -> Option<f64> {
-    let value = |metric: &str| match metric {
-        "val_loss" => val.loss,
-        "val_accuracy" => val.accuracy(),
-        "train_loss" => train.loss,
-        _ => train.accuracy(),
+    let value = |name: &str| {
+        let (split, metric) = name.split_once('_')?;
+        let evaluation = if split == "val" { val } else { train };
+        if metric == "loss" { Some(evaluation.loss) } else { evaluation.metrics.get(metric).copied() }
     };
     match monitor {
         Monitor::Off => None,
-        Monitor::Min(m) | Monitor::Max(m) => Some(value(m)).filter(|v| !v.is_nan()),
+        Monitor::Min(m) | Monitor::Max(m) => value(m).filter(|v| !v.is_nan()),
     }
 }
 

@@ -55,6 +55,21 @@ fn errors_inside_type_and_args_sections_name_the_full_path() {
 }
 
 #[test]
+fn monitor_accepts_any_metric_the_run_computes_and_lists_them_otherwise() {
+    let config = load(CONFIG, &["metrics=[\"accuracy\", \"macro_f1\", \"top3_accuracy\"]", "trainer.monitor=max val_macro_f1"])
+        .unwrap();
+    assert_eq!(config.trainer.monitor.to_string(), "max val_macro_f1");
+    load(CONFIG, &["metrics=[\"top3_accuracy\"]", "trainer.monitor=max val_top3_accuracy"]).unwrap();
+    let err = load(CONFIG, &["trainer.monitor=max val_macro_f1"]).unwrap_err().to_string();
+    assert!(err.contains("trainer.monitor") && err.contains("\"val_loss\", \"val_accuracy\""), "{err}");
+    assert!(err.contains("add a metric to `metrics`"), "{err}");
+    let err = load(CONFIG, &["trainer.monitor=max val_acuracy"]).unwrap_err().to_string();
+    assert!(err.contains("val_acuracy") && err.contains("train_loss"), "{err}");
+    let err = load(CONFIG, &["trainer.monitor=maximum val_loss"]).unwrap_err().to_string();
+    assert!(err.contains("trainer.monitor"), "{err}");
+}
+
+#[test]
 fn broken_json_reports_line_and_column() {
     let err = load("{\n  \"name\": \"x\",\n  oops\n}", &[]).unwrap_err();
     assert!(matches!(err, ConfigError::Syntax { line: 3, .. }), "{err}");

@@ -18,11 +18,12 @@ fn writer_child() {
     let Ok(dir) = std::env::var(DIR_VAR) else { return };
     let varmap = VarMap::new();
     varmap.get((1024, 1024), "w", candle_nn::Init::Const(0.0), DType::F32, &Device::Cpu).unwrap();
+    let spec = model::DataSpec::new([1, 4, 4], model::DataSpec::numbered_classes(2)).unwrap();
     for generation in 1u32.. {
         let value = Tensor::full(generation as f32, (1024, 1024), &Device::Cpu).unwrap();
         varmap.data().lock().unwrap()["w"].set(&value).unwrap();
         let name = if generation % 2 == 0 { "checkpoint-epoch1.safetensors" } else { "model_best.safetensors" };
-        checkpoint::save(&Path::new(&dir).join(name), &varmap, None, None).unwrap();
+        checkpoint::save(&Path::new(&dir).join(name), &varmap, &spec, None, None).unwrap();
     }
 }
 

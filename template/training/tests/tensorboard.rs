@@ -205,11 +205,15 @@ fn a_run_writes_an_event_file_with_every_step_and_the_metrics_csv_numbers_per_ep
 
     // The config, as Markdown for the text plugin, at step 0.
     let texts: Vec<_> = events.iter().flat_map(|e| e.texts.iter().map(move |t| (e.step, t))).collect();
-    assert_eq!(texts.len(), 1);
+    assert_eq!(texts.len(), 2);
     let (step, (tag, plugin, dtype, markdown)) = &texts[0];
     assert_eq!((*step, tag.as_str(), plugin.as_str(), *dtype), (0, CONFIG_TAG, "text", 7));
     let json = markdown.strip_prefix("```json\n").and_then(|m| m.strip_suffix("\n```")).expect("a JSON code block");
     assert_eq!(serde_json::from_str::<serde_json::Value>(json).unwrap()["trainer"]["epochs"], 3);
+    // The data's shape and class names, as text.
+    let (step, (tag, _, _, data)) = &texts[1];
+    assert_eq!((*step, tag.as_str()), (0, training::tensorboard::DATA_TAG));
+    assert!(data.contains("classes:") && data.contains("0: 0"), "{data}");
 
     let series = series(&events);
     let mut expected_tags: Vec<&str> = EPOCH_TAGS.to_vec();

@@ -100,21 +100,26 @@ fn count_mismatch_names_both_files_and_counts() {
 }
 
 #[test]
-fn corrupt_file_error_surfaces_through_load() {
+fn a_label_outside_the_classes_names_the_file_and_the_index() {
     let dir = Dir::new();
     dir.images("train-images-idx3-ubyte", &images(2, 2, 2));
     let label_path = dir.labels("train-labels-idx1-ubyte", &[1, 12]);
-    let err = load(dir.path(), Split::Train).expect_err("label 12");
+    let split = load(dir.path(), Split::Train).expect("any label loads");
+    assert_eq!(split.implied_classes(), 13);
+    split.check_classes(13).expect("12 < 13");
+    let err = split.check_classes(10).expect_err("label 12 of 10 classes");
     assert!(
         matches!(
             err,
             DataError::LabelOutOfRange {
                 index: 1,
                 value: 12,
+                classes: 10,
                 ..
             }
         ),
         "{err}"
     );
+    assert!(err.to_string().contains("data_loader.args.classes"), "{err}");
     assert_names(&err.to_string(), &label_path);
 }

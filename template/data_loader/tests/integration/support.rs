@@ -33,6 +33,7 @@ pub fn split(count: usize) -> MnistSplit {
     MnistSplit {
         images: images(count, 3, 2),
         labels: labels(count),
+        labels_path: "in-memory-labels".into(),
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use data_loader::Normalize;
-use model::{INPUT_SHAPE, NUM_CLASSES};
+use model::DataSpec;
 use onnx_protobuf::{ModelProto, OperatorSetIdProto};
 use protobuf::MessageField;
 
@@ -13,22 +13,25 @@ use super::graph::{GraphBuilder, Weights};
 use super::proto::{Dim, entry};
 use super::{OnnxError, models, opset};
 
-/// The graph input: float32 `[batch, 1, 28, 28]`, pixels in [0, 1].
+/// The graph input: float32 `[batch, channels, height, width]`, pixels in [0, 1].
 pub const INPUT_NAME: &str = "input";
-/// The graph output: float32 `[batch, 10]`.
+/// The graph output: float32 `[batch, classes]`.
 pub const OUTPUT_NAME: &str = "logits";
 /// The symbolic batch dimension of the input and the output.
 pub const BATCH_DIM: &str = "batch";
 /// The metadata key of the resolved training config (JSON).
 pub const CONFIG_KEY: &str = "config";
+/// The metadata key of the data spec (JSON: input shape and class names) the model was trained for.
+pub const SPEC_KEY: &str = "data_spec";
 /// Written as the model's `producer_name`.
 pub const PRODUCER_NAME: &str = "candle-onnx-export";
 
-/// The ONNX model of `config.model` with `weights`, at `opset` (checked against what the graph
-/// needs). `run_dir` is the checkpoint's run folder, whose summary.json (if any) goes into the
-/// metadata.
+/// The ONNX model of `config.model`, built for `spec`, with `weights`, at `opset` (checked against
+/// what the graph needs). `run_dir` is the checkpoint's run folder, whose summary.json (if any)
+/// goes into the metadata.
 pub fn build_model_proto(
     config: &training::Config,
+    spec: &DataSpec,
     weights: &Weights,
     opset: i64,
     run_dir: Option<&Path>,
@@ -37,12 +40,8 @@ pub fn build_model_proto(
     let normalize = config.data_loader.args().normalize;
     let mut g = GraphBuilder::new(name, weights);
     let batch = Dim::Symbolic(BATCH_DIM.to_owned());
-    let input_dims = [
-        batch.clone(),
-        Dim::Fixed(INPUT_SHAPE[0]),
-        Dim::Fixed(INPUT_SHAPE[1]),
-        Dim::Fixed(INPUT_SHAPE[2]),
-    ];
+    let [channels, height, width] = spec.input_shape;
+    let input_dims = [batch.clone(), Dim::Fixed(channels), Dim::Fixed(height), Dim::Fixed(width)];
     let pixels = g.input(INPUT_NAME, &input_dims);
     let x = g.normalize(&pixels, normalize);
     let logits = models::emit(&mut g, &config.model, &x)?;
@@ -51,7 +50,7 @@ pub fn build_model_proto(
         name,
         &logits,
         OUTPUT_NAME,
-        &[batch, Dim::Fixed(NUM_CLASSES)],
+        &[batch, Dim::Fixed(spec.num_classes())],
     )?;
     Ok(ModelProto {
         ir_version: opset::IR_VERSION,
@@ -63,9 +62,12 @@ pub fn build_model_proto(
         producer_name: PRODUCER_NAME.to_owned(),
         producer_version: env!("CARGO_PKG_VERSION").to_owned(),
         model_version: 1,
-        doc_string: format!("MNIST digit classifier ({name}) exported from a candle checkpoint"),
+        doc_string: format!(
+            "image classifier ({name}) of {} classes exported from a candle checkpoint",
+            spec.num_classes()
+        ),
         graph: MessageField::some(graph),
-        metadata_props: metadata(config, normalize, run_dir)
+        metadata_props: metadata(config, spec, normalize, run_dir)
             .iter()
             .map(|(k, v)| entry(k, v))
             .collect(),
@@ -76,32 +78,35 @@ pub fn build_model_proto(
 /// The metadata entries, in a fixed order, each key once.
 fn metadata(
     config: &training::Config,
+    spec: &DataSpec,
     normalize: Normalize,
     run_dir: Option<&Path>,
 ) -> Vec<(&'static str, String)> {
-    let labels: Vec<String> = (0..NUM_CLASSES).map(|c| c.to_string()).collect();
+    let [channels, height, width] = spec.input_shape;
+    let colours = if channels == 1 { "grey" } else { "RGB, channel-major" };
+    let classes = spec.num_classes();
     let mut entries = vec![
         ("producer_name", PRODUCER_NAME.to_owned()),
         ("producer_version", env!("CARGO_PKG_VERSION").to_owned()),
         ("model_type", config.model.name().to_owned()),
         (CONFIG_KEY, config.to_json()),
+        (SPEC_KEY, serde_json::to_string(spec).expect("a spec serializes")),
         (
             "class_labels",
-            serde_json::to_string(&labels).expect("strings serialize"),
+            serde_json::to_string(&spec.classes).expect("strings serialize"),
         ),
         (
             "input_spec",
             format!(
-                "{INPUT_NAME}: float32 [{BATCH_DIM}, {}, {}, {}], grayscale pixels scaled to [0, 1] \
-                 (a light digit on a dark background, as in MNIST), row by row; the graph itself \
-                 standardises them as (x - {}) / {}",
-                INPUT_SHAPE[0], INPUT_SHAPE[1], INPUT_SHAPE[2], normalize.mean, normalize.std
+                "{INPUT_NAME}: float32 [{BATCH_DIM}, {channels}, {height}, {width}] ({colours}), pixels \
+                 scaled to [0, 1], row by row; the graph itself standardises them as (x - {}) / {}",
+                normalize.mean, normalize.std
             ),
         ),
         (
             "output_spec",
             format!(
-                "{OUTPUT_NAME}: float32 [{BATCH_DIM}, {NUM_CLASSES}], unnormalised scores for the \
+                "{OUTPUT_NAME}: float32 [{BATCH_DIM}, {classes}], unnormalised scores for the \
                  class_labels (softmax gives probabilities)"
             ),
         ),

@@ -57,7 +57,7 @@ pub enum OnnxError {
         message: String,
     },
     #[error(
-        "the ONNX model takes {expected} values per image ([batch, 1, 28, 28]) but got {got} values, \
+        "the ONNX model takes {expected} values per image (channels x height x width) but got {got} values, \
          which is not a whole number of images"
     )]
     InputLength { expected: usize, got: usize },
@@ -68,6 +68,11 @@ pub enum OnnxError {
          training config with --config FILE"
     )]
     NoConfig { path: PathBuf },
+    #[error(
+        "{path} has no `data_spec` (input shape and class names) in its metadata; export it again with \
+         this project's `export`"
+    )]
+    NoSpec { path: PathBuf },
     #[error("reading {path}: {source}")]
     Read {
         path: PathBuf,

@@ -7,11 +7,10 @@ use std::path::PathBuf;
 
 use candle_core::{D, Device, Tensor};
 use data_loader::Normalize;
-use model::{Classifier, NUM_CLASSES};
+use model::Classifier;
 use training::data::DataLoaderConfig;
 use training::evaluate::{Evaluation, evaluate};
 
-use super::verify::argmax;
 use super::{OnnxError, OnnxModel};
 use crate::EvalSplit;
 use crate::predict::{Prediction, prepare};
@@ -24,7 +23,7 @@ impl Classifier for PixelClassifier<'_> {
         let batch = xs.dim(0)?;
         let pixels = xs.flatten_all()?.to_vec1::<f32>()?;
         let logits = self.0.run(&pixels).map_err(candle_core::Error::wrap)?;
-        Tensor::from_vec(logits, (batch, NUM_CLASSES), xs.device())
+        Tensor::from_vec(logits, (batch, self.0.spec().num_classes()), xs.device())
     }
 }
 
@@ -39,7 +38,7 @@ pub fn evaluate_onnx(
     let device = Device::Cpu;
     let dataset = match split {
         EvalSplit::Val => data.load_train_val(config.seed, &device)?.val,
-        EvalSplit::Test => data.load_test(&device)?,
+        EvalSplit::Test => data.load_test(onnx.spec(), &device)?,
     };
     let loader = data.loader(&dataset, false, config.seed)?;
     evaluate(
@@ -47,6 +46,7 @@ pub fn evaluate_onnx(
         &loader,
         &config.loss,
         &config.metrics,
+        &onnx.spec().classes,
     )
     .map_err(OnnxError::Evaluate)
 }
@@ -54,19 +54,13 @@ pub fn evaluate_onnx(
 /// Classifies each image file with `onnx`, prepared as `predict` does for a checkpoint.
 pub fn predict_onnx(onnx: &OnnxModel, files: &[PathBuf]) -> Result<Vec<Prediction>, OnnxError> {
     let mut predictions = Vec::with_capacity(files.len());
+    let spec = onnx.spec();
     for file in files {
-        let prepared = prepare(file)?;
+        let prepared = prepare(file, spec)?;
         let logits = onnx.run(&prepared.pixels)?;
-        let logits = Tensor::from_vec(logits, NUM_CLASSES, &Device::Cpu)?;
+        let logits = Tensor::from_vec(logits, spec.num_classes(), &Device::Cpu)?;
         let probabilities: Vec<f32> = candle_nn::ops::softmax(&logits, D::Minus1)?.to_vec1()?;
-        let class = argmax(&probabilities);
-        predictions.push(Prediction {
-            file: file.clone(),
-            class,
-            probability: probabilities[class],
-            probabilities,
-            inverted: prepared.inverted,
-        });
+        predictions.push(Prediction::new(file, probabilities, prepared.inverted, spec));
     }
     Ok(predictions)
 }

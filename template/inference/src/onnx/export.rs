@@ -113,18 +113,20 @@ pub fn export_checkpoint(
         model,
         varmap,
         device,
+        spec,
     } = restore(checkpoint, config)?;
     let weights = Weights::from_varmap(&varmap)?;
-    let proto = build_model_proto(config, &weights, options.opset, checkpoint.parent())?;
+    let proto = build_model_proto(config, &spec, &weights, options.opset, checkpoint.parent())?;
     let output = options
         .output
         .clone()
         .unwrap_or_else(|| default_output(checkpoint));
-    let samples = options.verify.then(|| Samples::for_verification(config));
+    let samples = options.verify.then(|| Samples::for_verification(config, &spec));
     let reference = Reference {
         model: model.as_ref(),
         device: &device,
         normalize: config.data_loader.args().normalize,
+        spec: &spec,
     };
     let check = samples.as_ref().map(|samples| (&reference, samples));
     save(&proto, &output, check, started)

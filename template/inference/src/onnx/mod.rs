@@ -1,8 +1,9 @@
 //! ONNX export of a trained checkpoint, and running ONNX files with tract.
 //!
 //! `export` rebuilds the model from the run's config and checkpoint and writes an ONNX graph
-//! (IR 8, opset 17 by default) with input `input`, float32 `[batch, 1, 28, 28]` pixels in
-//! [0, 1], and output `logits`, float32 `[batch, 10]`; the standardisation is part of the graph.
+//! (IR 8, opset 17 by default) with input `input`, float32 `[batch, channels, height, width]`
+//! pixels in [0, 1], and output `logits`, float32 `[batch, classes]` (the shape and the class
+//! names, recorded in the checkpoint, go into the metadata); the standardisation is part of the graph.
 //! Initializers carry the checkpoint keys as names. Before the file is kept, its structure is
 //! checked (the rules of `onnx.checker`) and tract runs it against candle on validation images.
 //!

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use model::{INPUT_SHAPE, NUM_CLASSES};
+use model::DataSpec;
 use onnx_protobuf::{Message, ModelProto};
 use tract_onnx::prelude::{
     Framework, InferenceModelExt, IntoRunnable, IntoTValue, Tensor, TypedRunnableModel, tvec,
@@ -22,6 +22,8 @@ pub const TRACT_VERSION: &str = "0.23.9";
 pub struct OnnxModel {
     plan: Arc<TypedRunnableModel>,
     metadata: BTreeMap<String, String>,
+    /// The input shape and classes, from the metadata.
+    spec: DataSpec,
     origin: String,
 }
 
@@ -45,7 +47,11 @@ impl OnnxModel {
             .metadata_props
             .iter()
             .map(|e| (e.key.clone(), e.value.clone()))
-            .collect();
+            .collect::<BTreeMap<String, String>>();
+        let spec = metadata
+            .get(super::build::SPEC_KEY)
+            .and_then(|json| serde_json::from_str(json).ok())
+            .ok_or_else(|| OnnxError::NoSpec { path: PathBuf::from(origin) })?;
         let plan = tract_onnx::onnx()
             .model_for_read(&mut &bytes[..])
             .and_then(|model| model.into_optimized())
@@ -54,14 +60,20 @@ impl OnnxModel {
         Ok(Self {
             plan,
             metadata,
+            spec,
             origin: origin.to_owned(),
         })
     }
 
-    /// Logits `[batch, 10]` row by row, from `pixels`: `batch` images `[1, 28, 28]` row by row,
-    /// values in [0, 1] (not standardised: the graph does that).
+    /// The input shape and class names the model was trained for.
+    pub fn spec(&self) -> &DataSpec {
+        &self.spec
+    }
+
+    /// Logits `[batch, classes]` row by row, from `pixels`: `batch` images of the spec's
+    /// `[channels, height, width]` row by row, values in [0, 1] (not standardised: the graph does that).
     pub fn run(&self, pixels: &[f32]) -> Result<Vec<f32>, OnnxError> {
-        let per_image: usize = INPUT_SHAPE.iter().product();
+        let per_image = self.spec.sample_len();
         if pixels.is_empty() || !pixels.len().is_multiple_of(per_image) {
             return Err(OnnxError::InputLength {
                 expected: per_image,
@@ -69,7 +81,8 @@ impl OnnxModel {
             });
         }
         let batch = pixels.len() / per_image;
-        let shape = [batch, INPUT_SHAPE[0], INPUT_SHAPE[1], INPUT_SHAPE[2]];
+        let [c, h, w] = self.spec.input_shape;
+        let shape = [batch, c, h, w];
         let tract_error = |e| OnnxError::tract("run", &self.origin, &e);
         let input = Tensor::from_shape(&shape, pixels).map_err(tract_error)?;
         let outputs = self
@@ -79,12 +92,13 @@ impl OnnxModel {
         let logits = outputs[0]
             .to_plain_array_view::<f32>()
             .map_err(tract_error)?;
-        if logits.shape() != [batch, NUM_CLASSES] {
+        let classes = self.spec.num_classes();
+        if logits.shape() != [batch, classes] {
             return Err(OnnxError::Tract {
                 action: "use",
                 origin: self.origin.clone(),
                 message: format!(
-                    "its output is {:?}, expected logits [{batch}, {NUM_CLASSES}]",
+                    "its output is {:?}, expected logits [{batch}, {classes}]",
                     logits.shape()
                 ),
             });

@@ -4,7 +4,7 @@
 
 use candle_core::{Device, Tensor};
 use data_loader::{Normalize, Split};
-use model::{Classifier, INPUT_SHAPE, NUM_CLASSES};
+use model::{Classifier, DataSpec};
 use serde::Serialize;
 
 use super::{OnnxError, OnnxModel};
@@ -21,9 +21,12 @@ pub struct Reference<'a> {
     pub device: &'a Device,
     /// The standardisation the model was trained with (the graph has it built in).
     pub normalize: Normalize,
+    /// The input shape and classes the model was built for.
+    pub spec: &'a DataSpec,
 }
 
-/// Images to verify with: pixels in [0, 1], `[n, 1, 28, 28]` row by row, and where they come from.
+/// Images to verify with: pixels in [0, 1], `[n, channels, height, width]` row by row, and where
+/// they come from.
 #[derive(Debug, Clone)]
 pub struct Samples {
     pub pixels: Vec<f32>,
@@ -31,11 +34,12 @@ pub struct Samples {
 }
 
 impl Samples {
-    /// Enough images for [`BATCH_SIZES`]: the first images of the run's validation split, or,
-    /// when the MNIST files are not in `data_dir`, random pixels seeded by `config.seed`.
-    pub fn for_verification(config: &training::Config) -> Self {
+    /// Enough images of `spec`'s shape for [`BATCH_SIZES`]: the first images of the run's
+    /// validation split, or, when the data is not in `data_dir` (or has another shape), random
+    /// pixels seeded by `config.seed`.
+    pub fn for_verification(config: &training::Config, spec: &DataSpec) -> Self {
         let count = BATCH_SIZES.iter().sum();
-        match validation_pixels(config, count) {
+        match validation_pixels(config, spec, count) {
             Ok(pixels) => Self {
                 pixels,
                 source: format!(
@@ -43,14 +47,15 @@ impl Samples {
                     config.data_loader.args().data_dir.display()
                 ),
             },
-            Err(why) => Self::random(count, config.seed, &why),
+            Err(why) => Self::random(spec, count, config.seed, &why),
         }
     }
 
-    /// `count` images of uniform pixels in [0, 1]; `why` says why real images were not used.
-    pub fn random(count: usize, seed: u64, why: &str) -> Self {
+    /// `count` images of `spec`'s shape, uniform pixels in [0, 1]; `why` says why real images
+    /// were not used.
+    pub fn random(spec: &DataSpec, count: usize, seed: u64, why: &str) -> Self {
         let mut state = seed;
-        let pixels = (0..count * pixels_per_image())
+        let pixels = (0..count * spec.sample_len())
             .map(|_| unit_float(&mut state))
             .collect();
         Self {
@@ -88,7 +93,7 @@ pub fn verify(
     reference: &Reference,
     samples: &Samples,
 ) -> Result<Verification, OnnxError> {
-    let per_image = pixels_per_image();
+    let per_image = reference.spec.sample_len();
     let available = samples.pixels.len() / per_image;
     if available == 0 {
         return Err(OnnxError::InputLength {
@@ -109,7 +114,7 @@ pub fn verify(
         next += batch;
         let got = onnx.run(&pixels)?;
         let want = candle_logits(reference, &pixels, batch)?;
-        let check = compare(batch, &got, &want);
+        let check = compare(batch, reference.spec.num_classes(), &got, &want);
         if check.max_abs_error.is_nan() || check.max_abs_error > TOLERANCE {
             return Err(OnnxError::Mismatch {
                 batch,
@@ -141,7 +146,8 @@ fn candle_logits(
     pixels: &[f32],
     batch: usize,
 ) -> Result<Vec<f32>, OnnxError> {
-    let shape = (batch, INPUT_SHAPE[0], INPUT_SHAPE[1], INPUT_SHAPE[2]);
+    let [c, h, w] = reference.spec.input_shape;
+    let shape = (batch, c, h, w);
     let x = Tensor::from_slice(pixels, shape, reference.device)?;
     let x = ((x - f64::from(reference.normalize.mean))? / f64::from(reference.normalize.std))?;
     let logits = reference.model.forward_t(&x, false)?;
@@ -156,13 +162,13 @@ pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, |m, d| if d.is_nan() || m.is_nan() { f32::NAN } else { m.max(d) })
 }
 
-/// Compares two `[batch, 10]` logit matrices.
-fn compare(batch: usize, got: &[f32], want: &[f32]) -> BatchCheck {
+/// Compares two `[batch, classes]` logit matrices.
+fn compare(batch: usize, classes: usize, got: &[f32], want: &[f32]) -> BatchCheck {
     let max_abs_error = max_abs_diff(got, want);
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     let same_argmax = got
-        .chunks(NUM_CLASSES)
-        .zip(want.chunks(NUM_CLASSES))
+        .chunks(classes)
+        .zip(want.chunks(classes))
         .all(|(g, w)| {
             let (g_best, w_best) = (argmax(g), argmax(w));
             // A tie: candle's own top two are closer than the two runtimes differ on this row.
@@ -187,19 +193,16 @@ pub(crate) fn argmax(values: &[f32]) -> usize {
         .0
 }
 
-fn pixels_per_image() -> usize {
-    INPUT_SHAPE.iter().product()
-}
-
 /// The first `count` images of the validation split (repeated if it is smaller), scaled to [0, 1].
-fn validation_pixels(config: &training::Config, count: usize) -> Result<Vec<f32>, String> {
+fn validation_pixels(config: &training::Config, spec: &DataSpec, count: usize) -> Result<Vec<f32>, String> {
     let args = config.data_loader.args();
     let split = data_loader::load(&args.data_dir, Split::Train)
-        .map_err(|e| format!("no MNIST training images: {e}"))?;
-    if [split.images.rows, split.images.cols] != [INPUT_SHAPE[1], INPUT_SHAPE[2]] {
+        .map_err(|e| format!("no training images: {e}"))?;
+    if split.sample_shape() != spec.input_shape {
         return Err(format!(
-            "the training images are {}x{}, not 28x28",
-            split.images.rows, split.images.cols
+            "the training images are {:?}, not the model's {:?}",
+            split.sample_shape(),
+            spec.input_shape
         ));
     }
     let (_, val) = data_loader::train_val_indices(split.len(), args.validation_split, config.seed)

@@ -169,9 +169,10 @@ fn value_range(values: impl Iterator<Item = f64>, kind: Values) -> (f64, f64) {
     }
 }
 
-/// A heatmap of `confusion[true][predicted]` with the count in every cell; a cell's shade is its
-/// share of the true class, so each row reads the same however many images the class has.
-pub fn confusion_chart(path: &Path, title: &str, confusion: &[Vec<u64>]) -> Result<(), ChartError> {
+/// A heatmap of `confusion[true][predicted]` with the count in every cell, the axes labelled with
+/// `names` (the class numbers where a name is missing); a cell's shade is its share of the true
+/// class, so each row reads the same however many images the class has.
+pub fn confusion_chart(path: &Path, title: &str, confusion: &[Vec<u64>], names: &[String]) -> Result<(), ChartError> {
     let classes = confusion.len() as i32;
     render(path, CONFUSION_SIZE, |root| {
         let e = |e: DrawingAreaErrorKind<_>| e.to_string();
@@ -189,7 +190,8 @@ pub fn confusion_chart(path: &Path, title: &str, confusion: &[Vec<u64>]) -> Resu
             .map_err(e)?;
         let label = move |v: &SegmentValue<i32>, flipped: bool| match v {
             SegmentValue::CenterOf(c) | SegmentValue::Exact(c) if (0..classes).contains(c) => {
-                (if flipped { flip(*c) } else { *c }).to_string()
+                let class = if flipped { flip(*c) } else { *c };
+                names.get(class as usize).cloned().unwrap_or_else(|| class.to_string())
             }
             _ => String::new(),
         };

@@ -1,6 +1,6 @@
 //! Cross-entropy with label smoothing as one CPU op (and one op for its gradient): the tensor-op form
 //! (log-softmax, gather, means) is a dozen small ops forward and more backward, each a pass and an
-//! allocation, which is most of the loss's cost at MNIST's sizes.
+//! allocation, which is most of the loss's cost at small images' sizes.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, bail};
 

@@ -20,8 +20,8 @@ use model::ModelConfig;
 use super::OnnxError;
 use super::graph::{GraphBuilder, Value};
 
-/// Emits the configured model: `x` is the normalised input `[batch, 1, 28, 28]`, the result the
-/// logits `[batch, 10]`.
+/// Emits the configured model: `x` is the normalised input `[batch, channels, height, width]`, the
+/// result the logits `[batch, classes]`.
 pub fn emit(g: &mut GraphBuilder, model: &ModelConfig, x: &Value) -> Result<Value, OnnxError> {
     // A model registered in model/src/lib.rs without an arm here fails to compile on this match:
     // add its export function.

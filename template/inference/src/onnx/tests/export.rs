@@ -50,9 +50,9 @@ fn the_file_has_the_documented_contract_and_metadata() {
     );
     // elem_type 1 is FLOAT.
     let inputs: Vec<String> = graph.input.iter().map(signature).collect();
-    assert_eq!(inputs, ["input: 1 [batch, 1, 28, 28]"]);
+    assert_eq!(inputs, ["input: 1 [batch, 1, 20, 24]"]);
     let outputs: Vec<String> = graph.output.iter().map(signature).collect();
-    assert_eq!(outputs, ["logits: 1 [batch, 10]"]);
+    assert_eq!(outputs, ["logits: 1 [batch, 7]"]);
 
     // Initializers: exactly the checkpoint keys, plus constants under their own prefix.
     let mut params: Vec<&str> = graph
@@ -92,10 +92,10 @@ fn the_file_has_the_documented_contract_and_metadata() {
     assert_eq!(meta["model_type"], run.config.model.name());
     assert_eq!(
         meta["class_labels"],
-        r#"["0","1","2","3","4","5","6","7","8","9"]"#
+        r#"["0","1","2","3","4","5","6"]"#
     );
     assert!(
-        meta["input_spec"].contains("[batch, 1, 28, 28]"),
+        meta["input_spec"].contains("[batch, 1, 20, 24]"),
         "{}",
         meta["input_spec"]
     );
@@ -117,7 +117,7 @@ fn the_file_has_the_documented_contract_and_metadata() {
 fn a_perturbed_graph_fails_verification_and_leaves_no_file() {
     let run = Run::new(false);
     let weights = Weights::from_varmap(&run.varmap).expect("weights");
-    let mut proto = build_model_proto(&run.config, &weights, 17, None).expect("the graph builds");
+    let mut proto = build_model_proto(&run.config, &run.spec, &weights, 17, None).expect("the graph builds");
     // Shift the output layer's bias by one: every logit moves by exactly 1.
     let graph = proto.graph.as_mut().expect("graph");
     let last = graph
@@ -147,8 +147,9 @@ fn a_perturbed_graph_fails_verification_and_leaves_no_file() {
         model: run.model.as_ref(),
         device: &Device::Cpu,
         normalize: run.config.data_loader.args().normalize,
+        spec: &run.spec,
     };
-    let samples = Samples::for_verification(&run.config);
+    let samples = Samples::for_verification(&run.config, &run.spec);
     let err = save(
         &proto,
         &output,
@@ -260,7 +261,7 @@ fn a_checkpoint_tensor_the_export_does_not_read_is_an_error_naming_it() {
         .expect("extra variable");
     let weights = Weights::from_varmap(&run.varmap).expect("weights");
     // Not expect_err: the Debug of a whole ModelProto would flood the output.
-    let Err(err) = build_model_proto(&run.config, &weights, 17, None) else {
+    let Err(err) = build_model_proto(&run.config, &run.spec, &weights, 17, None) else {
         panic!("an unused tensor must be an error");
     };
     assert!(
@@ -285,7 +286,7 @@ fn a_missing_checkpoint_tensor_is_an_error_naming_it() {
         .expect("not poisoned")
         .remove(&first);
     let weights = Weights::from_varmap(&run.varmap).expect("weights");
-    let Err(err) = build_model_proto(&run.config, &weights, 17, None) else {
+    let Err(err) = build_model_proto(&run.config, &run.spec, &weights, 17, None) else {
         panic!("a missing tensor must be an error");
     };
     assert!(

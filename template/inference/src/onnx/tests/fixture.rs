@@ -1,12 +1,12 @@
 //! The fixture of the end-to-end tests: a run folder with a checkpoint of the shipped model
-//! (whichever this project was generated with), fake MNIST files, and readers for the written
-//! model.
+//! (whichever this project was generated with) for grey 20x24 images in seven classes, fake IDX
+//! files of that shape, and readers for the written model.
 
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use data_loader::{IdxImages, Split};
-use model::Classifier;
+use model::{Classifier, DataSpec};
 use onnx_protobuf::tensor_shape_proto::dimension::Value as DimValue;
 use onnx_protobuf::type_proto::Value as TypeValue;
 use onnx_protobuf::{Message, ModelProto, ValueInfoProto};
@@ -23,6 +23,13 @@ pub(super) struct Run {
     pub config: training::Config,
     pub model: Box<dyn Classifier>,
     pub varmap: candle_nn::VarMap,
+    pub spec: DataSpec,
+}
+
+/// The data the fixture's model is built for: not MNIST's shape, so that nothing passes by
+/// assuming it.
+pub(super) fn spec() -> DataSpec {
+    DataSpec::new([1, 20, 24], DataSpec::numbered_classes(7)).expect("a valid spec")
 }
 
 impl Run {
@@ -30,7 +37,7 @@ impl Run {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         if with_data {
-            write_fake_mnist(&data_dir, 200, 50);
+            write_fake_idx(&data_dir, 200, 50);
         }
         let config = training::Config::from_json(
             include_str!("../../../../config.json"),
@@ -41,19 +48,21 @@ impl Run {
             ],
         )
         .expect("the project's config.json is valid");
-        let built = training::build_model(&config, &Device::Cpu).expect("the model builds");
+        let spec = spec();
+        let built = training::build_model(&config, &spec, &Device::Cpu).expect("the model builds");
         perturb(&built.varmap, 0.1);
         let run = dir.path().join("run");
         std::fs::create_dir(&run).expect("run folder");
         std::fs::write(run.join("config.json"), config.to_json()).expect("config.json");
         let checkpoint = run.join("model_best.safetensors");
-        training::checkpoint::save(&checkpoint, &built.varmap, None, None).expect("checkpoint");
+        training::checkpoint::save(&checkpoint, &built.varmap, &spec, None, None).expect("checkpoint");
         Self {
             dir,
             checkpoint,
             config,
             model: built.model,
             varmap: built.varmap,
+            spec,
         }
     }
 
@@ -74,7 +83,8 @@ impl Run {
 
     pub fn candle_logits(&self, pixels: &[f32], batch: usize) -> Vec<f32> {
         let normalize = self.config.data_loader.args().normalize;
-        let x = Tensor::from_slice(pixels, (batch, 1, 28, 28), &Device::Cpu).expect("pixels");
+        let [c, h, w] = self.spec.input_shape;
+        let x = Tensor::from_slice(pixels, (batch, c, h, w), &Device::Cpu).expect("pixels");
         let x = ((x - f64::from(normalize.mean)).expect("sub") / f64::from(normalize.std))
             .expect("div");
         let logits = self.model.forward_t(&x, false).expect("forward");
@@ -85,8 +95,11 @@ impl Run {
     }
 }
 
-/// MNIST-format files with random digits in `dir`: `train` training and `test` test images.
-pub(super) fn write_fake_mnist(dir: &Path, train: usize, test: usize) {
+/// IDX files of random images of [`spec`]'s shape and classes in `dir`: `train` training and
+/// `test` test images.
+pub(super) fn write_fake_idx(dir: &Path, train: usize, test: usize) {
+    let spec = spec();
+    let [_, rows, cols] = spec.input_shape;
     std::fs::create_dir_all(dir).expect("data folder");
     let mut state = 7u32;
     let mut byte = move || {
@@ -94,14 +107,15 @@ pub(super) fn write_fake_mnist(dir: &Path, train: usize, test: usize) {
         (state >> 24) as u8
     };
     for (split, count) in [(Split::Train, train), (Split::Test, test)] {
-        let pixels = (0..count * 784).map(|_| byte()).collect();
+        let pixels = (0..count * rows * cols).map(|_| byte()).collect();
         let images = IdxImages {
             count,
-            rows: 28,
-            cols: 28,
+            rows,
+            cols,
             pixels,
         };
-        let labels: Vec<u8> = (0..count).map(|_| byte() % 10).collect();
+        // Every class appears: the training labels decide the class count.
+        let labels: Vec<u8> = (0..count).map(|i| (i % spec.num_classes()) as u8).collect();
         data_loader::write_images(&dir.join(split.images_file()), &images).expect("images");
         data_loader::write_labels(&dir.join(split.labels_file()), &labels).expect("labels");
     }
@@ -131,5 +145,5 @@ pub(super) fn signature(info: &ValueInfoProto) -> String {
 }
 
 pub(super) fn random_pixels(count: usize, seed: u64) -> Vec<f32> {
-    Samples::random(count, seed, "test").pixels
+    Samples::random(&spec(), count, seed, "test").pixels
 }

@@ -111,15 +111,16 @@ fn predict_with_the_onnx_file_matches_predict_with_the_checkpoint() {
     };
     let report = export_checkpoint(&run.checkpoint, &run.config, &options).expect("export");
     let image = run.dir.path().join("digit.png");
-    image::GrayImage::from_fn(28, 28, |x, y| image::Luma([((x * 9 + y * 5) % 256) as u8]))
+    image::GrayImage::from_fn(31, 17, |x, y| image::Luma([((x * 9 + y * 5) % 256) as u8]))
         .save(&image)
         .expect("png");
     let onnx = OnnxModel::load(&report.output).expect("loads");
     let got = predict_onnx(&onnx, std::slice::from_ref(&image)).expect("predict onnx");
     let normalize = run.config.data_loader.args().normalize;
-    let want = crate::predict::predict(run.model.as_ref(), &[image], normalize, &Device::Cpu)
+    let want = crate::predict::predict(run.model.as_ref(), &run.spec, &[image], normalize, &Device::Cpu)
         .expect("predict");
     assert_eq!(got[0].class, want[0].class);
+    assert_eq!(got[0].name, want[0].name);
     assert_eq!(got[0].inverted, want[0].inverted);
     let diff = max_abs_diff(&got[0].probabilities, &want[0].probabilities);
     assert!(diff < 1e-5, "{diff}");
