@@ -1,6 +1,6 @@
 //! Support for the end-to-end tests in `tests/`: running the `candlecutter` binary and
 //! `cargo generate`, building and testing generated workspaces with one shared target folder,
-//! writing small MNIST-format data sets, and comparing generated trees.
+//! writing small MNIST-format and image-folder data sets, and comparing generated trees.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod idx;
+pub mod images;
 pub mod real_data;
 
 /// The repository root.

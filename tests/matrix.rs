@@ -141,8 +141,69 @@ fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Resu
     }
     if variant.backend == "cpu" && variant.onnx {
         report.push_str(&real_data_check(variant, project, &bin)?);
+        report.push_str(&image_folder_check(variant, project, &bin)?);
     }
     Ok(report)
+}
+
+/// A user's own data: colour PNGs of several sizes in class folders, configured by editing the
+/// `data_loader` section of config.json alone; then train, evaluate, predict, export (verified)
+/// and evaluate the ONNX file, each naming the classes (the ONNX file from its metadata).
+fn image_folder_check(variant: &Variant, project: &Path, bin: &Path) -> Result<String, String> {
+    use candlecutter_tests::images::{CLASSES, class_image, write_folder, write_png};
+    let name = variant.project_name();
+    let root = project.join("my-images");
+    write_folder(&root, "train", 16).and_then(|()| write_folder(&root, "test", 4)).map_err(|e| e.to_string())?;
+    let config_path = project.join("config.json");
+    let original = std::fs::read_to_string(&config_path).map_err(|e| e.to_string())?;
+    let mut config: serde_json::Value = serde_json::from_str(&original).map_err(|e| e.to_string())?;
+    config["data_loader"] = serde_json::json!({
+        "type": "image_folder",
+        "args": {"data_dir": "my-images", "image_size": [24, 24], "channels": 3, "batch_size": 16}
+    });
+    std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).map_err(|e| e.to_string())?;
+    let result = (|| {
+        let run = |args: &[&str]| -> Result<String, String> {
+            let out = Command::new(bin).current_dir(project).args(args).output().map_err(|e| e.to_string())?;
+            if !out.status.success() {
+                return Err(format!("{name}: `{}` on the image folder failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        run(&["train", "--set", "name=folder", "--set", "trainer.epochs=3", "--set", "device=cpu"])?;
+        let runs = project.join("saved").join("folder");
+        let run_dir = std::fs::read_dir(&runs).map_err(|e| e.to_string())?.next().ok_or("no run")?.map_err(|e| e.to_string())?.path();
+        let checkpoint = run_dir.join("model_best.safetensors").display().to_string();
+        let classes: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
+        let evaluated = last_json(&name, bin, project, &["evaluate", "--split", "test", "--json", "--checkpoint", &checkpoint])?;
+        if evaluated["classes"] != serde_json::json!(classes) || evaluated["samples"] != 12 {
+            return Err(format!("{name}: evaluate on the image folder gave {evaluated}"));
+        }
+        let image = project.join("query.png");
+        write_png(&image, 31, 22, &class_image(2, 31, 22, 99)).map_err(|e| e.to_string())?;
+        let image = image.display().to_string();
+        let predicted = last_json(&name, bin, project, &["predict", "--json", "--checkpoint", &checkpoint, &image])?;
+        if !predicted["name"].as_str().is_some_and(|n| CLASSES.contains(&n)) {
+            return Err(format!("{name}: predict names no class: {predicted}"));
+        }
+        let onnx_accuracy = export_and_compare(&name, bin, project, Path::new(&checkpoint))?;
+        let onnx = run_dir.join("model.onnx");
+        let bytes = std::fs::read(&onnx).map_err(|e| e.to_string())?;
+        let labels = serde_json::to_string(&classes).unwrap();
+        if !bytes.windows(labels.len()).any(|w| w == labels.as_bytes()) {
+            return Err(format!("{name}: {} does not carry the class labels {labels}", onnx.display()));
+        }
+        let onnx = onnx.display().to_string();
+        let from_onnx = last_json(&name, bin, project, &["evaluate", "--split", "test", "--json", "--onnx", &onnx])?;
+        let predicted_onnx = last_json(&name, bin, project, &["predict", "--json", "--onnx", &onnx, &image])?;
+        if from_onnx["classes"] != serde_json::json!(classes) || predicted_onnx["name"] != predicted["name"] {
+            return Err(format!("{name}: the ONNX file names other classes: {from_onnx} / {predicted_onnx}"));
+        }
+        let accuracy = evaluated["accuracy"].as_f64().unwrap_or(f64::NAN);
+        Ok(format!("  image folder: test accuracy {accuracy:.3} (ONNX {onnx_accuracy:.3}), predicted {}", predicted["name"]))
+    })();
+    std::fs::write(&config_path, original).map_err(|e| e.to_string())?;
+    result
 }
 
 /// Train 5 epochs on 8,000 real digits and evaluate the best checkpoint on the 2,000 held out.

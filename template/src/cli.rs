@@ -169,7 +169,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     let checkpoint = model.checkpoint.context("pass --checkpoint PATH")?;
                     let config = checkpoint_config(&cli.config, &cli.set, &checkpoint)?;
                     let restored = inference::restore(&checkpoint, &config)?;
-                    let normalize = config.data_loader.args().normalize;
+                    let normalize = config.data_loader.normalize();
                     let model = restored.model.as_ref();
                     inference::predict::predict(model, &restored.spec, &images, normalize, &restored.device)?
                 }
@@ -214,7 +214,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Download => {
             crate::logging::init(&logger, None)?;
             let config = Config::load(cli.config.as_deref().unwrap_or(Path::new("config.json")), &cli.set)?;
-            let args = config.data_loader.args();
+            let training::data::DataLoaderConfig::Mnist(args) = &config.data_loader else {
+                anyhow::bail!(
+                    "`download` fetches the MNIST files; data_loader.type is {:?}, whose files you provide",
+                    config.data_loader.name()
+                );
+            };
             let reports = data_loader::download::download(
                 &args.data_dir,
                 &args.mirrors,

@@ -77,6 +77,10 @@ pub trait Dataset {
 
     /// Where the batches live; index tensors must be created here.
     fn device(&self) -> &Device;
+
+    /// Told an epoch's batches (sample indices, in order) before the first is asked for, so a
+    /// dataset that reads from disk can start preparing them. In memory there is nothing to do.
+    fn prepare(&self, _batches: Vec<Vec<u32>>) {}
 }
 
 /// The whole split staged on the device once as one tensor; batches are `index_select` slices of it

@@ -160,6 +160,17 @@ pub enum DataError {
         attempts: Vec<MirrorFailure>,
     },
 
+    /// An image-folder data set laid out in a way that cannot be trained on.
+    #[error("{path}: {problem}")]
+    Layout { path: PathBuf, problem: String },
+
+    /// An image file that cannot be decoded.
+    #[error(
+        "{path}: not a readable image: {reason}; fix or remove the file, or set \
+         `data_loader.args.skip_unreadable` to skip such files (they are counted in the log)"
+    )]
+    Unreadable { path: PathBuf, reason: String },
+
     /// Candle failed while staging tensors.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -23,10 +23,12 @@ pub mod dataset;
 pub mod download;
 pub mod error;
 pub mod idx;
+pub mod image_folder;
 pub mod loader;
 pub mod mnist;
 mod shuffle;
 pub mod split;
+pub mod streamed;
 
 pub use dataset::{Dataset, MNIST_MEAN, MNIST_STD, Normalize, TensorDataset};
 pub use download::{
@@ -37,3 +39,4 @@ pub use idx::{IdxImages, read_images, read_labels, write_images, write_labels};
 pub use loader::DataLoader;
 pub use mnist::{FILES, MnistSplit, Split, load};
 pub use split::{ValidationSplit, train_val_indices};
+pub use streamed::{SplitData, StreamedDataset};

@@ -107,6 +107,12 @@ impl<'a, D: Dataset> DataLoader<'a, D> {
         let order = self.epoch_order(epoch);
         let samples = self.num_samples();
         let batch_size = self.batch_size;
+        let first = skip.min(self.num_batches());
+        self.dataset.prepare(
+            (first..self.num_batches())
+                .map(|b| order[b * batch_size..((b + 1) * batch_size).min(samples)].to_vec())
+                .collect(),
+        );
         // The epoch's order goes to the device once; each batch slices it there, so on a GPU no
         // step copies anything from the host (the images themselves never leave the device).
         let len = order.len();

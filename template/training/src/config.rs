@@ -223,7 +223,7 @@ impl Config {
         if let Some(norm) = self.trainer.grad_clip_norm.filter(|n| !(n.is_finite() && *n > 0.0)) {
             return Err(format!("`trainer.grad_clip_norm` must be a positive number or null, got {norm}"));
         }
-        if self.data_loader.args().validation_split.is_zero() && self.trainer.monitor.watches_validation() {
+        if !self.data_loader.has_validation() && self.trainer.monitor.watches_validation() {
             return Err(format!(
                 "`trainer.monitor` is \"{}\" but `data_loader.args.validation_split` is 0, so there is no \
                  validation set; set a validation split, monitor a train_* metric, or \"off\"",

@@ -92,7 +92,7 @@ fn set_overrides_numbers_strings_and_nested_objects() {
     assert_eq!(config.trainer.epochs, 3);
     assert_eq!(config.device.to_string(), "cpu");
     assert_eq!(config.optimizer.lr(), 0.01);
-    assert_eq!(config.data_loader.args().validation_split, data_loader::ValidationSplit::Count(500));
+    assert_eq!(config.data_loader.validation_split(), data_loader::ValidationSplit::Count(500));
     // The saved (resolved) config carries the overrides.
     assert!(config.to_json().contains("\"epochs\": 3"));
 }

@@ -3,6 +3,7 @@
 mod download;
 mod http_server;
 mod idx;
+mod image_folder;
 mod loader;
 mod mnist;
 mod real_data;

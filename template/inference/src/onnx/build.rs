@@ -37,7 +37,7 @@ pub fn build_model_proto(
     run_dir: Option<&Path>,
 ) -> Result<ModelProto, OnnxError> {
     let name = config.model.name();
-    let normalize = config.data_loader.args().normalize;
+    let normalize = config.data_loader.normalize();
     let mut g = GraphBuilder::new(name, weights);
     let batch = Dim::Symbolic(BATCH_DIM.to_owned());
     let [channels, height, width] = spec.input_shape;

@@ -68,8 +68,5 @@ pub fn predict_onnx(onnx: &OnnxModel, files: &[PathBuf]) -> Result<Vec<Predictio
 /// The same data section with pixels only scaled to [0, 1] (`Normalize::IDENTITY`): the graph
 /// standardises them as the data loader does, `(pixel / 255 - mean) / std`.
 fn unstandardised(data: &DataLoaderConfig) -> DataLoaderConfig {
-    let mut data = data.clone();
-    let DataLoaderConfig::Mnist(args) = &mut data;
-    args.normalize = Normalize::IDENTITY;
-    data
+    data.with_normalize(Normalize::IDENTITY)
 }

@@ -125,7 +125,7 @@ pub fn export_checkpoint(
     let reference = Reference {
         model: model.as_ref(),
         device: &device,
-        normalize: config.data_loader.args().normalize,
+        normalize: config.data_loader.normalize(),
         spec: &spec,
     };
     let check = samples.as_ref().map(|samples| (&reference, samples));

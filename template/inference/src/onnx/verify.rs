@@ -44,7 +44,7 @@ impl Samples {
                 pixels,
                 source: format!(
                     "validation images from {}",
-                    config.data_loader.args().data_dir.display()
+                    config.data_loader.data_dir().display()
                 ),
             },
             Err(why) => Self::random(spec, count, config.seed, &why),
@@ -195,8 +195,11 @@ pub(crate) fn argmax(values: &[f32]) -> usize {
 
 /// The first `count` images of the validation split (repeated if it is smaller), scaled to [0, 1].
 fn validation_pixels(config: &training::Config, spec: &DataSpec, count: usize) -> Result<Vec<f32>, String> {
-    let args = config.data_loader.args();
-    let split = data_loader::load(&args.data_dir, Split::Train)
+    let data = &config.data_loader;
+    let training::data::DataLoaderConfig::Mnist(_) = data else {
+        return Err(format!("the {} data type's images are not read here", data.name()));
+    };
+    let split = data_loader::load(data.data_dir(), Split::Train)
         .map_err(|e| format!("no training images: {e}"))?;
     if split.sample_shape() != spec.input_shape {
         return Err(format!(
@@ -205,7 +208,7 @@ fn validation_pixels(config: &training::Config, spec: &DataSpec, count: usize) -
             spec.input_shape
         ));
     }
-    let (_, val) = data_loader::train_val_indices(split.len(), args.validation_split, config.seed)
+    let (_, val) = data_loader::train_val_indices(split.len(), data.validation_split(), config.seed)
         .map_err(|e| e.to_string())?;
     if val.is_empty() {
         return Err("the validation split is empty".to_owned());

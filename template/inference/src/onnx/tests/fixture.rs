@@ -82,7 +82,7 @@ impl Run {
     }
 
     pub fn candle_logits(&self, pixels: &[f32], batch: usize) -> Vec<f32> {
-        let normalize = self.config.data_loader.args().normalize;
+        let normalize = self.config.data_loader.normalize();
         let [c, h, w] = self.spec.input_shape;
         let x = Tensor::from_slice(pixels, (batch, c, h, w), &Device::Cpu).expect("pixels");
         let x = ((x - f64::from(normalize.mean)).expect("sub") / f64::from(normalize.std))

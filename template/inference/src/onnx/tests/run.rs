@@ -116,7 +116,7 @@ fn predict_with_the_onnx_file_matches_predict_with_the_checkpoint() {
         .expect("png");
     let onnx = OnnxModel::load(&report.output).expect("loads");
     let got = predict_onnx(&onnx, std::slice::from_ref(&image)).expect("predict onnx");
-    let normalize = run.config.data_loader.args().normalize;
+    let normalize = run.config.data_loader.normalize();
     let want = crate::predict::predict(run.model.as_ref(), &run.spec, &[image], normalize, &Device::Cpu)
         .expect("predict");
     assert_eq!(got[0].class, want[0].class);

@@ -1,0 +1,107 @@
+//! Training on an image folder, configured in config.json alone: colour images of several sizes in
+//! named class folders. Streaming from disk computes exactly what the in-memory path computes;
+//! the checkpoints record the folder names as the classes; bad settings are config errors.
+
+#[allow(dead_code)] // the IDX writer is for the other tests
+mod support;
+
+use std::path::Path;
+
+use candle_core::Device;
+use training::{RunDir, TrainOptions, checkpoint, train};
+
+const CLASSES: [&str; 3] = ["circle", "cross", "stripe"];
+
+/// `per_class` RGB images per class in `root/split/<class>/`, of several sizes (none 28x28): the
+/// class is a colour in one channel, so the set is learnable.
+fn write_folder(root: &Path, split: &str, per_class: usize) {
+    for (c, class) in CLASSES.iter().enumerate() {
+        let dir = root.join(split).join(class);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..per_class {
+            let (w, h) = (20 + (i % 3) as u32 * 7, 16 + (i % 2) as u32 * 9);
+            let image = image::RgbImage::from_fn(w, h, |x, y| {
+                let mut p = [((x + y + i as u32) % 40) as u8; 3];
+                p[c] = 200;
+                image::Rgb(p)
+            });
+            image.save(dir.join(format!("{i}.png"))).unwrap();
+        }
+        std::fs::write(dir.join("README.txt"), "not an image").unwrap();
+    }
+}
+
+fn image_folder_config(dir: &Path, cache: &str, set: &[&str]) -> training::Config {
+    let section = format!(
+        r#"data_loader={{"type": "image_folder", "args": {{"data_dir": {:?}, "image_size": [16, 20], "channels": 3,
+            "batch_size": 8, "cache": "{cache}", "workers": 2, "prefetch": 2}}}}"#,
+        dir.join("images").display().to_string()
+    );
+    let mut all = vec![section.as_str()];
+    all.extend_from_slice(set);
+    support::config(dir, &all)
+}
+
+fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let ckpt = checkpoint::load(path, &Device::Cpu).unwrap();
+    let mut weights: Vec<_> =
+        ckpt.weights.iter().map(|(n, t)| (n.clone(), t.flatten_all().unwrap().to_vec1::<f32>().unwrap())).collect();
+    weights.sort_by(|a, b| a.0.cmp(&b.0));
+    weights
+}
+
+#[test]
+fn streaming_trains_exactly_as_in_memory_and_records_the_class_names() {
+    let dir = tempfile::tempdir().unwrap();
+    write_folder(&dir.path().join("images"), "train", 12);
+    let mut finals = Vec::new();
+    for cache in ["memory", "stream"] {
+        let config = image_folder_config(dir.path(), cache, &[&format!("name=\"{cache}\"")]);
+        let run = RunDir::create(&config).unwrap();
+        let summary = train(&config, &run, &TrainOptions::default()).unwrap();
+        // 36 images, 10% (4) held out, batch 8: 4 steps per epoch.
+        assert_eq!(summary.global_steps, 8, "{cache}");
+        let last = run.file("checkpoint-epoch2.safetensors");
+        let spec = checkpoint::read_spec(&last).unwrap();
+        assert_eq!(spec.classes, CLASSES);
+        assert_eq!(spec.input_shape, [3, 16, 20]);
+        finals.push(weights(&last));
+    }
+    assert!(finals[0] == finals[1], "streamed training must equal in-memory training");
+}
+
+#[test]
+fn a_val_folder_replaces_the_validation_split() {
+    let dir = tempfile::tempdir().unwrap();
+    write_folder(&dir.path().join("images"), "train", 6);
+    write_folder(&dir.path().join("images"), "val", 2);
+    let config = image_folder_config(dir.path(), "auto", &["data_loader.args.validation_split=0"]);
+    let splits = config.data_loader.load_train_val(config.seed, &Device::Cpu).unwrap();
+    use data_loader::Dataset;
+    assert_eq!((splits.train.len(), splits.val.len()), (18, 6));
+}
+
+#[test]
+fn bad_image_folder_settings_are_config_errors_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (set, key) in [
+        ("data_loader.args.image_size=0", "image_size"),
+        ("data_loader.args.image_size=[8, 0]", "image_size"),
+        ("data_loader.args.channels=2", "channels"),
+        ("data_loader.args.workers=0", "workers"),
+    ] {
+        let section = r#"data_loader={"type": "image_folder", "args": {"data_dir": "x"}}"#.to_string();
+        let err = training::Config::from_json(
+            include_str!("../../config.json"),
+            Path::new("config.json"),
+            &[section, set.to_string(), "device=cpu".into()],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(&format!("data_loader.args.{key}")), "{set}: {err}");
+    }
+    // No train/ folder: the error names it and the expected layout, and nothing is written.
+    let config = image_folder_config(dir.path(), "auto", &[]);
+    let err = config.data_loader.load_train_val(config.seed, &Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("train") && err.contains("train/<class>/<image>"), "{err}");
+}
