@@ -169,9 +169,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     let checkpoint = model.checkpoint.context("pass --checkpoint PATH")?;
                     let config = checkpoint_config(&cli.config, &cli.set, &checkpoint)?;
                     let restored = inference::restore(&checkpoint, &config)?;
-                    let normalize = config.data_loader.normalize();
                     let model = restored.model.as_ref();
-                    inference::predict::predict(model, &restored.spec, &images, normalize, &restored.device)?
+                    inference::predict::predict(model, &restored.spec, &images, &config.data_loader, &restored.device)?
                 }
             };
             for p in predictions {

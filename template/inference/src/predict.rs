@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{D, Device, Tensor};
-use data_loader::Normalize;
 use model::{Classifier, DataSpec};
 use serde::Serialize;
 
@@ -56,9 +55,10 @@ impl Prediction {
 }
 
 /// Decode `path` and make it `spec`'s input: grey (one channel) or RGB (three), resized to the
-/// spec's height and width. A grey image whose border is light is inverted, so that a dark stroke
-/// drawn on paper looks like the light-on-dark images of IDX data sets.
-pub fn prepare(path: &Path, spec: &DataSpec) -> Result<Prepared, PredictError> {
+/// spec's height and width, as the data loaders do. With `invert_light_background` (the `mnist`
+/// type's option), a grey image whose border is light is inverted, so that a dark stroke drawn on
+/// paper looks like the light-on-dark digits the model learnt.
+pub fn prepare(path: &Path, spec: &DataSpec, invert_light_background: bool) -> Result<Prepared, PredictError> {
     let image = image::open(path).map_err(|source| PredictError::Image { path: path.to_path_buf(), source })?;
     let (height, width) = spec.image_size();
     let (w, h) = (width as u32, height as u32);
@@ -78,25 +78,27 @@ pub fn prepare(path: &Path, spec: &DataSpec) -> Result<Prepared, PredictError> {
         .flat_map(|x| [pixels[x], pixels[(height - 1) * width + x]])
         .chain((0..height).flat_map(|y| [pixels[y * width], pixels[y * width + width - 1]]))
         .collect();
-    let inverted = border.iter().sum::<f32>() / border.len() as f32 > 0.5;
+    let inverted = invert_light_background && border.iter().sum::<f32>() / border.len() as f32 > 0.5;
     if inverted {
         pixels.iter_mut().for_each(|p| *p = 1.0 - *p);
     }
     Ok(Prepared { pixels, inverted })
 }
 
-/// Classify each file with `model` (built for `spec`), normalising as in training.
+/// Classify each file with `model` (built for `spec`), prepared and normalised as `data` (the
+/// training config's data section) prepares its images.
 pub fn predict(
     model: &dyn Classifier,
     spec: &DataSpec,
     files: &[PathBuf],
-    normalize: Normalize,
+    data: &training::data::DataLoaderConfig,
     device: &Device,
 ) -> Result<Vec<Prediction>, PredictError> {
+    let normalize = data.normalize();
     let [c, h, w] = spec.input_shape;
     let mut predictions = Vec::with_capacity(files.len());
     for file in files {
-        let prepared = prepare(file, spec)?;
+        let prepared = prepare(file, spec, data.inverts_light_background())?;
         let input = Tensor::from_vec(prepared.pixels, (1, c, h, w), device)?;
         let input = ((input - f64::from(normalize.mean))? / f64::from(normalize.std))?;
         let logits = model.forward_t(&input, false)?;
@@ -128,7 +130,7 @@ mod tests {
         let path = dir.path().join("digit.png");
         write_png(&path, 280, true);
         let spec = grey(20, 30);
-        let prepared = prepare(&path, &spec).unwrap();
+        let prepared = prepare(&path, &spec, true).unwrap();
         assert_eq!(prepared.pixels.len(), 20 * 30);
         assert!(prepared.inverted);
         // The stroke is in the middle columns: bright after inversion; the corner is dark.
@@ -136,7 +138,11 @@ mod tests {
         assert!(prepared.pixels[0] < 0.1);
 
         write_png(&path, 20, false);
-        assert!(!prepare(&path, &spec).unwrap().inverted);
+        assert!(!prepare(&path, &spec, true).unwrap().inverted);
+        // Without the option (any data type but mnist), images are used as they are.
+        write_png(&path, 20, true);
+        let as_is = prepare(&path, &spec, false).unwrap();
+        assert!(!as_is.inverted && as_is.pixels[0] > 0.9);
     }
 
     #[test]
@@ -145,7 +151,7 @@ mod tests {
         let path = dir.path().join("red.png");
         image::RgbImage::from_pixel(9, 7, image::Rgb([255, 0, 128])).save(&path).unwrap();
         let spec = DataSpec::new([3, 4, 5], vec!["red".into(), "blue".into()]).unwrap();
-        let prepared = prepare(&path, &spec).unwrap();
+        let prepared = prepare(&path, &spec, true).unwrap();
         assert_eq!(prepared.pixels.len(), 3 * 4 * 5);
         let (r, g, b) = (prepared.pixels[0], prepared.pixels[20], prepared.pixels[40]);
         assert!(r > 0.99 && g < 0.01 && (b - 128.0 / 255.0).abs() < 0.01, "{r} {g} {b}");
@@ -157,7 +163,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notes.png");
         std::fs::write(&path, "not a png").unwrap();
-        let err = prepare(&path, &grey(8, 8)).err().unwrap().to_string();
+        let err = prepare(&path, &grey(8, 8), true).err().unwrap().to_string();
         assert!(err.contains("notes.png") && err.contains("PNG and JPEG"), "{err}");
     }
 
@@ -175,7 +181,7 @@ mod tests {
         let names = ["ant", "bee", "cat", "dog"].map(String::from).to_vec();
         let spec = DataSpec::new([3, 16, 16], names.clone()).unwrap();
         let built = training::build_model(&config, &spec, &Device::Cpu).unwrap();
-        let out = predict(built.model.as_ref(), &spec, &[path], Normalize::default(), &Device::Cpu).unwrap();
+        let out = predict(built.model.as_ref(), &spec, &[path], &config.data_loader, &Device::Cpu).unwrap();
         assert_eq!(out[0].probabilities.len(), 4);
         assert_eq!(out[0].name, names[out[0].class]);
         assert!((out[0].probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-4);

@@ -67,6 +67,11 @@ pub struct TrainerConfig {
     pub max_steps: Option<usize>,
     /// Write TensorBoard event files into the run folder.
     pub tensorboard: bool,
+    /// Start a new run from this checkpoint's weights where names and shapes match (see
+    /// `init_from`); null: a fresh initialisation. `--resume` continues a run instead.
+    pub init_from: Option<PathBuf>,
+    /// Do not train the parameters `init_from` loaded.
+    pub freeze_loaded: bool,
 }
 
 impl Default for TrainerConfig {
@@ -83,6 +88,8 @@ impl Default for TrainerConfig {
             detect_anomaly: true,
             max_steps: None,
             tensorboard: true,
+            init_from: None,
+            freeze_loaded: false,
         }
     }
 }
@@ -231,6 +238,9 @@ impl Config {
             ));
         }
         self.trainer.monitor.check(&self.metrics)?;
+        if self.trainer.freeze_loaded && self.trainer.init_from.is_none() {
+            return Err("`trainer.freeze_loaded` needs `trainer.init_from`: the checkpoint whose parameters to freeze".into());
+        }
         self.data_loader.check()?;
         self.optimizer.check()?;
         self.lr_scheduler.check()?;

@@ -66,6 +66,12 @@ impl DataLoaderConfig {
         *common!(self, normalize)
     }
 
+    /// Whether `predict` inverts a grey image with a light border (an option of the `mnist` type,
+    /// whose digits are light on dark; never for the other types).
+    pub fn inverts_light_background(&self) -> bool {
+        matches!(self, Self::Mnist(args) if args.invert_light_background)
+    }
+
     /// The same data with another standardisation (the ONNX path feeds pixels in [0, 1]).
     pub fn with_normalize(&self, normalize: Normalize) -> Self {
         let mut data = self.clone();

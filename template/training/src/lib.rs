@@ -9,6 +9,7 @@ pub mod data;
 pub mod device;
 pub mod evaluate;
 pub mod init;
+pub mod init_from;
 pub mod loss;
 pub mod metrics;
 pub mod optim;

@@ -45,6 +45,8 @@ pub enum TrainError {
     )]
     DataChanged { checkpoint: PathBuf, saved: DataSpec, now: DataSpec },
     #[error(transparent)]
+    InitFrom(#[from] crate::init_from::InitError),
+    #[error(transparent)]
     TensorBoard(#[from] TensorBoardError),
     #[error("model computation failed: {0}")]
     Candle(#[from] candle_core::Error),
@@ -112,7 +114,21 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
     let Built { varmap, model } = build_model(config, spec, &device)?;
     let parameters = model::parameter_count(&varmap);
     info!("model: {} with {parameters} parameters", config.model.name());
-    let mut optimizer = Optimizer::new(&config.optimizer, varmap.data().lock().expect("not poisoned").clone());
+    // A new run may start from trained weights; a resumed run has its own, but freezes the same set.
+    let init = match &trainer.init_from {
+        Some(path) => {
+            let report = crate::init_from::apply(path, &varmap, &device, options.resume.is_none())?;
+            info!("{}", report.summary());
+            Some(report)
+        }
+        None => None,
+    };
+    let mut trainable = varmap.data().lock().expect("not poisoned").clone();
+    if let (true, Some(report)) = (trainer.freeze_loaded, &init) {
+        trainable.retain(|name, _| !report.loaded.contains(name));
+        info!("freeze_loaded: {} parameters frozen, {} trained", report.loaded.len(), trainable.len());
+    }
+    let mut optimizer = Optimizer::new(&config.optimizer, trainable);
     let mut state = TrainerState::default();
     if let Some(path) = &options.resume {
         let checkpoint = checkpoint::load(path, &device)?;

@@ -51,12 +51,14 @@ pub fn evaluate_onnx(
     .map_err(OnnxError::Evaluate)
 }
 
-/// Classifies each image file with `onnx`, prepared as `predict` does for a checkpoint.
+/// Classifies each image file with `onnx`, prepared as `predict` does for a checkpoint (as the
+/// data section of the config in the file's metadata says).
 pub fn predict_onnx(onnx: &OnnxModel, files: &[PathBuf]) -> Result<Vec<Prediction>, OnnxError> {
     let mut predictions = Vec::with_capacity(files.len());
     let spec = onnx.spec();
+    let invert = onnx.config(&[])?.data_loader.inverts_light_background();
     for file in files {
-        let prepared = prepare(file, spec)?;
+        let prepared = prepare(file, spec, invert)?;
         let logits = onnx.run(&prepared.pixels)?;
         let logits = Tensor::from_vec(logits, spec.num_classes(), &Device::Cpu)?;
         let probabilities: Vec<f32> = candle_nn::ops::softmax(&logits, D::Minus1)?.to_vec1()?;

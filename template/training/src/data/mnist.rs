@@ -28,6 +28,9 @@ pub struct MnistArgs {
     /// training labels imply (the largest label + 1), named "0", "1", ... A label outside the
     /// classes is an error naming the file and the index.
     pub classes: Option<Vec<String>>,
+    /// `predict` turns an image with a light border (a dark digit drawn on paper) into MNIST's
+    /// light-on-dark before classifying it; false: images are used as they are.
+    pub invert_light_background: bool,
 }
 
 impl Default for MnistArgs {
@@ -41,6 +44,7 @@ impl Default for MnistArgs {
             drop_last: false,
             mirrors: data_loader::default_mirrors(),
             classes: None,
+            invert_light_background: true,
         }
     }
 }

@@ -116,8 +116,7 @@ fn predict_with_the_onnx_file_matches_predict_with_the_checkpoint() {
         .expect("png");
     let onnx = OnnxModel::load(&report.output).expect("loads");
     let got = predict_onnx(&onnx, std::slice::from_ref(&image)).expect("predict onnx");
-    let normalize = run.config.data_loader.normalize();
-    let want = crate::predict::predict(run.model.as_ref(), &run.spec, &[image], normalize, &Device::Cpu)
+    let want = crate::predict::predict(run.model.as_ref(), &run.spec, &[image], &run.config.data_loader, &Device::Cpu)
         .expect("predict");
     assert_eq!(got[0].class, want[0].class);
     assert_eq!(got[0].name, want[0].name);
