@@ -1,6 +1,7 @@
-//! MNIST for training with Candle: downloading and verifying the files, reading them as IDX (plain
-//! or gzip), a seeded train/validation split, staging a split on the device as one tensor, and
-//! batching it with a resumable shuffle.
+//! Data sets for training with Candle: IDX files (MNIST and its relatives: downloading and
+//! verifying them, reading them plain or gzipped), image folders (a folder per class: listing,
+//! decoding, streaming with prefetch), a seeded train/validation split, staging a split on the
+//! device as one tensor, and batching it with a resumable shuffle.
 //!
 //! ```no_run
 //! use data_loader::{DataLoader, Normalize, Split, TensorDataset, ValidationSplit};
@@ -12,7 +13,7 @@
 //! let _val_set = TensorDataset::from_mnist(&train, Some(&val_idx), Normalize::default(), &device)?;
 //! let loader = DataLoader::new(&train_set, 64, true, false, 42)?;
 //! for batch in loader.epoch(0) {
-//!     let (images, labels) = batch?; // [64, 1, 28, 28] f32, [64] u32
+//!     let (images, labels) = batch?; // [64, channels, height, width] f32, [64] u32
 //! #   let _ = (images, labels);
 //! }
 //! # Ok(())

@@ -3,7 +3,7 @@
 //! same pixels standardised, and the logits must agree.
 
 use candle_core::{Device, Tensor};
-use data_loader::{Normalize, Split};
+use data_loader::{Dataset, Normalize};
 use model::{Classifier, DataSpec};
 use serde::Serialize;
 
@@ -193,33 +193,25 @@ pub(crate) fn argmax(values: &[f32]) -> usize {
         .0
 }
 
-/// The first `count` images of the validation split (repeated if it is smaller), scaled to [0, 1].
+/// The first `count` images of the validation split (repeated if it is smaller), scaled to [0, 1],
+/// whatever the data type: loaded as training loads them, without the standardisation.
 fn validation_pixels(config: &training::Config, spec: &DataSpec, count: usize) -> Result<Vec<f32>, String> {
-    let data = &config.data_loader;
-    let training::data::DataLoaderConfig::Mnist(_) = data else {
-        return Err(format!("the {} data type's images are not read here", data.name()));
-    };
-    let split = data_loader::load(data.data_dir(), Split::Train)
-        .map_err(|e| format!("no training images: {e}"))?;
-    if split.sample_shape() != spec.input_shape {
+    let data = config.data_loader.with_normalize(Normalize::IDENTITY);
+    let splits = data.load_train_val(config.seed, &Device::Cpu).map_err(|e| format!("no training data: {e}"))?;
+    if splits.spec.input_shape != spec.input_shape {
         return Err(format!(
             "the training images are {:?}, not the model's {:?}",
-            split.sample_shape(),
-            spec.input_shape
+            splits.spec.input_shape, spec.input_shape
         ));
     }
-    let (_, val) = data_loader::train_val_indices(split.len(), data.validation_split(), config.seed)
-        .map_err(|e| e.to_string())?;
-    if val.is_empty() {
+    let available = splits.val.len();
+    if available == 0 {
         return Err("the validation split is empty".to_owned());
     }
-    Ok(val
-        .iter()
-        .cycle()
-        .take(count)
-        .filter_map(|&i| split.images.image(i as usize))
-        .flat_map(|image| image.iter().map(|&p| f32::from(p) / 255.0))
-        .collect())
+    let indices: Vec<u32> = (0..count).map(|i| (i % available) as u32).collect();
+    let indices = Tensor::new(indices.as_slice(), &Device::Cpu).map_err(|e| e.to_string())?;
+    let (images, _) = splits.val.batch(&indices).map_err(|e| e.to_string())?;
+    images.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(|e| e.to_string())
 }
 
 /// splitmix64, mapped to [0, 1): reproducible random pixels without a dependency.
