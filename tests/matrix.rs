@@ -147,8 +147,9 @@ fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Resu
 }
 
 /// A user's own data: colour PNGs of several sizes in class folders, configured by editing the
-/// `data_loader` section of config.json alone; then train, evaluate, predict, export (verified)
-/// and evaluate the ONNX file, each naming the classes (the ONNX file from its metadata).
+/// `data_loader` section of config.json alone (standardisation measured, crops and flips); then
+/// train, evaluate, predict, export (verified) and evaluate the ONNX file, each naming the classes
+/// (the ONNX file from its metadata).
 fn image_folder_check(variant: &Variant, project: &Path, bin: &Path) -> Result<String, String> {
     use candlecutter_tests::images::{CLASSES, class_image, write_folder, write_png};
     let name = variant.project_name();
@@ -159,7 +160,8 @@ fn image_folder_check(variant: &Variant, project: &Path, bin: &Path) -> Result<S
     let mut config: serde_json::Value = serde_json::from_str(&original).map_err(|e| e.to_string())?;
     config["data_loader"] = serde_json::json!({
         "type": "image_folder",
-        "args": {"data_dir": "my-images", "image_size": [24, 24], "channels": 3, "batch_size": 16}
+        "args": {"data_dir": "my-images", "image_size": [24, 24], "channels": 3, "batch_size": 16,
+                 "normalize": "auto", "augment": {"crop_padding": 2, "horizontal_flip": true}}
     });
     std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).map_err(|e| e.to_string())?;
     let result = (|| {
@@ -174,6 +176,14 @@ fn image_folder_check(variant: &Variant, project: &Path, bin: &Path) -> Result<S
         let runs = project.join("saved").join("folder");
         let run_dir = std::fs::read_dir(&runs).map_err(|e| e.to_string())?.next().ok_or("no run")?.map_err(|e| e.to_string())?.path();
         let checkpoint = run_dir.join("model_best.safetensors").display().to_string();
+        let recorded: serde_json::Value = std::fs::read_to_string(run_dir.join("config.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .ok_or("the run has no config.json")?;
+        let measured = &recorded["data_loader"]["args"]["normalize"];
+        if measured["mean"].as_array().map(Vec::len) != Some(3) || measured["std"].as_array().map(Vec::len) != Some(3) {
+            return Err(format!("{name}: the run's config.json should record three measured means and stds, has {measured}"));
+        }
         let classes: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
         let evaluated = last_json(&name, bin, project, &["evaluate", "--split", "test", "--json", "--checkpoint", &checkpoint])?;
         if evaluated["classes"] != serde_json::json!(classes) || evaluated["samples"] != 12 {
@@ -182,9 +192,15 @@ fn image_folder_check(variant: &Variant, project: &Path, bin: &Path) -> Result<S
         let image = project.join("query.png");
         write_png(&image, 31, 22, &class_image(2, 31, 22, 99)).map_err(|e| e.to_string())?;
         let image = image.display().to_string();
-        let predicted = last_json(&name, bin, project, &["predict", "--json", "--checkpoint", &checkpoint, &image])?;
-        if !predicted["name"].as_str().is_some_and(|n| CLASSES.contains(&n)) {
-            return Err(format!("{name}: predict names no class: {predicted}"));
+        let predicted =
+            last_json(&name, bin, project, &["predict", "--json", "--top-k", "2", "--checkpoint", &checkpoint, &image])?;
+        let top = predicted["top"].as_array().cloned().unwrap_or_default();
+        if !predicted["name"].as_str().is_some_and(|n| CLASSES.contains(&n))
+            || top.len() != 2
+            || top[0]["name"] != predicted["name"]
+            || !top[1]["name"].as_str().is_some_and(|n| CLASSES.contains(&n))
+        {
+            return Err(format!("{name}: predict --top-k 2 names no two classes: {predicted}"));
         }
         let onnx_accuracy = export_and_compare(&name, bin, project, Path::new(&checkpoint))?;
         let onnx = run_dir.join("model.onnx");

@@ -51,10 +51,13 @@ enum Command {
     Predict {
         #[command(flatten)]
         model: ModelSource,
-        /// Image files (any size, colour or grey: converted to the model's channels and size; a
-        /// grey model's dark-on-light images are inverted).
+        /// Image files (any size, colour or grey: converted to the model's channels and size, then
+        /// standardised as in training; the mnist type's invert_light_background inverts dark-on-light images).
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<PathBuf>,
+        /// Show the K most likely classes of each image [default: 1].
+        #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        top_k: u64,
         /// Print one JSON object per image.
         #[arg(long)]
         json: bool,
@@ -89,7 +92,8 @@ enum Command {
     /// Download the four MNIST files into data_loader.args.data_dir, verifying their SHA-256.
     Download,
     /// Measure training (or, with --eval, inference) throughput of the configured model on random
-    /// in-memory data: samples/s, step time p50/p90 and peak memory. Build with --release.
+    /// in-memory data: samples/s, step time p50/p90 and peak memory; with --data, on the configured
+    /// data, and how much of the step waits for it. Build with --release.
     Bench {
         /// Timed steps.
         #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
@@ -101,8 +105,12 @@ enum Command {
         #[arg(long, value_name = "B", value_parser = clap::value_parser!(u64).range(1..))]
         batch_size: Option<u64>,
         /// Forward passes only (inference), without dropout or gradients.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "data")]
         eval: bool,
+        /// Train on the configured data instead of random data: the loader's images/s against the
+        /// step's samples/s, and the share of step time spent waiting for data [batch: the config's].
+        #[arg(long)]
+        data: bool,
         /// Print the result as one JSON object on the last line.
         #[arg(long)]
         json: bool,
@@ -151,7 +159,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print_evaluation(&result, json);
             Ok(())
         }
-        Command::Predict { model, images, json } => {
+        Command::Predict { model, images, top_k, json } => {
             crate::logging::init(&logger, None)?;
             #[cfg(feature = "onnx")]
             let from_onnx = match &model.onnx {
@@ -173,12 +181,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     inference::predict::predict(model, &restored.spec, &images, &config.data_loader, &restored.device)?
                 }
             };
-            for p in predictions {
+            for mut p in predictions {
+                p.top.truncate(top_k as usize);
                 if json {
                     println!("{}", serde_json::to_string(&p)?);
                 } else {
                     let note = if p.inverted { " (inverted: dark on a light background)" } else { "" };
                     println!("{}: {} ({:.1}%){note}", p.file.display(), p.name, 100.0 * p.probability);
+                    for (rank, r) in p.top.iter().enumerate().skip(1) {
+                        println!("  {}. {} ({:.1}%)", rank + 1, r.name, 100.0 * r.probability);
+                    }
                 }
             }
             Ok(())
@@ -230,12 +242,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Bench { steps, warmup, batch_size, eval, json } => {
+        Command::Bench { steps, warmup, batch_size, eval, data, json } => {
             crate::logging::init(&logger, None)?;
             if cfg!(debug_assertions) {
                 tracing::warn!("this is a debug build: for representative numbers run `cargo run --release -- bench`");
             }
             let config = Config::load(cli.config.as_deref().unwrap_or(Path::new("config.json")), &cli.set)?;
+            if data {
+                let batch_size = batch_size.map_or(config.data_loader.batch_size(), |b| b as usize);
+                let options = BenchOptions { mode: BenchMode::Train, steps: steps as usize, warmup: warmup as usize, batch_size };
+                let report = training::bench::data::bench_data(&config, &options)?;
+                println!("{}", report.summary());
+                if json {
+                    println!("{}", serde_json::to_string(&report)?);
+                }
+                return Ok(());
+            }
             let (mode, default_batch) = if eval { (BenchMode::Eval, 256) } else { (BenchMode::Train, 64) };
             let options = BenchOptions {
                 mode,

@@ -1,65 +1,14 @@
 //! What a dataset is to the training loop (the [`Dataset`] trait: a length, a device, and gathering a
-//! batch by indices), the pixel normalisation, and [`TensorDataset`], a split staged on the device once.
+//! batch by indices, augmented or not), and [`TensorDataset`], a split staged on the device once.
 
 use std::borrow::Cow;
 
 use candle_core::{DType, Device, Tensor};
-use serde::{Deserialize, Serialize};
 
+use crate::augment::EpochAugment;
 use crate::error::{DataError, Result};
 use crate::mnist::MnistSplit;
-
-/// Mean of MNIST training pixels after scaling to [0, 1].
-pub const MNIST_MEAN: f32 = 0.1307;
-/// Standard deviation of MNIST training pixels after scaling to [0, 1].
-pub const MNIST_STD: f32 = 0.3081;
-
-/// Pixel standardisation `(pixel / 255 - mean) / std`, so inputs are roughly zero-mean, unit-variance,
-/// which keeps early activations and gradients in a range the default initialisations expect.
-/// Missing fields in a config take the MNIST defaults; unknown fields are an error.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Normalize {
-    pub mean: f32,
-    pub std: f32,
-}
-
-impl Default for Normalize {
-    fn default() -> Self {
-        Self {
-            mean: MNIST_MEAN,
-            std: MNIST_STD,
-        }
-    }
-}
-
-impl Normalize {
-    /// No standardisation: pixels scaled to [0, 1] only.
-    pub const IDENTITY: Normalize = Normalize {
-        mean: 0.0,
-        std: 1.0,
-    };
-
-    /// Refuses constants that would turn every pixel into NaN or infinity.
-    pub fn validate(&self) -> Result<()> {
-        if !self.mean.is_finite() || !self.std.is_finite() || self.std <= 0.0 {
-            return Err(DataError::InvalidNormalize(format!(
-                "mean {} and std {}: the mean must be finite and the std finite and > 0",
-                self.mean, self.std
-            )));
-        }
-        Ok(())
-    }
-
-    /// The normalised value of one raw pixel.
-    pub fn apply(&self, pixel: u8) -> f32 {
-        (f32::from(pixel) / 255.0 - self.mean) / self.std
-    }
-
-    fn table(&self) -> [f32; 256] {
-        std::array::from_fn(|p| self.apply(p as u8))
-    }
-}
+use crate::normalize::Normalize;
 
 /// A source of labelled samples the training loop can batch from.
 pub trait Dataset {
@@ -72,22 +21,24 @@ pub trait Dataset {
     }
 
     /// Gather the samples at `indices` (a u32 tensor on the dataset's device) into
-    /// (images `[b, 1, rows, cols]` f32, labels `[b]` u32).
-    fn batch(&self, indices: &Tensor) -> candle_core::Result<(Tensor, Tensor)>;
+    /// (images `[b, channels, rows, cols]` f32, labels `[b]` u32), each sample augmented by
+    /// `augment` when given (training).
+    fn batch(&self, indices: &Tensor, augment: Option<&EpochAugment>) -> candle_core::Result<(Tensor, Tensor)>;
 
     /// Where the batches live; index tensors must be created here.
     fn device(&self) -> &Device;
 
-    /// Told an epoch's batches (sample indices, in order) before the first is asked for, so a
-    /// dataset that reads from disk can start preparing them. In memory there is nothing to do.
-    fn prepare(&self, _batches: Vec<Vec<u32>>) {}
+    /// Told an epoch's batches (sample indices, in order) and their augmentation before the first
+    /// is asked for, so a dataset that reads from disk can start preparing them. In memory there
+    /// is nothing to do.
+    fn prepare(&self, _batches: Vec<Vec<u32>>, _augment: Option<EpochAugment>) {}
 }
 
 /// The whole split staged on the device once as one tensor; batches are `index_select` slices of it
 /// (fast, no per-step host copies). MNIST's 60,000 images take 188 MB as f32.
 #[derive(Clone, Debug)]
 pub struct TensorDataset {
-    /// `[n, 1, rows, cols]` f32, normalised.
+    /// `[n, channels, rows, cols]` f32, normalised.
     images: Tensor,
     /// `[n]` u32.
     labels: Tensor,
@@ -99,10 +50,10 @@ impl TensorDataset {
     pub fn from_mnist(
         split: &MnistSplit,
         indices: Option<&[u32]>,
-        normalize: Normalize,
+        normalize: &Normalize,
         device: &Device,
     ) -> Result<Self> {
-        normalize.validate()?;
+        let normalize = normalize.for_channels(1)?;
         let images = &split.images;
         let n = split.labels.len();
         let expected_pixels = images.count.checked_mul(images.pixels_per_image());
@@ -125,7 +76,7 @@ impl TensorDataset {
                 Cow::Owned((0..n).collect())
             }
         };
-        let table = normalize.table();
+        let table = &normalize.tables()[0];
         let mut pixels = Vec::with_capacity(indices.len() * images.pixels_per_image());
         let mut labels = Vec::with_capacity(indices.len());
         for &index in indices.iter() {
@@ -177,7 +128,7 @@ impl TensorDataset {
         }
     }
 
-    /// All images, `[n, 1, rows, cols]` f32.
+    /// All images, `[n, channels, rows, cols]` f32.
     pub fn images(&self) -> &Tensor {
         &self.images
     }
@@ -193,11 +144,13 @@ impl Dataset for TensorDataset {
         self.labels.dims()[0]
     }
 
-    fn batch(&self, indices: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-        Ok((
-            self.images.index_select(indices, 0)?,
-            self.labels.index_select(indices, 0)?,
-        ))
+    fn batch(&self, indices: &Tensor, augment: Option<&EpochAugment>) -> candle_core::Result<(Tensor, Tensor)> {
+        let images = self.images.index_select(indices, 0)?;
+        let images = match augment {
+            Some(augment) => augment.apply_batch(&images, &indices.to_vec1::<u32>()?)?,
+            None => images,
+        };
+        Ok((images, self.labels.index_select(indices, 0)?))
     }
 
     fn device(&self) -> &Device {

@@ -3,6 +3,7 @@
 
 use candle_core::Tensor;
 
+use crate::augment::{Augment, EpochAugment};
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
 use crate::shuffle;
@@ -15,6 +16,7 @@ pub struct DataLoader<'a, D: Dataset> {
     shuffle: bool,
     drop_last: bool,
     seed: u64,
+    augment: Augment,
 }
 
 impl<'a, D: Dataset> DataLoader<'a, D> {
@@ -44,7 +46,19 @@ impl<'a, D: Dataset> DataLoader<'a, D> {
             shuffle,
             drop_last,
             seed,
+            augment: Augment::default(),
         })
+    }
+
+    /// Augments every batch as `augment` says, keyed by (the loader's seed, epoch, sample).
+    pub fn with_augment(mut self, augment: Augment) -> Self {
+        self.augment = augment;
+        self
+    }
+
+    /// The augmentation of epoch `epoch`, if any.
+    pub fn epoch_augment(&self, epoch: u64) -> Option<EpochAugment> {
+        (!self.augment.is_off()).then(|| self.augment.for_epoch(self.seed, epoch))
     }
 
     /// The dataset being batched.
@@ -108,10 +122,12 @@ impl<'a, D: Dataset> DataLoader<'a, D> {
         let samples = self.num_samples();
         let batch_size = self.batch_size;
         let first = skip.min(self.num_batches());
+        let augment = self.epoch_augment(epoch);
         self.dataset.prepare(
             (first..self.num_batches())
                 .map(|b| order[b * batch_size..((b + 1) * batch_size).min(samples)].to_vec())
                 .collect(),
+            augment,
         );
         // The epoch's order goes to the device once; each batch slices it there, so on a GPU no
         // step copies anything from the host (the images themselves never leave the device).
@@ -122,7 +138,7 @@ impl<'a, D: Dataset> DataLoader<'a, D> {
             let end = (start + batch_size).min(samples);
             let order = order.as_ref().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
             let indices = order.narrow(0, start, end - start)?;
-            self.dataset.batch(&indices)
+            self.dataset.batch(&indices, augment.as_ref())
         })
     }
 }

@@ -20,6 +20,10 @@ pub const FILES: [&str; 4] = [
 pub const SAMPLE_SHAPE: [usize; 3] = [1, 28, 28];
 /// The published number of MNIST classes (the digits 0-9), likewise.
 pub const CLASSES: usize = 10;
+/// Mean of MNIST training pixels after scaling to [0, 1] (the `mnist` type's default standardisation).
+pub const MEAN: f32 = 0.1307;
+/// Standard deviation of MNIST training pixels after scaling to [0, 1].
+pub const STD: f32 = 0.3081;
 
 /// One of the two published MNIST splits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

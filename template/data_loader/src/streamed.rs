@@ -10,12 +10,15 @@ use std::sync::{Arc, Mutex};
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
-use crate::dataset::{Dataset, Normalize};
+use crate::augment::EpochAugment;
+use crate::dataset::Dataset;
+use crate::normalize::Normalize;
 use crate::error::{DataError, Result};
 use crate::image_folder::ImageFormat;
 
-/// One decoded batch: the indices it holds (to check it is the one asked for), pixels, labels.
-type Decoded = (Vec<u32>, std::result::Result<(Vec<f32>, Vec<u32>), String>);
+/// One decoded batch: the indices and augmentation it was made with (to check it is the one asked
+/// for), pixels, labels.
+type Decoded = (Vec<u32>, Option<EpochAugment>, std::result::Result<(Vec<f32>, Vec<u32>), String>);
 
 /// The files of a split, decoded on demand and ahead of demand.
 pub struct StreamedDataset {
@@ -28,8 +31,8 @@ pub struct StreamedDataset {
 struct Shared {
     files: Vec<(PathBuf, u32)>,
     format: ImageFormat,
-    /// Pixel byte -> normalised value.
-    table: [f32; 256],
+    /// Per channel, pixel byte -> normalised value.
+    tables: Vec<[f32; 256]>,
     pool: rayon::ThreadPool,
 }
 
@@ -39,25 +42,36 @@ impl StreamedDataset {
     pub fn new(
         files: Vec<(PathBuf, u32)>,
         format: ImageFormat,
-        normalize: Normalize,
+        normalize: &Normalize,
         workers: usize,
         prefetch: usize,
         device: &Device,
     ) -> Result<Self> {
-        normalize.validate()?;
+        let tables = normalize.for_channels(format.channels)?.tables();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(workers.max(1))
             .thread_name(|i| format!("decode-{i}"))
             .build()
             .map_err(|e| DataError::InvalidLoader(format!("cannot start {workers} decoding threads: {e}")))?;
-        let table = std::array::from_fn(|p| normalize.apply(p as u8));
-        let shared = Arc::new(Shared { files, format, table, pool });
+        let shared = Arc::new(Shared { files, format, tables, pool });
         Ok(Self { shared, device: device.clone(), prefetch: prefetch.max(1), queue: Mutex::new(None) })
     }
 
-    /// Decodes the samples at `indices` (in parallel on the worker threads).
-    pub fn decode(&self, indices: &[u32]) -> Result<(Vec<f32>, Vec<u32>)> {
-        self.shared.decode(indices)
+    /// Decodes the samples at `indices` (in parallel on the worker threads), standardised and,
+    /// with `augment`, augmented.
+    pub fn decode(&self, indices: &[u32], augment: Option<&EpochAugment>) -> Result<(Vec<f32>, Vec<u32>)> {
+        self.shared.decode(indices, augment)
+    }
+
+    /// Calls `each` with the raw bytes (channel by channel) of the samples at `indices`, in order,
+    /// decoding them on the worker threads a few hundred at a time.
+    pub fn for_each_raw(&self, indices: &[u32], mut each: impl FnMut(&[u8])) -> Result<()> {
+        for chunk in indices.chunks(256) {
+            for bytes in self.shared.decode_raw(chunk) {
+                each(&bytes?.0);
+            }
+        }
+        Ok(())
     }
 
     /// The images, their labels and how each is decoded.
@@ -77,27 +91,40 @@ impl StreamedDataset {
 }
 
 impl Shared {
-    fn decode(&self, indices: &[u32]) -> Result<(Vec<f32>, Vec<u32>)> {
-        let per_sample = self.format.sample_len();
-        let decoded: Vec<Result<(Vec<u8>, u32)>> = self.pool.install(|| {
+    fn read(&self, i: u32) -> Result<(Vec<u8>, u32)> {
+        let (path, label) = self.files.get(i as usize).ok_or(DataError::IndexOutOfRange { index: i, len: self.files.len() })?;
+        let mut bytes = Vec::with_capacity(self.format.sample_len());
+        self.format.decode_into(path, &mut bytes)?;
+        Ok((bytes, *label))
+    }
+
+    fn decode_raw(&self, indices: &[u32]) -> Vec<Result<(Vec<u8>, u32)>> {
+        self.pool.install(|| indices.par_iter().map(|&i| self.read(i)).collect())
+    }
+
+    /// Decoding, standardising and augmenting each sample on the worker threads.
+    fn decode(&self, indices: &[u32], augment: Option<&EpochAugment>) -> Result<(Vec<f32>, Vec<u32>)> {
+        let shape = self.format.sample_shape();
+        let plane = shape[1] * shape[2];
+        let decoded: Vec<Result<(Vec<f32>, u32)>> = self.pool.install(|| {
             indices
                 .par_iter()
                 .map(|&i| {
-                    let (path, label) = self
-                        .files
-                        .get(i as usize)
-                        .ok_or(DataError::IndexOutOfRange { index: i, len: self.files.len() })?;
-                    let mut bytes = Vec::with_capacity(per_sample);
-                    self.format.decode_into(path, &mut bytes)?;
-                    Ok((bytes, *label))
+                    let (bytes, label) = self.read(i)?;
+                    let mut values: Vec<f32> =
+                        bytes.iter().enumerate().map(|(k, &b)| self.tables[k / plane][usize::from(b)]).collect();
+                    if let Some(augment) = augment {
+                        augment.apply(i, &mut values, shape);
+                    }
+                    Ok((values, label))
                 })
                 .collect()
         });
-        let mut pixels = Vec::with_capacity(indices.len() * per_sample);
+        let mut pixels = Vec::with_capacity(indices.len() * self.format.sample_len());
         let mut labels = Vec::with_capacity(indices.len());
         for sample in decoded {
-            let (bytes, label) = sample?;
-            pixels.extend(bytes.iter().map(|&b| self.table[usize::from(b)]));
+            let (values, label) = sample?;
+            pixels.extend_from_slice(&values);
             labels.push(label);
         }
         Ok((pixels, labels))
@@ -105,10 +132,10 @@ impl Shared {
 
     /// Decode `batches` in order into `sender`; stops when the receiver is gone (the epoch ended
     /// or a new one began).
-    fn produce(&self, batches: Vec<Vec<u32>>, sender: SyncSender<Decoded>) {
+    fn produce(&self, batches: Vec<Vec<u32>>, augment: Option<EpochAugment>, sender: SyncSender<Decoded>) {
         for indices in batches {
-            let result = self.decode(&indices).map_err(|e| e.to_string());
-            if sender.send((indices, result)).is_err() {
+            let result = self.decode(&indices, augment.as_ref()).map_err(|e| e.to_string());
+            if sender.send((indices, augment, result)).is_err() {
                 return;
             }
         }
@@ -121,27 +148,29 @@ impl Dataset for StreamedDataset {
     }
 
     /// Starts decoding `batches` (the epoch's, in order) on a background thread.
-    fn prepare(&self, batches: Vec<Vec<u32>>) {
+    fn prepare(&self, batches: Vec<Vec<u32>>, augment: Option<EpochAugment>) {
         let (sender, receiver) = sync_channel(self.prefetch);
         let shared = Arc::clone(&self.shared);
         std::thread::Builder::new()
             .name("prefetch".into())
-            .spawn(move || shared.produce(batches, sender))
+            .spawn(move || shared.produce(batches, augment, sender))
             .expect("a thread can be started");
         // Replacing the receiver ends the previous epoch's producer at its next send.
         *self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(receiver);
     }
 
-    fn batch(&self, indices: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+    fn batch(&self, indices: &Tensor, augment: Option<&EpochAugment>) -> candle_core::Result<(Tensor, Tensor)> {
         let wanted = indices.to_vec1::<u32>()?;
         let prepared = {
             let queue = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             queue.as_ref().and_then(|q| q.recv().ok())
         };
         let (pixels, labels) = match prepared {
-            Some((got, result)) if got == wanted => result.map_err(candle_core::Error::Msg)?,
+            Some((got, made_with, result)) if got == wanted && made_with.as_ref() == augment => {
+                result.map_err(candle_core::Error::Msg)?
+            }
             // Not prepared (or out of step): decode here.
-            _ => self.decode(&wanted).map_err(|e| candle_core::Error::Msg(e.to_string()))?,
+            _ => self.decode(&wanted, augment).map_err(|e| candle_core::Error::Msg(e.to_string()))?,
         };
         self.to_tensors(pixels, labels)
     }
@@ -165,10 +194,10 @@ impl Dataset for SplitData {
         }
     }
 
-    fn batch(&self, indices: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+    fn batch(&self, indices: &Tensor, augment: Option<&EpochAugment>) -> candle_core::Result<(Tensor, Tensor)> {
         match self {
-            Self::InMemory(d) => d.batch(indices),
-            Self::Streamed(d) => d.batch(indices),
+            Self::InMemory(d) => d.batch(indices, augment),
+            Self::Streamed(d) => d.batch(indices, augment),
         }
     }
 
@@ -179,10 +208,10 @@ impl Dataset for SplitData {
         }
     }
 
-    fn prepare(&self, batches: Vec<Vec<u32>>) {
+    fn prepare(&self, batches: Vec<Vec<u32>>, augment: Option<EpochAugment>) {
         match self {
-            Self::InMemory(d) => d.prepare(batches),
-            Self::Streamed(d) => d.prepare(batches),
+            Self::InMemory(d) => d.prepare(batches, augment),
+            Self::Streamed(d) => d.prepare(batches, augment),
         }
     }
 }

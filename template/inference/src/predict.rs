@@ -14,6 +14,8 @@ pub enum PredictError {
     Image { path: PathBuf, source: image::ImageError },
     #[error("prediction failed: {0}")]
     Candle(#[from] candle_core::Error),
+    #[error(transparent)]
+    Data(#[from] data_loader::DataError),
 }
 
 /// One image as the model sees it.
@@ -32,25 +34,29 @@ pub struct Prediction {
     pub name: String,
     pub probability: f32,
     pub probabilities: Vec<f32>,
+    /// Every class, the most likely first (ties: the lower index first); `--top-k K` keeps K.
+    pub top: Vec<Ranked>,
     pub inverted: bool,
+}
+
+/// One class of a prediction, by name.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ranked {
+    pub class: usize,
+    pub name: String,
+    pub probability: f32,
 }
 
 impl Prediction {
     /// The prediction for `file` from its `probabilities` over `spec`'s classes.
     pub fn new(file: &Path, probabilities: Vec<f32>, inverted: bool, spec: &DataSpec) -> Self {
-        let class = probabilities
-            .iter()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |best, (i, &p)| if p > best.1 { (i, p) } else { best })
-            .0;
-        Self {
-            file: file.to_path_buf(),
-            class,
-            name: spec.classes.get(class).cloned().unwrap_or_else(|| class.to_string()),
-            probability: probabilities[class],
-            probabilities,
-            inverted,
-        }
+        let name = |class: usize| spec.classes.get(class).cloned().unwrap_or_else(|| class.to_string());
+        let mut order: Vec<usize> = (0..probabilities.len()).collect();
+        order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]).then(a.cmp(&b)));
+        let top: Vec<Ranked> =
+            order.iter().map(|&class| Ranked { class, name: name(class), probability: probabilities[class] }).collect();
+        let best = top[0].clone();
+        Self { file: file.to_path_buf(), class: best.class, name: best.name, probability: best.probability, probabilities, top, inverted }
     }
 }
 
@@ -94,13 +100,13 @@ pub fn predict(
     data: &training::data::DataLoaderConfig,
     device: &Device,
 ) -> Result<Vec<Prediction>, PredictError> {
-    let normalize = data.normalize();
+    let normalize = data.channel_normalize(spec.channels())?;
     let [c, h, w] = spec.input_shape;
     let mut predictions = Vec::with_capacity(files.len());
     for file in files {
         let prepared = prepare(file, spec, data.inverts_light_background())?;
         let input = Tensor::from_vec(prepared.pixels, (1, c, h, w), device)?;
-        let input = ((input - f64::from(normalize.mean))? / f64::from(normalize.std))?;
+        let input = normalize.apply_tensor(&input)?;
         let logits = model.forward_t(&input, false)?;
         let probabilities: Vec<f32> = candle_nn::ops::softmax(&logits, D::Minus1)?.squeeze(0)?.to_vec1()?;
         predictions.push(Prediction::new(file, probabilities, prepared.inverted, spec));
@@ -186,5 +192,9 @@ mod tests {
         assert_eq!(out[0].name, names[out[0].class]);
         assert!((out[0].probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-4);
         assert_eq!(out[0].probability, out[0].probabilities[out[0].class]);
+        assert_eq!(out[0].top.len(), 4);
+        assert_eq!((out[0].top[0].class, &out[0].top[0].name), (out[0].class, &out[0].name));
+        assert!(out[0].top.windows(2).all(|w| w[0].probability >= w[1].probability));
+        assert!(out[0].top.iter().all(|r| r.name == names[r.class] && r.probability == out[0].probabilities[r.class]));
     }
 }

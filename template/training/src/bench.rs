@@ -1,6 +1,9 @@
 //! `bench`: how fast the configured model trains (or infers) on this machine, on random in-memory
 //! data, with exactly the code `train` runs for a step: dropout stream, forward, loss, reading the
 //! loss, backward and the optimiser update. No disk I/O, no validation, no checkpoints.
+//! `bench --data` ([`data`]) measures the configured data feeding that step instead.
+
+pub mod data;
 
 use std::time::Instant;
 

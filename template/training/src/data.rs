@@ -9,7 +9,7 @@ pub mod mnist;
 use std::path::Path;
 
 use candle_core::Device;
-use data_loader::{DataLoader, Normalize, SplitData, ValidationSplit};
+use data_loader::{Augment, Channels, DataLoader, Normalize, NormalizeSetting, SplitData, ValidationSplit};
 use model::DataSpec;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +29,9 @@ pub struct Splits {
     pub val: SplitData,
     /// The sample shape and the classes, which the model is built for and every checkpoint records.
     pub spec: DataSpec,
+    /// The standardisation both splits were prepared with (for `"auto"`, the measured numbers,
+    /// which the run's config.json then records).
+    pub normalize: Normalize,
 }
 
 /// The settings every data type has, read through [`DataLoaderConfig`]'s accessors.
@@ -62,8 +65,20 @@ impl DataLoaderConfig {
         *common!(self, validation_split)
     }
 
-    pub fn normalize(&self) -> Normalize {
-        *common!(self, normalize)
+    /// `normalize` as configured (numbers, or `"auto"`).
+    pub fn normalize(&self) -> &NormalizeSetting {
+        common!(self, normalize)
+    }
+
+    /// The standardisation of images with `channels` channels, one mean and std per channel;
+    /// an error for `"auto"`, whose numbers only a training run's config.json holds.
+    pub fn channel_normalize(&self, channels: usize) -> data_loader::Result<Channels> {
+        self.normalize().fixed()?.for_channels(channels)
+    }
+
+    /// Training-time augmentation (applied by the training loader only).
+    pub fn augment(&self) -> Augment {
+        *common!(self, augment)
     }
 
     /// Whether `predict` inverts a grey image with a light border (an option of the `mnist` type,
@@ -72,12 +87,14 @@ impl DataLoaderConfig {
         matches!(self, Self::Mnist(args) if args.invert_light_background)
     }
 
-    /// The same data with another standardisation (the ONNX path feeds pixels in [0, 1]).
+    /// The same data with fixed numbers for standardisation (the ones `"auto"` measured; the ONNX
+    /// path, which feeds pixels in [0, 1], uses `Normalize::identity()`).
     pub fn with_normalize(&self, normalize: Normalize) -> Self {
         let mut data = self.clone();
+        let setting = NormalizeSetting::Fixed(normalize);
         match &mut data {
-            Self::Mnist(args) => args.normalize = normalize,
-            Self::ImageFolder(args) => args.normalize = normalize,
+            Self::Mnist(args) => args.normalize = setting,
+            Self::ImageFolder(args) => args.normalize = setting,
         }
         data
     }
@@ -93,9 +110,8 @@ impl DataLoaderConfig {
         if self.batch_size() == 0 {
             return Err("`data_loader.args.batch_size` must be at least 1".into());
         }
-        let normalize = self.normalize();
-        if !(normalize.std.is_finite() && normalize.std > 0.0) {
-            return Err(format!("`data_loader.args.normalize.std` must be > 0, got {}", normalize.std));
+        if let NormalizeSetting::Fixed(normalize) = self.normalize() {
+            normalize.validate().map_err(|e| e.to_string())?;
         }
         match self {
             Self::Mnist(args) => args.check(),
@@ -129,7 +145,8 @@ impl DataLoaderConfig {
         }
     }
 
-    /// A loader over `dataset`: shuffled (if configured) for training, in order for evaluation.
+    /// A loader over `dataset`: shuffled and augmented (as configured) for training, in order and as
+    /// it is for evaluation.
     pub fn loader<'a>(
         &self,
         dataset: &'a SplitData,
@@ -137,6 +154,7 @@ impl DataLoaderConfig {
         seed: u64,
     ) -> data_loader::Result<DataLoader<'a, SplitData>> {
         let (shuffle, drop_last) = (*common!(self, shuffle), *common!(self, drop_last));
-        DataLoader::new(dataset, self.batch_size(), training && shuffle, training && drop_last, seed)
+        let loader = DataLoader::new(dataset, self.batch_size(), training && shuffle, training && drop_last, seed)?;
+        Ok(if training { loader.with_augment(self.augment()) } else { loader })
     }
 }

@@ -105,6 +105,17 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
         device.set_seed(config.seed)?;
     }
     let splits = config.data_loader.load_train_val(config.seed, &device)?;
+    let resolved;
+    let config = if matches!(config.data_loader.normalize(), data_loader::NormalizeSetting::Auto) {
+        // The run's config.json (and TensorBoard's copy) get the measured numbers: evaluate,
+        // predict, export and --resume then standardise exactly as this run does.
+        resolved = Config { data_loader: config.data_loader.with_normalize(splits.normalize.clone()), ..config.clone() };
+        run.save_config(&resolved).map_err(|source| TrainError::RunDir { path: run.file("config.json"), source })?;
+        info!("normalize \"auto\" recorded in {}", run.file("config.json").display());
+        &resolved
+    } else {
+        config
+    };
     let train_loader = config.data_loader.loader(&splits.train, true, config.seed)?;
     let val_loader = config.data_loader.loader(&splits.val, false, config.seed)?;
     info!("data: {} training and {} validation images", train_loader.num_samples(), val_loader.num_samples());

@@ -1,6 +1,8 @@
 //! Training on an image folder, configured in config.json alone: colour images of several sizes in
-//! named class folders. Streaming from disk computes exactly what the in-memory path computes;
-//! the checkpoints record the folder names as the classes; bad settings are config errors.
+//! named class folders. Streaming from disk computes exactly what the in-memory path computes,
+//! augmentation included; `"normalize": "auto"` measures the training images and the run's
+//! config.json records the numbers; the checkpoints record the folder names as the classes; bad
+//! settings are config errors.
 
 #[allow(dead_code)] // the IDX writer is for the other tests
 mod support;
@@ -56,7 +58,8 @@ fn streaming_trains_exactly_as_in_memory_and_records_the_class_names() {
     write_folder(&dir.path().join("images"), "train", 12);
     let mut finals = Vec::new();
     for cache in ["memory", "stream"] {
-        let config = image_folder_config(dir.path(), cache, &[&format!("name=\"{cache}\"")]);
+        let augment = r#"data_loader.args.augment={"crop_padding": 3, "horizontal_flip": true}"#;
+        let config = image_folder_config(dir.path(), cache, &[&format!("name=\"{cache}\""), augment]);
         let run = RunDir::create(&config).unwrap();
         let summary = train(&config, &run, &TrainOptions::default()).unwrap();
         // 36 images, 10% (4) held out, batch 8: 4 steps per epoch.
@@ -68,6 +71,60 @@ fn streaming_trains_exactly_as_in_memory_and_records_the_class_names() {
         finals.push(weights(&last));
     }
     assert!(finals[0] == finals[1], "streamed training must equal in-memory training");
+}
+
+/// Per-channel mean and std of `images` `[n, c, h, w]`.
+fn channel_stats(images: &candle_core::Tensor) -> (Vec<f32>, Vec<f32>) {
+    let per_channel = images.transpose(0, 1).unwrap().flatten_from(1).unwrap();
+    let mean = per_channel.mean(1).unwrap();
+    let var = per_channel.broadcast_sub(&mean.unsqueeze(1).unwrap()).unwrap().sqr().unwrap().mean(1).unwrap();
+    (mean.to_vec1().unwrap(), var.sqrt().unwrap().to_vec1().unwrap())
+}
+
+#[test]
+fn normalize_auto_is_measured_on_the_training_split_and_recorded_in_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    write_folder(&dir.path().join("images"), "train", 12);
+    let config = image_folder_config(dir.path(), "memory", &[r#"data_loader.args.normalize="auto""#, "trainer.epochs=1"]);
+    // Nothing to evaluate or export with before training has measured the numbers.
+    let err = config.data_loader.channel_normalize(3).unwrap_err().to_string();
+    assert!(err.contains("data_loader.args.normalize") && err.contains("\"auto\""), "{err}");
+
+    let run = RunDir::create(&config).unwrap();
+    train(&config, &run, &TrainOptions::default()).unwrap();
+    let recorded = training::Config::load(&run.file("config.json"), &[]).unwrap();
+    let normalize = recorded.data_loader.channel_normalize(3).expect("the run's config has the numbers");
+
+    // They are the training images' own statistics (unstandardised, scaled to [0, 1]).
+    let raw = recorded.data_loader.with_normalize(data_loader::Normalize::identity());
+    let splits = raw.load_train_val(config.seed, &Device::Cpu).unwrap();
+    let data_loader::SplitData::InMemory(train_set) = &splits.train else { panic!("cache: memory") };
+    let (mean, std) = channel_stats(train_set.images());
+    for c in 0..3 {
+        assert!((normalize.mean[c] - mean[c]).abs() < 1e-4, "channel {c}: {normalize:?} vs {mean:?}");
+        assert!((normalize.std[c] - std[c]).abs() < 1e-4, "channel {c}: {normalize:?} vs {std:?}");
+    }
+    // Standardised with them, the training images are zero-mean and unit-variance per channel.
+    let standardised = recorded.data_loader.load_train_val(config.seed, &Device::Cpu).unwrap();
+    let data_loader::SplitData::InMemory(train_set) = &standardised.train else { panic!("cache: memory") };
+    let (mean, std) = channel_stats(train_set.images());
+    assert!(mean.iter().all(|m| m.abs() < 1e-3) && std.iter().all(|s| (s - 1.0).abs() < 1e-3), "{mean:?} {std:?}");
+}
+
+#[test]
+fn per_channel_numbers_must_match_the_channels() {
+    let dir = tempfile::tempdir().unwrap();
+    let section = r#"data_loader={"type": "image_folder", "args": {"data_dir": "x", "channels": 1,
+        "normalize": {"mean": [0.5, 0.5, 0.5], "std": 0.25}}}"#;
+    let err = training::Config::from_json(
+        include_str!("../../config.json"),
+        Path::new("config.json"),
+        &[section.to_string(), "device=cpu".into()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("data_loader.args.normalize") && err.contains("`mean` has 3 values but the images have 1 channels"), "{err}");
+    drop(dir);
 }
 
 #[test]

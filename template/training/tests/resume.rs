@@ -35,22 +35,33 @@ fn metrics(run: &Path) -> Vec<String> {
 
 #[test]
 fn resume_equals_uninterrupted_to_the_bit() {
+    resumes_exactly(&[]);
+}
+
+#[test]
+fn resume_with_augmentation_equals_uninterrupted_to_the_bit() {
+    // Crops and flips are drawn from (seed, epoch, sample), so the resumed half sees the same pixels.
+    resumes_exactly(&[r#"data_loader.args.augment={"crop_padding": 3, "horizontal_flip": true}"#]);
+}
+
+fn resumes_exactly(set: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     support::write_data(&dir.path().join("data"), 160);
+    let config = |extra: &[&str]| support::config(dir.path(), &[set, extra].concat());
 
-    let straight_config = support::config(dir.path(), &["name=\"straight\""]);
+    let straight_config = config(&["name=\"straight\""]);
     let straight = RunDir::create(&straight_config).unwrap();
     train(&straight_config, &straight, &TrainOptions::default()).unwrap();
 
     // 144 training images at batch 16 = 9 steps per epoch: stop in the middle of the first epoch.
-    let stopped_config = support::config(dir.path(), &["name=\"resumed\"", "trainer.max_steps=5"]);
+    let stopped_config = config(&["name=\"resumed\"", "trainer.max_steps=5"]);
     let resumed = RunDir::create(&stopped_config).unwrap();
     let summary = train(&stopped_config, &resumed, &TrainOptions::default()).unwrap();
     assert_eq!((summary.stopped_by, summary.global_steps), ("max_steps", 5));
     let (checkpoint, state) = resume::find_checkpoint(resumed.path()).unwrap();
     assert_eq!((state.epoch, state.step_in_epoch), (0, 5), "{}", checkpoint.display());
 
-    let continue_config = support::config(dir.path(), &["name=\"resumed\""]);
+    let continue_config = config(&["name=\"resumed\""]);
     let options = TrainOptions { resume: Some(checkpoint), ..Default::default() };
     let summary = train(&continue_config, &resumed, &options).unwrap();
     assert_eq!((summary.stopped_by, summary.global_steps), ("completed", 18));

@@ -119,7 +119,7 @@ fn streaming_yields_the_decoded_batches_in_the_epochs_order_also_when_resuming()
     let classes = image_folder::classes(dir.path()).unwrap();
     let files = image_folder::list(dir.path(), "train", &classes, false).unwrap().files;
     let format = ImageFormat { channels: 3, size: (5, 6) };
-    let streamed = StreamedDataset::new(files, format, Normalize::IDENTITY, 2, 2, &Device::Cpu).unwrap();
+    let streamed = StreamedDataset::new(files, format, &Normalize::identity(), 2, 2, &Device::Cpu).unwrap();
     assert_eq!(streamed.len(), 13);
     let loader = DataLoader::new(&streamed, 4, true, false, 42).unwrap();
     for skip in [0, 2] {
@@ -129,7 +129,7 @@ fn streaming_yields_the_decoded_batches_in_the_epochs_order_also_when_resuming()
         for (i, (images, labels)) in batches.iter().enumerate() {
             let start = (skip + i) * 4;
             let indices = &order[start..(start + 4).min(13)];
-            let (pixels, want_labels) = streamed.decode(indices).unwrap();
+            let (pixels, want_labels) = streamed.decode(indices, None).unwrap();
             assert_eq!(images.dims(), [indices.len(), 3, 5, 6]);
             assert_eq!(images.flatten_all().unwrap().to_vec1::<f32>().unwrap(), pixels);
             assert_eq!(labels.to_vec1::<u32>().unwrap(), want_labels);
@@ -139,6 +139,6 @@ fn streaming_yields_the_decoded_batches_in_the_epochs_order_also_when_resuming()
     let _first = loader.epoch(4).next().unwrap().unwrap();
     let again: Vec<_> = loader.epoch(5).map(|b| b.unwrap().1.to_vec1::<u32>().unwrap()).collect();
     let order = loader.epoch_order(5);
-    let want: Vec<Vec<u32>> = order.chunks(4).map(|c| streamed.decode(c).unwrap().1).collect();
+    let want: Vec<Vec<u32>> = order.chunks(4).map(|c| streamed.decode(c, None).unwrap().1).collect();
     assert_eq!(again, want);
 }

@@ -6,9 +6,13 @@ use data_loader::{DataError, DataLoader, Dataset, Normalize, TensorDataset};
 
 use crate::support::split;
 
+fn mnist_normalize() -> Normalize {
+    Normalize::uniform(data_loader::mnist::MEAN, data_loader::mnist::STD)
+}
+
 /// A CPU dataset of `n` samples whose pixels are `i / 255` for sample `i` (no standardisation).
 fn dataset(n: usize) -> TensorDataset {
-    TensorDataset::from_mnist(&split(n), None, Normalize::IDENTITY, &Device::Cpu)
+    TensorDataset::from_mnist(&split(n), None, &Normalize::identity(), &Device::Cpu)
         .expect("stage dataset")
 }
 
@@ -171,7 +175,7 @@ fn normalisation_of_known_pixels() {
     let data = TensorDataset::from_mnist(
         &split(256),
         Some(&[0, 255, 51]),
-        Normalize::default(),
+        &mnist_normalize(),
         &Device::Cpu,
     )
     .expect("stage");
@@ -192,19 +196,9 @@ fn normalisation_of_known_pixels() {
 }
 
 #[test]
-fn normalize_config_defaults_and_rejects_unknown_fields() {
-    let parsed: Normalize = serde_json::from_str(r#"{"mean": 0.5}"#).expect("partial config");
-    assert_eq!(
-        parsed,
-        Normalize {
-            mean: 0.5,
-            std: 0.3081
-        }
-    );
-    assert_eq!(
-        serde_json::from_str::<Normalize>("{}").expect("empty"),
-        Normalize::default()
-    );
+fn normalize_config_needs_both_fields_and_rejects_unknown_ones() {
+    let err = serde_json::from_str::<Normalize>(r#"{"mean": 0.5}"#).expect_err("no std");
+    assert!(err.to_string().contains("missing field `std`"), "{err}");
     let err =
         serde_json::from_str::<Normalize>(r#"{"mean": 0.1, "stdev": 0.3}"#).expect_err("typo");
     assert!(err.to_string().contains("stdev"), "{err}");
@@ -212,17 +206,8 @@ fn normalize_config_defaults_and_rejects_unknown_fields() {
 
 #[test]
 fn degenerate_normalisation_is_rejected() {
-    for normalize in [
-        Normalize {
-            mean: 0.1,
-            std: 0.0,
-        },
-        Normalize {
-            mean: f32::NAN,
-            std: 1.0,
-        },
-    ] {
-        let err = TensorDataset::from_mnist(&split(2), None, normalize, &Device::Cpu)
+    for normalize in [Normalize::uniform(0.1, 0.0), Normalize::uniform(f32::NAN, 1.0)] {
+        let err = TensorDataset::from_mnist(&split(2), None, &normalize, &Device::Cpu)
             .expect_err("bad std");
         assert!(matches!(err, DataError::InvalidNormalize(_)), "{err}");
     }
@@ -231,7 +216,7 @@ fn degenerate_normalisation_is_rejected() {
 #[test]
 fn subset_indices_out_of_range_are_rejected() {
     let err =
-        TensorDataset::from_mnist(&split(4), Some(&[1, 4]), Normalize::default(), &Device::Cpu)
+        TensorDataset::from_mnist(&split(4), Some(&[1, 4]), &mnist_normalize(), &Device::Cpu)
             .expect_err("index 4 of 4");
     assert!(
         matches!(err, DataError::IndexOutOfRange { index: 4, len: 4 }),
@@ -241,7 +226,7 @@ fn subset_indices_out_of_range_are_rejected() {
 
 #[test]
 fn empty_subset_gives_an_empty_loader() {
-    let data = TensorDataset::from_mnist(&split(4), Some(&[]), Normalize::default(), &Device::Cpu)
+    let data = TensorDataset::from_mnist(&split(4), Some(&[]), &mnist_normalize(), &Device::Cpu)
         .expect("empty");
     assert!(data.is_empty());
     let loader = DataLoader::new(&data, 4, true, false, 0).expect("loader");
@@ -268,4 +253,30 @@ fn new_checks_that_tensors_fit() {
     let flat = Tensor::zeros((3, 4), DType::F32, &device).expect("flat images");
     let err = TensorDataset::new(flat, Tensor::zeros(3, DType::U32, &device).expect("labels"));
     assert!(matches!(err, Err(DataError::Shape(_))));
+}
+
+#[test]
+fn augmented_batches_are_the_plain_ones_augmented_sample_by_sample() {
+    use data_loader::Augment;
+    let data = dataset(40);
+    let plain = DataLoader::new(&data, 16, true, false, 9).expect("loader");
+    let augment = Augment { crop_padding: 4, horizontal_flip: true };
+    let augmented = DataLoader::new(&data, 16, true, false, 9).expect("loader").with_augment(augment);
+    for epoch in [1u64, 2] {
+        let order = plain.epoch_order(epoch);
+        let want_aug = augment.for_epoch(9, epoch);
+        for (b, (p, a)) in plain.epoch(epoch).zip(augmented.epoch(epoch)).enumerate() {
+            let ((p, pl), (a, al)) = (p.expect("plain"), a.expect("augmented"));
+            assert_eq!(pl.to_vec1::<u32>().unwrap(), al.to_vec1::<u32>().unwrap(), "same samples");
+            let samples = &order[b * 16..(b * 16 + 16).min(40)];
+            let want = want_aug.apply_batch(&p, samples).expect("augment");
+            let (a, want) = (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), want.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            assert_eq!(a, want, "epoch {epoch} batch {b}");
+            assert_ne!(a, p.flatten_all().unwrap().to_vec1::<f32>().unwrap(), "augmentation changes the pixels");
+        }
+    }
+    // Replaying an epoch gives the same pixels; another epoch, others.
+    let first = |epoch| augmented.epoch(epoch).next().unwrap().unwrap().0.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(first(1), first(1));
+    assert_ne!(first(1), first(2));
 }

@@ -58,7 +58,7 @@ fn real_mnist_test_split_looks_like_mnist() {
     );
 
     let data =
-        TensorDataset::from_mnist(&test, None, Normalize::default(), &Device::Cpu).expect("stage");
+        TensorDataset::from_mnist(&test, None, &Normalize::uniform(mnist::MEAN, mnist::STD), &Device::Cpu).expect("stage");
     assert_eq!(data.len(), 10_000);
     let loader = DataLoader::new(&data, 128, true, false, 0).expect("loader");
     assert_eq!(loader.num_batches(), 79);

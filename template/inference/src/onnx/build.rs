@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use data_loader::Normalize;
+use data_loader::Channels;
 use model::DataSpec;
 use onnx_protobuf::{ModelProto, OperatorSetIdProto};
 use protobuf::MessageField;
@@ -37,13 +37,13 @@ pub fn build_model_proto(
     run_dir: Option<&Path>,
 ) -> Result<ModelProto, OnnxError> {
     let name = config.model.name();
-    let normalize = config.data_loader.normalize();
+    let normalize = config.data_loader.channel_normalize(spec.channels())?;
     let mut g = GraphBuilder::new(name, weights);
     let batch = Dim::Symbolic(BATCH_DIM.to_owned());
     let [channels, height, width] = spec.input_shape;
     let input_dims = [batch.clone(), Dim::Fixed(channels), Dim::Fixed(height), Dim::Fixed(width)];
     let pixels = g.input(INPUT_NAME, &input_dims);
-    let x = g.normalize(&pixels, normalize);
+    let x = g.normalize(&pixels, &normalize);
     let logits = models::emit(&mut g, &config.model, &x)?;
     let opset = opset::resolve(name, opset, g.required_opset())?;
     let graph = g.finish(
@@ -67,7 +67,7 @@ pub fn build_model_proto(
             spec.num_classes()
         ),
         graph: MessageField::some(graph),
-        metadata_props: metadata(config, spec, normalize, run_dir)
+        metadata_props: metadata(config, spec, &normalize, run_dir)
             .iter()
             .map(|(k, v)| entry(k, v))
             .collect(),
@@ -79,7 +79,7 @@ pub fn build_model_proto(
 fn metadata(
     config: &training::Config,
     spec: &DataSpec,
-    normalize: Normalize,
+    normalize: &Channels,
     run_dir: Option<&Path>,
 ) -> Vec<(&'static str, String)> {
     let [channels, height, width] = spec.input_shape;
@@ -99,9 +99,14 @@ fn metadata(
             "input_spec",
             format!(
                 "{INPUT_NAME}: float32 [{BATCH_DIM}, {channels}, {height}, {width}] ({colours}), pixels \
-                 scaled to [0, 1], row by row; the graph itself standardises them as (x - {}) / {}",
+                 scaled to [0, 1], row by row; the graph itself standardises channel c as \
+                 (x - mean[c]) / std[c] with mean {:?} and std {:?}",
                 normalize.mean, normalize.std
             ),
+        ),
+        (
+            "normalize",
+            serde_json::json!({ "mean": normalize.mean, "std": normalize.std }).to_string(),
         ),
         (
             "output_spec",

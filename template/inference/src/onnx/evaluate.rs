@@ -67,8 +67,8 @@ pub fn predict_onnx(onnx: &OnnxModel, files: &[PathBuf]) -> Result<Vec<Predictio
     Ok(predictions)
 }
 
-/// The same data section with pixels only scaled to [0, 1] (`Normalize::IDENTITY`): the graph
+/// The same data section with pixels only scaled to [0, 1] (`Normalize::identity()`): the graph
 /// standardises them as the data loader does, `(pixel / 255 - mean) / std`.
 fn unstandardised(data: &DataLoaderConfig) -> DataLoaderConfig {
-    data.with_normalize(Normalize::IDENTITY)
+    data.with_normalize(Normalize::identity())
 }

@@ -125,7 +125,7 @@ pub fn export_checkpoint(
     let reference = Reference {
         model: model.as_ref(),
         device: &device,
-        normalize: config.data_loader.normalize(),
+        normalize: config.data_loader.channel_normalize(spec.channels())?,
         spec: &spec,
     };
     let check = samples.as_ref().map(|samples| (&reference, samples));

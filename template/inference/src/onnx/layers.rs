@@ -6,17 +6,19 @@
 //! and read `<prefix>.weight` and `<prefix>.bias` from the checkpoint.
 
 use candle_nn::Conv2dConfig;
-use data_loader::Normalize;
+use data_loader::Channels;
 
 use super::OnnxError;
 use super::graph::{GraphBuilder, Value};
 use super::proto::{as_i64, attr_float, attr_int, attr_ints};
 
 impl GraphBuilder<'_> {
-    /// `(x - mean) / std`, as the data loader standardises pixels: the graph takes pixels in [0, 1].
-    pub fn normalize(&mut self, x: &Value, normalize: Normalize) -> Value {
-        let mean = self.scalar("normalize/mean", normalize.mean);
-        let std = self.scalar("normalize/std", normalize.std);
+    /// `(x - mean[c]) / std[c]` per channel, as the data loader standardises pixels (the graph
+    /// takes pixels in [0, 1]); the constants are `[1, channels, 1, 1]`.
+    pub fn normalize(&mut self, x: &Value, normalize: &Channels) -> Value {
+        let dims = [1, normalize.channels(), 1, 1];
+        let mean = self.constant("normalize/mean", &dims, &normalize.mean);
+        let std = self.constant("normalize/std", &dims, &normalize.std);
         let centered = self.node("Sub", 7, &[x, &mean], vec![], "normalize/Sub");
         self.node("Div", 7, &[&centered, &std], vec![], "normalize/Div")
     }

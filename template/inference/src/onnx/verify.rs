@@ -3,7 +3,7 @@
 //! same pixels standardised, and the logits must agree.
 
 use candle_core::{Device, Tensor};
-use data_loader::{Dataset, Normalize};
+use data_loader::{Channels, Dataset, Normalize};
 use model::{Classifier, DataSpec};
 use serde::Serialize;
 
@@ -19,8 +19,8 @@ pub const BATCH_SIZES: [usize; 3] = [1, 3, 17];
 pub struct Reference<'a> {
     pub model: &'a dyn Classifier,
     pub device: &'a Device,
-    /// The standardisation the model was trained with (the graph has it built in).
-    pub normalize: Normalize,
+    /// The standardisation the model was trained with, per channel (the graph has it built in).
+    pub normalize: Channels,
     /// The input shape and classes the model was built for.
     pub spec: &'a DataSpec,
 }
@@ -149,7 +149,7 @@ fn candle_logits(
     let [c, h, w] = reference.spec.input_shape;
     let shape = (batch, c, h, w);
     let x = Tensor::from_slice(pixels, shape, reference.device)?;
-    let x = ((x - f64::from(reference.normalize.mean))? / f64::from(reference.normalize.std))?;
+    let x = reference.normalize.apply_tensor(&x)?;
     let logits = reference.model.forward_t(&x, false)?;
     Ok(logits.flatten_all()?.to_vec1::<f32>()?)
 }
@@ -196,7 +196,7 @@ pub(crate) fn argmax(values: &[f32]) -> usize {
 /// The first `count` images of the validation split (repeated if it is smaller), scaled to [0, 1],
 /// whatever the data type: loaded as training loads them, without the standardisation.
 fn validation_pixels(config: &training::Config, spec: &DataSpec, count: usize) -> Result<Vec<f32>, String> {
-    let data = config.data_loader.with_normalize(Normalize::IDENTITY);
+    let data = config.data_loader.with_normalize(Normalize::identity());
     let splits = data.load_train_val(config.seed, &Device::Cpu).map_err(|e| format!("no training data: {e}"))?;
     if splits.spec.input_shape != spec.input_shape {
         return Err(format!(
@@ -210,7 +210,7 @@ fn validation_pixels(config: &training::Config, spec: &DataSpec, count: usize) -
     }
     let indices: Vec<u32> = (0..count).map(|i| (i % available) as u32).collect();
     let indices = Tensor::new(indices.as_slice(), &Device::Cpu).map_err(|e| e.to_string())?;
-    let (images, _) = splits.val.batch(&indices).map_err(|e| e.to_string())?;
+    let (images, _) = splits.val.batch(&indices, None).map_err(|e| e.to_string())?;
     images.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(|e| e.to_string())
 }
 

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use data_loader::image_folder::{self, ImageFormat, Listing};
-use data_loader::{DataError, Normalize, SplitData, StreamedDataset, TensorDataset, ValidationSplit};
+use data_loader::{
+    Augment, ChannelStats, DataError, Normalize, NormalizeSetting, SplitData, StreamedDataset, TensorDataset, ValidationSplit,
+};
 use model::DataSpec;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -16,6 +18,9 @@ use super::Splits;
 
 /// A data set kept in memory under `"cache": "auto"` when its decoded pixels take at most this.
 pub const AUTO_CACHE_BYTES: usize = 512 << 20;
+/// `"normalize": "auto"` measures at most this many training images, evenly spaced through the
+/// listing (which is sorted by class), so every class counts and a huge set costs seconds.
+pub const AUTO_NORMALIZE_IMAGES: usize = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -31,7 +36,11 @@ pub struct ImageFolderArgs {
     pub shuffle: bool,
     /// The part of `train/` held out for validation when there is no `val/` folder.
     pub validation_split: ValidationSplit,
-    pub normalize: Normalize,
+    /// `"auto"` (the default: per-channel mean and std measured on `train/`), or the numbers,
+    /// `{"mean": [r, g, b], "std": [r, g, b]}` (or one number for every channel).
+    pub normalize: NormalizeSetting,
+    /// Random crop (`crop_padding`) and `horizontal_flip` of training images; off by default.
+    pub augment: Augment,
     pub drop_last: bool,
     /// Leave out (and count in the log) images whose header cannot be read, instead of stopping.
     pub skip_unreadable: bool,
@@ -52,7 +61,8 @@ impl Default for ImageFolderArgs {
             batch_size: 64,
             shuffle: true,
             validation_split: ValidationSplit::Fraction(0.1),
-            normalize: Normalize { mean: 0.5, std: 0.25 },
+            normalize: NormalizeSetting::Auto,
+            augment: Augment::default(),
             drop_last: false,
             skip_unreadable: false,
             cache: Cache::Auto,
@@ -95,6 +105,9 @@ impl ImageFolderArgs {
         }
         if self.channels != 1 && self.channels != 3 {
             return Err(format!("`data_loader.args.channels` must be 1 (grey) or 3 (RGB), got {}", self.channels));
+        }
+        if let NormalizeSetting::Fixed(normalize) = &self.normalize {
+            normalize.for_channels(self.channels).map_err(|e| e.to_string())?;
         }
         if self.workers == 0 || self.prefetch == 0 {
             return Err("`data_loader.args.workers` and `data_loader.args.prefetch` must be at least 1".into());
@@ -139,7 +152,28 @@ impl ImageFolderArgs {
             (pick(&train_idx), pick(&val_idx))
         };
         info!("data: {} classes from {}", spec.num_classes(), self.data_dir.join("train").display());
-        Ok(Splits { train: self.dataset(train_files, device)?, val: self.dataset(val_files, device)?, spec })
+        let normalize = match &self.normalize {
+            NormalizeSetting::Fixed(normalize) => normalize.clone(),
+            NormalizeSetting::Auto => self.measure(&train_files, device)?,
+        };
+        Ok(Splits {
+            train: self.dataset(train_files, &normalize, device)?,
+            val: self.dataset(val_files, &normalize, device)?,
+            spec,
+            normalize,
+        })
+    }
+
+    /// The per-channel mean and std of (up to [`AUTO_NORMALIZE_IMAGES`] of) `files`.
+    fn measure(&self, files: &[(PathBuf, u32)], device: &Device) -> data_loader::Result<Normalize> {
+        let stride = files.len().div_ceil(AUTO_NORMALIZE_IMAGES).max(1);
+        let picked: Vec<u32> = (0..files.len()).step_by(stride).map(|i| i as u32).collect();
+        let reader = StreamedDataset::new(files.to_vec(), self.format(), &Normalize::identity(), self.workers, 1, device)?;
+        let mut stats = ChannelStats::new(self.channels);
+        reader.for_each_raw(&picked, |bytes| stats.add(bytes))?;
+        let normalize = stats.finish()?;
+        info!("normalize \"auto\": measured on {} training images: {}", picked.len(), serde_json::json!(normalize));
+        Ok(normalize)
     }
 
     pub(super) fn load_test(&self, spec: &DataSpec, device: &Device) -> data_loader::Result<SplitData> {
@@ -157,13 +191,13 @@ impl ImageFolderArgs {
                 problem: "no such folder: put test images in test/<class>/, or evaluate with --split val".into(),
             });
         }
-        self.dataset(self.list("test", &spec.classes)?.files, device)
+        self.dataset(self.list("test", &spec.classes)?.files, self.normalize.fixed()?, device)
     }
 
     /// The files as a dataset: decoded once into memory, or streamed.
-    fn dataset(&self, files: Vec<(PathBuf, u32)>, device: &Device) -> data_loader::Result<SplitData> {
+    fn dataset(&self, files: Vec<(PathBuf, u32)>, normalize: &Normalize, device: &Device) -> data_loader::Result<SplitData> {
         let format = self.format();
-        let streamed = StreamedDataset::new(files, format, self.normalize, self.workers, self.prefetch, device)?;
+        let streamed = StreamedDataset::new(files, format, normalize, self.workers, self.prefetch, device)?;
         let bytes = streamed.files().len() * format.sample_len() * std::mem::size_of::<f32>();
         let in_memory = match self.cache {
             Cache::Memory => true,
@@ -175,7 +209,7 @@ impl ImageFolderArgs {
             return Ok(SplitData::Streamed(streamed));
         }
         let all: Vec<u32> = (0..streamed.files().len() as u32).collect();
-        let (pixels, labels) = streamed.decode(&all)?;
+        let (pixels, labels) = streamed.decode(&all, None)?;
         let [c, h, w] = format.sample_shape();
         let n = labels.len();
         let images = candle_core::Tensor::from_vec(pixels, (n, c, h, w), device)?;

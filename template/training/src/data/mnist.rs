@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use candle_core::Device;
-use data_loader::{DataError, Normalize, SplitData, TensorDataset, ValidationSplit, mnist};
+use data_loader::{Augment, ChannelStats, DataError, Normalize, NormalizeSetting, SplitData, TensorDataset, ValidationSplit, mnist};
 use model::DataSpec;
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +19,10 @@ pub struct MnistArgs {
     pub shuffle: bool,
     /// A fraction of the training files (0.1) or a number of images (6000).
     pub validation_split: ValidationSplit,
-    pub normalize: Normalize,
+    /// `{"mean": m, "std": s}` (MNIST's by default), or `"auto"`: measured on the training split.
+    pub normalize: NormalizeSetting,
+    /// Random crop (`crop_padding`) and `horizontal_flip` of training images; off by default.
+    pub augment: Augment,
     /// Skip the last, smaller batch of each epoch.
     pub drop_last: bool,
     /// Base URLs the `download` subcommand tries in order (the file name is appended).
@@ -40,7 +43,8 @@ impl Default for MnistArgs {
             batch_size: 64,
             shuffle: true,
             validation_split: ValidationSplit::Fraction(0.1),
-            normalize: Normalize::default(),
+            normalize: NormalizeSetting::Fixed(Normalize::uniform(mnist::MEAN, mnist::STD)),
+            augment: Augment::default(),
             drop_last: false,
             mirrors: data_loader::default_mirrors(),
             classes: None,
@@ -53,6 +57,9 @@ impl MnistArgs {
     pub(super) fn check(&self) -> Result<(), String> {
         if self.mirrors.iter().any(|m| !(m.starts_with("http://") || m.starts_with("https://"))) {
             return Err(format!("`data_loader.args.mirrors` must be http:// or https:// URLs, got {:?}", self.mirrors));
+        }
+        if let NormalizeSetting::Fixed(normalize) = &self.normalize {
+            normalize.for_channels(1).map_err(|e| format!("{e} (IDX images have one channel)"))?;
         }
         if let Some(classes) = &self.classes {
             // The shape is checked with the data; the names can be checked now.
@@ -88,11 +95,22 @@ impl MnistArgs {
         let split = mnist::load(&self.data_dir, mnist::Split::Train)?;
         let spec = self.spec_of(&split)?;
         let (train_idx, val_idx) = data_loader::train_val_indices(split.labels.len(), self.validation_split, seed)?;
-        let stage = |indices: &[u32]| TensorDataset::from_mnist(&split, Some(indices), self.normalize, device);
+        let normalize = match &self.normalize {
+            NormalizeSetting::Fixed(normalize) => normalize.clone(),
+            NormalizeSetting::Auto => {
+                let mut stats = ChannelStats::new(1);
+                for &i in &train_idx {
+                    stats.add(split.images.image(i as usize).unwrap_or_default());
+                }
+                stats.finish()?
+            }
+        };
+        let stage = |indices: &[u32]| TensorDataset::from_mnist(&split, Some(indices), &normalize, device);
         Ok(Splits {
             train: SplitData::InMemory(stage(&train_idx)?),
             val: SplitData::InMemory(stage(&val_idx)?),
             spec,
+            normalize,
         })
     }
 
@@ -107,6 +125,6 @@ impl MnistArgs {
             )));
         }
         split.check_classes(spec.num_classes())?;
-        Ok(SplitData::InMemory(TensorDataset::from_mnist(&split, None, self.normalize, device)?))
+        Ok(SplitData::InMemory(TensorDataset::from_mnist(&split, None, self.normalize.fixed()?, device)?))
     }
 }

@@ -146,7 +146,7 @@ fn a_perturbed_graph_fails_verification_and_leaves_no_file() {
     let reference = Reference {
         model: run.model.as_ref(),
         device: &Device::Cpu,
-        normalize: run.config.data_loader.normalize(),
+        normalize: run.config.data_loader.channel_normalize(run.spec.channels()).expect("fixed numbers"),
         spec: &run.spec,
     };
     let samples = Samples::for_verification(&run.config, &run.spec);

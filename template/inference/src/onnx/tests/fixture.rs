@@ -82,11 +82,10 @@ impl Run {
     }
 
     pub fn candle_logits(&self, pixels: &[f32], batch: usize) -> Vec<f32> {
-        let normalize = self.config.data_loader.normalize();
         let [c, h, w] = self.spec.input_shape;
+        let normalize = self.config.data_loader.channel_normalize(c).expect("fixed numbers");
         let x = Tensor::from_slice(pixels, (batch, c, h, w), &Device::Cpu).expect("pixels");
-        let x = ((x - f64::from(normalize.mean)).expect("sub") / f64::from(normalize.std))
-            .expect("div");
+        let x = normalize.apply_tensor(&x).expect("standardised");
         let logits = self.model.forward_t(&x, false).expect("forward");
         logits
             .flatten_all()

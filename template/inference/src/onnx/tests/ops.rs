@@ -4,6 +4,7 @@
 use candle_core::{D, Module, Tensor};
 use candle_nn::{Conv2dConfig, conv2d, linear, linear_no_bias};
 use data_loader::Normalize;
+use data_loader::normalize::PerChannel;
 
 use super::{max_abs_diff, op_model, perturb, randn, tract_run, varmap};
 use crate::onnx::OnnxError;
@@ -217,33 +218,29 @@ fn residual_add_matches_candle() {
 }
 
 #[test]
-fn normalization_matches_the_data_loader_standardisation() {
+fn normalization_matches_the_data_loader_standardisation_per_channel() {
     let normalize = Normalize {
-        mean: 0.1307,
-        std: 0.3081,
-    };
-    let pixels: Vec<u8> = (0..=255).collect();
+        mean: PerChannel(vec![0.1307, 0.5, 0.9]),
+        std: PerChannel(vec![0.3081, 0.25, 2.0]),
+    }
+    .for_channels(3)
+    .expect("three channels");
+    // Every byte value in each of three channels: x is [1, 3, 16, 16].
+    let pixels: Vec<u8> = (0..3).flat_map(|_| 0..=255u8).collect();
     let x = Tensor::from_vec(
-        pixels
-            .iter()
-            .map(|&p| f32::from(p) / 255.0)
-            .collect::<Vec<_>>(),
-        (1, 256),
+        pixels.iter().map(|&p| f32::from(p) / 255.0).collect::<Vec<_>>(),
+        (1, 3, 16, 16),
         &candle_core::Device::Cpu,
     )
     .expect("pixels");
+    let tables = normalize.tables();
     let want = Tensor::from_vec(
-        pixels
-            .iter()
-            .map(|&p| normalize.apply(p))
-            .collect::<Vec<_>>(),
-        (1, 256),
+        pixels.iter().enumerate().map(|(i, &p)| tables[i / 256][usize::from(p)]).collect::<Vec<_>>(),
+        (1, 3, 16, 16),
         &candle_core::Device::Cpu,
     )
     .expect("standardised");
-    assert_matches(&Weights::default(), &x, &want, |g, x| {
-        Ok(g.normalize(x, normalize))
-    });
+    assert_matches(&Weights::default(), &x, &want, |g, x| Ok(g.normalize(x, &normalize)));
 }
 
 #[test]
