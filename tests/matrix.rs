@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+#[path = "matrix/user_edits.rs"]
+mod user_edits;
+
 use candlecutter_tests::{Variant, assert_success, candlecutter, nvcc_available, progress, repo_root, tree, tree_diff};
 
 const TRAIN_IMAGES: usize = 320;
@@ -142,6 +145,9 @@ fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Resu
     if variant.backend == "cpu" && variant.onnx {
         report.push_str(&real_data_check(variant, project, &bin)?);
         report.push_str(&image_folder_check(variant, project, &bin)?);
+    }
+    if variant.backend == "cpu" && variant.onnx && variant.model == "cnn" {
+        report.push_str(&user_edits::user_edits_check(&name, project, &bin)?);
     }
     Ok(report)
 }

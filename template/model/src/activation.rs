@@ -8,6 +8,8 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
+use crate::graph::{Graph, Value};
+
 /// Elements per parallel work item.
 const CHUNK: usize = 1 << 14;
 
@@ -82,6 +84,61 @@ pub struct Relu;
 impl candle_core::Module for Relu {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         relu(xs)
+    }
+}
+
+impl crate::Layer for Relu {
+    fn kind(&self) -> &'static str {
+        "relu"
+    }
+
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Result<Tensor> {
+        relu(xs)
+    }
+
+    fn emit(&self, g: &mut Graph, x: &Value) -> Result<Value> {
+        Ok(g.node("Relu", 6, &[x], vec![], "Relu"))
+    }
+}
+
+impl crate::Layer for GeluErf {
+    fn kind(&self) -> &'static str {
+        "gelu"
+    }
+
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Result<Tensor> {
+        gelu_erf(xs)
+    }
+
+    /// `(erf(x * (1/sqrt 2)) + 1) * 0.5 * x`, as candle computes it.
+    fn emit(&self, g: &mut Graph, x: &Value) -> Result<Value> {
+        let inv_sqrt2 = g.scalar("gelu/inv_sqrt2", std::f32::consts::FRAC_1_SQRT_2);
+        let one = g.scalar("gelu/one", 1.0);
+        let half = g.scalar("gelu/half", 0.5);
+        let scaled = g.node("Mul", 7, &[x, &inv_sqrt2], vec![], "gelu/Mul");
+        let erf = g.node("Erf", 13, &[&scaled], vec![], "gelu/Erf");
+        let shifted = g.node("Add", 7, &[&erf, &one], vec![], "gelu/Add");
+        let halved = g.node("Mul", 7, &[&shifted, &half], vec![], "gelu/Mul");
+        Ok(g.node("Mul", 7, &[&halved, x], vec![], "gelu/Mul"))
+    }
+}
+
+/// SiLU (swish), `x * sigmoid(x)`, on every device with candle's differentiable ops.
+#[derive(Debug, Clone, Copy)]
+pub struct Silu;
+
+impl crate::Layer for Silu {
+    fn kind(&self) -> &'static str {
+        "silu"
+    }
+
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Result<Tensor> {
+        candle_nn::ops::silu(xs)
+    }
+
+    fn emit(&self, g: &mut Graph, x: &Value) -> Result<Value> {
+        let sigmoid = g.node("Sigmoid", 6, &[x], vec![], "silu/Sigmoid");
+        Ok(g.node("Mul", 7, &[x, &sigmoid], vec![], "silu/Mul"))
     }
 }
 

@@ -5,17 +5,17 @@
 //! `fc1` the pooled size of the data's images and `fc2` gives one logit per class. Checkpoint keys match the PyTorch state dict (`conv1`, `conv2`,
 //! `fc1`, `fc2`), so weights can move between the two.
 
-use candle_core::{Result, Tensor};
+use candle_core::Result;
 use candle_nn::{Conv2dConfig, VarBuilder};
 
 use crate::activation::Relu;
 use crate::conv::{Conv2d, conv2d};
 use crate::dropout::Dropout;
 use crate::linear::{Linear, linear};
-use crate::pool::MaxPool2d;
+use crate::pool::{Flatten, MaxPool2d};
 
 use crate::error::{ConfigError, check_dropout};
-use crate::{Classifier, DataSpec};
+use crate::{DataSpec, Flow, Module};
 
 /// `"model": {"type": "cnn", "args": {"dropout1": 0.25, "dropout2": 0.5 } }`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -55,7 +55,6 @@ const FC1_WIDTH: usize = 128;
 /// conv1 -> ReLU -> conv2 -> ReLU -> max-pool -> dropout -> fc1 -> ReLU -> dropout -> fc2.
 #[derive(Debug, Clone)]
 pub struct Cnn {
-    spec: DataSpec,
     conv1: Conv2d,
     conv2: Conv2d,
     dropout1: Dropout,
@@ -82,7 +81,6 @@ impl Cnn {
         }
         let pooled = ((height - shrink) / POOL) * ((width - shrink) / POOL);
         Ok(Self {
-            spec: spec.clone(),
             conv1: conv2d(spec.channels(), CONV1_CHANNELS, KERNEL, conv, vb.pp("conv1"))?,
             conv2: conv2d(CONV1_CHANNELS, CONV2_CHANNELS, KERNEL, conv, vb.pp("conv2"))?,
             dropout1: Dropout::new(cfg.dropout1),
@@ -93,22 +91,21 @@ impl Cnn {
     }
 }
 
-impl Classifier for Cnn {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        self.spec.check_input(xs)?;
-        xs.apply(&self.conv1)? // [batch, 32, h - 2, w - 2]
-            .apply(&Relu)?
-            .apply(&self.conv2)? // [batch, 64, h - 4, w - 4]
-            // Pooling before the ReLU is the same function (ReLU is monotonic, so it commutes
-            // with max), on a quarter of the values.
-            .apply(&MaxPool2d(POOL))? // [batch, 64, (h - 4) / 2, (w - 4) / 2]
-            .apply(&Relu)?
-            .apply_t(&self.dropout1, train)?
-            .flatten_from(1)? // [batch, 64 * (h - 4) / 2 * (w - 4) / 2]
-            .apply(&self.fc1)? // [batch, 128]
-            .apply(&Relu)?
-            .apply_t(&self.dropout2, train)?
-            .apply(&self.fc2) // [batch, classes]
+impl Module for Cnn {
+    fn run<F: Flow>(&self, f: &mut F, x: F::Value) -> Result<F::Value> {
+        let x = f.layer(&self.conv1, &x)?; // [batch, 32, h - 2, w - 2]
+        let x = f.layer(&Relu, &x)?;
+        let x = f.layer(&self.conv2, &x)?; // [batch, 64, h - 4, w - 4]
+        // Pooling before the ReLU is the same function (ReLU is monotonic, so it commutes with
+        // max), on a quarter of the values.
+        let x = f.layer(&MaxPool2d(POOL), &x)?; // [batch, 64, (h - 4) / 2, (w - 4) / 2]
+        let x = f.layer(&Relu, &x)?;
+        let x = f.layer(&self.dropout1, &x)?;
+        let x = f.layer(&Flatten, &x)?; // [batch, 64 * (h - 4) / 2 * (w - 4) / 2]
+        let x = f.layer(&self.fc1, &x)?; // [batch, 128]
+        let x = f.layer(&Relu, &x)?;
+        let x = f.layer(&self.dropout2, &x)?;
+        f.layer(&self.fc2, &x) // [batch, classes]
     }
 }
 

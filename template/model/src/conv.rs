@@ -26,6 +26,8 @@ use rayon::prelude::*;
 /// `groups` is 1 or depthwise (`groups == in == out`); `dilation` is 1. Build it with [`conv2d`].
 #[derive(Debug, Clone)]
 pub struct Conv2d {
+    /// The VarBuilder prefix (`""` when built from tensors with [`Conv2d::new`]).
+    path: String,
     /// `[out, in / groups, kernel, kernel]`.
     weight: Tensor,
     /// `[out]`.
@@ -42,8 +44,9 @@ pub fn conv2d(
     cfg: Conv2dConfig,
     vb: VarBuilder,
 ) -> Result<Conv2d> {
+    let path = vb.prefix();
     let layer = candle_nn::conv2d(in_channels, out_channels, kernel, cfg, vb)?;
-    Conv2d::new(layer.weight().clone(), layer.bias().cloned(), cfg)
+    Ok(Conv2d { path, ..Conv2d::new(layer.weight().clone(), layer.bias().cloned(), cfg)? })
 }
 
 impl Conv2d {
@@ -72,6 +75,7 @@ impl Conv2d {
             );
         }
         Ok(Self {
+            path: String::new(),
             weight,
             bias,
             config,
@@ -144,6 +148,40 @@ impl Module for Conv2d {
             None => Ok(ys),
             Some(bias) => ys.broadcast_add(&bias.reshape((1, (), 1, 1))?),
         }
+    }
+}
+
+impl crate::Layer for Conv2d {
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.config.groups == 1 { "conv2d" } else { "depthwise conv2d" }
+    }
+
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Result<Tensor> {
+        self.forward(xs)
+    }
+
+    /// One Conv with the layer's padding, stride and groups (depthwise when groups = channels).
+    fn emit(&self, g: &mut crate::graph::Graph, x: &crate::graph::Value) -> Result<crate::graph::Value> {
+        use crate::graph::{Attr, int};
+        let weight = g.param(&format!("{}.weight", self.path), &self.weight)?;
+        let mut inputs = vec![x, &weight];
+        let bias = self.bias.as_ref().map(|b| g.param(&format!("{}.bias", self.path), b)).transpose()?;
+        inputs.extend(bias.as_ref());
+        let (_, _, kh, kw) = self.weight.dims4()?;
+        let c = &self.config;
+        let (pad, stride, dilation) = (int(c.padding), int(c.stride), int(c.dilation));
+        let attributes = vec![
+            ("kernel_shape", Attr::Ints(vec![int(kh), int(kw)])),
+            ("strides", Attr::Ints(vec![stride, stride])),
+            ("pads", Attr::Ints(vec![pad, pad, pad, pad])),
+            ("dilations", Attr::Ints(vec![dilation, dilation])),
+            ("group", Attr::Int(int(c.groups))),
+        ];
+        Ok(g.node("Conv", 11, &inputs, attributes, &format!("{}/Conv", self.path)))
     }
 }
 

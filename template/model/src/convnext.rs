@@ -7,7 +7,7 @@
 //! 1 (7 -> 3 -> 1) and the model has 14,090 parameters. The stem takes the data's channels, the
 //! head gives one logit per class, and the image's smaller side decides how many stages fit.
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::Result;
 use candle_nn::{Conv2dConfig, VarBuilder};
 
 use crate::activation::GeluErf;
@@ -15,7 +15,8 @@ use crate::conv::{Conv2d, conv2d};
 use crate::error::ConfigError;
 use crate::layer_norm::{ChannelNorm, LayerNorm};
 use crate::linear::{Linear, linear};
-use crate::{Classifier, DataSpec};
+use crate::pool::GlobalAvgPool;
+use crate::{DataSpec, Flow, Module};
 
 /// `"model": {"type": "convnext", "args": {"dims": [8, 16, 32] } }`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -129,14 +130,13 @@ impl Block {
 }
 
 impl Module for Block {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let residual = xs
-            .apply(&self.dwconv)? // [batch, d, h, w]
-            .apply(&self.norm)?
-            .apply(&self.pwconv1)? // [batch, 2d, h, w]
-            .apply(&GeluErf)?
-            .apply(&self.pwconv2)?; // [batch, d, h, w]
-        xs + residual
+    fn run<F: Flow>(&self, f: &mut F, x: F::Value) -> Result<F::Value> {
+        let y = f.layer(&self.dwconv, &x)?; // [batch, d, h, w]
+        let y = f.layer(&self.norm, &y)?;
+        let y = f.layer(&self.pwconv1, &y)?; // [batch, 2d, h, w]
+        let y = f.layer(&GeluErf, &y)?;
+        let y = f.layer(&self.pwconv2, &y)?; // [batch, d, h, w]
+        f.add(&x, &y)
     }
 }
 
@@ -162,8 +162,9 @@ impl Downsample {
 }
 
 impl Module for Downsample {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        xs.apply(&self.norm)?.apply(&self.conv) // [batch, d_next, h/2, w/2]
+    fn run<F: Flow>(&self, f: &mut F, x: F::Value) -> Result<F::Value> {
+        let x = f.layer(&self.norm, &x)?;
+        f.layer(&self.conv, &x) // [batch, d_next, h/2, w/2]
     }
 }
 
@@ -175,19 +176,15 @@ struct Stage {
 }
 
 impl Module for Stage {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let xs = xs.apply(&self.block)?;
-        match &self.downsample {
-            Some(downsample) => xs.apply(downsample),
-            None => Ok(xs),
-        }
+    fn run<F: Flow>(&self, f: &mut F, x: F::Value) -> Result<F::Value> {
+        let x = self.block.run(f, x)?;
+        self.downsample.run(f, x)
     }
 }
 
 /// stem -> stages -> global average pool -> LayerNorm -> fc1 -> fc2.
 #[derive(Debug, Clone)]
 pub struct ConvNext {
-    spec: DataSpec,
     stem_conv: Conv2d,
     stem_norm: ChannelNorm,
     stages: Vec<Stage>,
@@ -226,7 +223,6 @@ impl ConvNext {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            spec: spec.clone(),
             stem_conv: conv2d(
                 spec.channels(),
                 first,
@@ -243,19 +239,15 @@ impl ConvNext {
     }
 }
 
-impl Classifier for ConvNext {
-    fn forward_t(&self, xs: &Tensor, _train: bool) -> Result<Tensor> {
-        self.spec.check_input(xs)?;
-        let xs = xs
-            .apply(&self.stem_conv)? // [batch, dims[0], h / 4, w / 4]
-            .apply(&self.stem_norm)?;
-        self.stages
-            .iter()
-            .try_fold(xs, |xs, stage| xs.apply(stage))? // [batch, dims.last, h', w'] (halved per stage)
-            .mean((2, 3))? // [batch, dims.last]
-            .apply(&self.head_norm)?
-            .apply(&self.head_fc1)? // [batch, 64]
-            .apply(&self.head_fc2) // [batch, classes]
+impl Module for ConvNext {
+    fn run<F: Flow>(&self, f: &mut F, x: F::Value) -> Result<F::Value> {
+        let x = f.layer(&self.stem_conv, &x)?; // [batch, dims[0], h / 4, w / 4]
+        let x = f.layer(&self.stem_norm, &x)?;
+        let x = self.stages.run(f, x)?; // [batch, dims.last, h', w'] (halved per stage)
+        let x = f.layer(&GlobalAvgPool, &x)?; // [batch, dims.last]
+        let x = f.layer(&self.head_norm, &x)?;
+        let x = f.layer(&self.head_fc1, &x)?; // [batch, 64]
+        f.layer(&self.head_fc2, &x) // [batch, classes]
     }
 }
 
@@ -263,6 +255,7 @@ impl Classifier for ConvNext {
 mod tests {
     use super::*;
     use crate::ModelConfig;
+    use candle_core::Tensor;
     use crate::test_support::{
         assert_every_parameter_gets_a_gradient, build, fixed_batch, output_dims, overfit,
         same_values, test_spec,

@@ -33,6 +33,21 @@ impl Dropout {
     }
 }
 
+impl crate::Layer for Dropout {
+    fn kind(&self) -> &'static str {
+        "dropout"
+    }
+
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        candle_nn::ModuleT::forward_t(self, xs, train)
+    }
+
+    /// The identity: dropout is off at inference.
+    fn emit(&self, _g: &mut crate::graph::Graph, x: &crate::graph::Value) -> Result<crate::graph::Value> {
+        Ok(x.clone())
+    }
+}
+
 impl candle_nn::ModuleT for Dropout {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         if !train || self.p == 0.0 {

@@ -5,6 +5,8 @@
 use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
+use crate::graph::{Attr, Graph, Value};
+
 mod fused_cpu;
 
 /// LayerNorm over the last dimension, with weight and bias.
@@ -13,6 +15,7 @@ mod fused_cpu;
 /// parameters would silently never train); this uses the differentiable composition of tensor ops.
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
+    path: String,
     weight: Tensor,
     bias: Tensor,
     eps: f64,
@@ -22,6 +25,7 @@ impl LayerNorm {
     /// `eps` is added to the variance; the parameters are `<vb>.weight` (ones) and `<vb>.bias` (zeros).
     pub fn new(size: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
+            path: vb.prefix(),
             weight: vb.get_with_hints(size, "weight", Init::Const(1.))?,
             bias: vb.get_with_hints(size, "bias", Init::Const(0.))?,
             eps,
@@ -87,6 +91,57 @@ impl Module for ChannelNorm {
         } else {
             self.forward_with_tensor_ops(xs)
         }
+    }
+}
+
+impl LayerNorm {
+    /// LayerNormalization over the last axis, with the checkpoint's weight and bias (opset 17).
+    fn emit_last_axis(&self, g: &mut Graph, x: &Value) -> Result<Value> {
+        let weight = g.param(&format!("{}.weight", self.path), &self.weight)?;
+        let bias = g.param(&format!("{}.bias", self.path), &self.bias)?;
+        // The attribute is a float; a model's eps (1e-5, 1e-6) is exact enough in f32.
+        let attributes = vec![("axis", Attr::Int(-1)), ("epsilon", Attr::Float(self.eps as f32))];
+        Ok(g.node("LayerNormalization", 17, &[x, &weight, &bias], attributes, &format!("{}/LayerNormalization", self.path)))
+    }
+}
+
+impl crate::Layer for LayerNorm {
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn kind(&self) -> &'static str {
+        "layer norm"
+    }
+
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Result<Tensor> {
+        self.forward(xs)
+    }
+
+    fn emit(&self, g: &mut Graph, x: &Value) -> Result<Value> {
+        self.emit_last_axis(g, x)
+    }
+}
+
+impl crate::Layer for ChannelNorm {
+    fn path(&self) -> &str {
+        &self.0.path
+    }
+
+    fn kind(&self) -> &'static str {
+        "channel norm"
+    }
+
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Result<Tensor> {
+        self.forward(xs)
+    }
+
+    /// Through NHWC and back, as the tensor-op path does.
+    fn emit(&self, g: &mut Graph, x: &Value) -> Result<Value> {
+        let path = &self.0.path;
+        let nhwc = g.node("Transpose", 13, &[x], vec![("perm", Attr::Ints(vec![0, 2, 3, 1]))], &format!("{path}/to_nhwc"));
+        let normed = self.0.emit_last_axis(g, &nhwc)?;
+        Ok(g.node("Transpose", 13, &[&normed], vec![("perm", Attr::Ints(vec![0, 3, 1, 2]))], &format!("{path}/to_nchw")))
     }
 }
 

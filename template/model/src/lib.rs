@@ -1,10 +1,18 @@
-//! The models and the registry that picks one from `config.json`.
+//! The models, the layers they are built from, and the registry that picks one from `config.json`.
 //!
 //! Every model turns images `[batch, channels, height, width]` (f32) into logits `[batch, classes]`,
 //! with the shape and the classes taken from the data ([`DataSpec`]), and is built from a
 //! `VarBuilder`, so the same code initialises a fresh model for training and loads a checkpoint for
 //! inference; the `.pp("name")` paths are the checkpoint keys. Each model lives in its own file behind
 //! the feature of the same name, because a generated project ships exactly one of them.
+//!
+//! A model's forward pass is written once, as [`Module::run`] over a [`Flow`]: the same code trains
+//! with candle and records the ONNX graph (see [`module`]). The layers: [`Linear`](linear::Linear),
+//! [`Conv2d`](conv::Conv2d) (stride, padding, depthwise), [`BatchNorm2d`](batch_norm::BatchNorm2d),
+//! [`LayerNorm`], [`ChannelNorm`], [`Dropout`], [`Relu`](activation::Relu),
+//! [`GeluErf`](activation::GeluErf), [`Silu`](activation::Silu), [`MaxPool2d`](pool::MaxPool2d),
+//! [`AvgPool2d`](pool::AvgPool2d), [`GlobalAvgPool`](pool::GlobalAvgPool),
+//! [`Flatten`](pool::Flatten), residual addition (`f.add`) and [`Sequential`].
 
 #[cfg(not(any(feature = "mlp", feature = "cnn", feature = "convnext")))]
 compile_error!(
@@ -14,8 +22,11 @@ compile_error!(
 
 pub mod activation;
 mod args;
+pub mod batch_norm;
 mod dropout;
 mod error;
+pub mod graph;
+pub mod module;
 mod spec;
 pub mod conv;
 pub mod layer_norm;
@@ -25,27 +36,34 @@ pub mod pool;
 #[cfg(test)]
 mod test_support;
 
-use candle_core::{Tensor, Var};
+use std::collections::HashMap;
+
+use candle_core::Var;
 use candle_nn::{VarBuilder, VarMap};
 
 pub use dropout::{Dropout, set_dropout_stream};
 pub use error::ConfigError;
 pub use layer_norm::{ChannelNorm, LayerNorm};
+pub use module::{Candle, Classifier, Export, Flow, Layer, Module, Network, Sequential};
 pub use spec::DataSpec;
 
-/// A classifier: logits `[batch, classes]` from images `[batch, channels, height, width]`.
-///
-/// `Send + Sync` so a model can sit behind an `Arc` in a server or be shared with a data-loading thread.
-pub trait Classifier: Send + Sync {
-    /// `train = true` enables dropout; evaluation and inference pass `false`, which is deterministic.
-    fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor>;
+/// Whether the VarMap entry `name` is layer state (a batch norm's running statistics), which
+/// checkpoints save but no gradient or optimiser touches.
+pub fn is_state(name: &str) -> bool {
+    name.ends_with(".running_mean") || name.ends_with(".running_var")
+}
+
+/// The trainable parameters of a built model (every VarMap entry but [`is_state`] ones), by name.
+pub fn trainable_vars(varmap: &VarMap) -> HashMap<String, Var> {
+    let data = varmap.data().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    data.iter().filter(|(name, _)| !is_state(name)).map(|(n, v)| (n.clone(), v.clone())).collect()
 }
 
 /// Declares the model registry: the model modules, `ModelConfig` (config.json's
 /// `"model": {"type": ..., "args": ...}`) and its `name`, `validate` and `build`. Each entry reads
 /// `Variant(module::Config => Model)`: `module` is the file `src/module.rs` and also the `"type"`
 /// in config.json (so `Variant` must be `module` in CamelCase); `Config` needs `Default` and
-/// `validate()`, and `Model::new(&Config, &DataSpec, VarBuilder)` builds a [`Classifier`] for the
+/// `validate()`, and `Model::new(&Config, &DataSpec, VarBuilder)` builds a [`Module`] for the
 /// data's shape and classes (or says which shapes it cannot take).
 macro_rules! registry {
     ($( $(#[$attr:meta])* $variant:ident($module:ident::$config:ident => $model:ident) ),+ $(,)?) => {
@@ -90,7 +108,7 @@ macro_rules! registry {
             pub fn build(&self, spec: &DataSpec, vb: VarBuilder) -> candle_core::Result<Box<dyn Classifier>> {
                 spec.check().map_err(candle_core::Error::Msg)?;
                 Ok(match self {
-                    $( $(#[$attr])* Self::$variant(cfg) => Box::new($module::$model::new(cfg, spec, vb)?), )+
+                    $( $(#[$attr])* Self::$variant(cfg) => Box::new(Network::new(spec, $module::$model::new(cfg, spec, vb)?)), )+
                 })
             }
         }
@@ -110,7 +128,7 @@ registry! {
 
 /// The number of trainable scalars, for the log line a user compares against the paper or the seed.
 pub fn parameter_count(varmap: &VarMap) -> usize {
-    all_vars(varmap).iter().map(|var| var.elem_count()).sum()
+    trainable_vars(varmap).values().map(|var| var.elem_count()).sum()
 }
 
 /// The checkpoint keys (safetensors names) of a built model, sorted.
@@ -125,19 +143,12 @@ pub fn parameter_names(varmap: &VarMap) -> Vec<String> {
     names
 }
 
-fn all_vars(varmap: &VarMap) -> Vec<Var> {
-    let data = varmap
-        .data()
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    data.values().cloned().collect()
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_support::test_spec;
-    use candle_core::{DType, Device};
+    use candle_core::{DType, Device, Tensor};
 
     #[test]
     fn input_of_the_wrong_shape_is_rejected_with_the_expected_shape() {
@@ -182,7 +193,7 @@ mod tests {
         assert!(
             names
                 .iter()
-                .all(|n| n.ends_with(".weight") || n.ends_with(".bias")),
+                .all(|n| n.ends_with(".weight") || n.ends_with(".bias") || is_state(n)),
             "{names:?}"
         );
     }

@@ -9,16 +9,20 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::graph::{Attr, Graph, Value};
+
 #[derive(Debug, Clone)]
 pub struct Linear {
+    path: String,
     weight: Tensor,
     bias: Option<Tensor>,
 }
 
 /// Creates or loads `weight` and `bias` under `vb` exactly as `candle_nn::linear` does.
 pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    let path = vb.prefix();
     let inner = candle_nn::linear(in_dim, out_dim, vb)?;
-    Ok(Linear { weight: inner.weight().clone(), bias: inner.bias().cloned() })
+    Ok(Linear { path, weight: inner.weight().clone(), bias: inner.bias().cloned() })
 }
 
 impl Linear {
@@ -39,6 +43,30 @@ impl Module for Linear {
             Some(bias) => ys.broadcast_add(bias), // contiguous again
             None => ys.contiguous(),
         }
+    }
+}
+
+impl crate::Layer for Linear {
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn kind(&self) -> &'static str {
+        "linear"
+    }
+
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Result<Tensor> {
+        self.forward(xs)
+    }
+
+    /// One Gemm with `transB = 1`: the weight stays `[out, in]` as in the checkpoint.
+    fn emit(&self, g: &mut Graph, x: &Value) -> Result<Value> {
+        let weight = g.param(&format!("{}.weight", self.path), &self.weight)?;
+        let mut inputs = vec![x, &weight];
+        let bias = self.bias.as_ref().map(|b| g.param(&format!("{}.bias", self.path), b)).transpose()?;
+        inputs.extend(bias.as_ref());
+        let attributes = vec![("alpha", Attr::Float(1.0)), ("beta", Attr::Float(1.0)), ("transA", Attr::Int(0)), ("transB", Attr::Int(1))];
+        Ok(g.node("Gemm", 11, &inputs, attributes, &format!("{}/Gemm", self.path)))
     }
 }
 

@@ -4,7 +4,7 @@
 //! are `fc1.*` for the first layer up to `fc{n+1}.*` for the output layer, where n is the number of hidden
 //! layers.
 
-use candle_core::{Result, Tensor};
+use candle_core::Result;
 use candle_nn::VarBuilder;
 
 use crate::activation::Relu;
@@ -12,7 +12,8 @@ use crate::dropout::Dropout;
 use crate::linear::{Linear, linear};
 
 use crate::error::{ConfigError, check_dropout};
-use crate::{Classifier, DataSpec};
+use crate::pool::Flatten;
+use crate::{DataSpec, Flow, Module};
 
 /// `"model": {"type": "mlp", "args": {"hidden": [256], "dropout": 0.2 } }`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -55,7 +56,6 @@ impl MlpConfig {
 /// Linear + ReLU + dropout per hidden layer, then a linear output layer.
 #[derive(Debug, Clone)]
 pub struct Mlp {
-    spec: DataSpec,
     hidden: Vec<Linear>,
     out: Linear,
     dropout: Dropout,
@@ -77,7 +77,6 @@ impl Mlp {
         let last = *dims.last().expect("dims starts with the input size");
         let out = linear(last, spec.num_classes(), vb.pp(format!("fc{}", dims.len())))?;
         Ok(Self {
-            spec: spec.clone(),
             hidden,
             out,
             dropout: Dropout::new(cfg.dropout),
@@ -85,16 +84,15 @@ impl Mlp {
     }
 }
 
-impl Classifier for Mlp {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        self.spec.check_input(xs)?;
-        let xs = xs.flatten_from(1)?; // [batch, channels * height * width]
-        self.hidden
-            .iter()
-            .try_fold(xs, |xs, fc| {
-                xs.apply(fc)?.apply(&Relu)?.apply_t(&self.dropout, train)
-            })? // [batch, hidden.last]
-            .apply(&self.out) // [batch, classes]
+impl Module for Mlp {
+    fn run<F: Flow>(&self, f: &mut F, x: F::Value) -> Result<F::Value> {
+        let mut x = f.layer(&Flatten, &x)?; // [batch, channels * height * width]
+        for fc in &self.hidden {
+            x = f.layer(fc, &x)?;
+            x = f.layer(&Relu, &x)?;
+            x = f.layer(&self.dropout, &x)?;
+        } // [batch, hidden.last]
+        f.layer(&self.out, &x) // [batch, classes]
     }
 }
 

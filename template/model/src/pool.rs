@@ -1,24 +1,46 @@
-//! 2D max-pooling with a window equal to its stride (non-overlapping, no padding), one CPU op
-//! forward and one backward.
+//! Pooling layers and flattening. Max-pooling with a window equal to its stride (non-overlapping,
+//! no padding) is one CPU op forward and one backward.
 //!
 //! candle's `max_pool2d` backward upsamples the output, compares, casts, average-pools, multiplies
-//! and upsamples again: seven passes over the full-size activation. Here the forward pass records
-//! where each window's first maximum is, and the backward pass sends each output gradient there
-//! (as PyTorch does) in one scatter. Other
-//! devices use candle's `max_pool2d`.
+//! and upsamples again: seven passes over the full-size activation, and it scales the gradient by
+//! 1/k^2. Here the forward pass records where each window's first maximum is, and the backward
+//! pass sends each output gradient there (as PyTorch does) in one scatter. Other devices gather
+//! each window's first maximum with tensor ops ([`max_pool2d_gather`]), whose gradient is the same.
 
 use std::sync::OnceLock;
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
+use crate::graph::{Attr, Graph, Value, int};
+
 /// `[b, c, h, w]` to `[b, c, h / k, w / k]` (floor), the maximum of each `k x k` window.
 pub fn max_pool2d(xs: &Tensor, k: usize) -> Result<Tensor> {
     if xs.device().is_cpu() && xs.dtype() == candle_core::DType::F32 {
         xs.contiguous()?.apply_op1(MaxPool { k, argmax: OnceLock::new() })
     } else {
-        xs.max_pool2d(k)
+        max_pool2d_gather(xs, k)
     }
+}
+
+/// The same function with tensor ops that run on every device: each window's values in a last
+/// dimension (row by row, as the CPU kernel scans them), its first maximum found with `argmax`
+/// and gathered, so the gradient goes to that one input, exactly as on the CPU.
+pub fn max_pool2d_gather(xs: &Tensor, k: usize) -> Result<Tensor> {
+    let (b, c, h, w) = xs.dims4()?;
+    if k == 0 || h < k || w < k {
+        bail!("max_pool2d: a {k}x{k} window does not fit a {h}x{w} input");
+    }
+    let (oh, ow) = (h / k, w / k);
+    let windows = xs
+        .narrow(2, 0, oh * k)?
+        .narrow(3, 0, ow * k)?
+        .reshape((b, c, oh, k, ow, k))?
+        .permute((0, 1, 2, 4, 3, 5))?
+        .contiguous()?
+        .reshape((b, c, oh, ow, k * k))?;
+    let first_max = windows.argmax_keepdim(4)?;
+    windows.gather(&first_max, 4)?.squeeze(4)
 }
 
 /// [`max_pool2d`] with a `k x k` window, as a layer.
@@ -28,6 +50,82 @@ pub struct MaxPool2d(pub usize);
 impl candle_core::Module for MaxPool2d {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         max_pool2d(xs, self.0)
+    }
+}
+
+impl crate::Layer for MaxPool2d {
+    fn kind(&self) -> &'static str {
+        "max pool"
+    }
+
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Result<Tensor> {
+        max_pool2d(xs, self.0)
+    }
+
+    /// No padding, floor rounding.
+    fn emit(&self, g: &mut Graph, x: &Value) -> Result<Value> {
+        Ok(g.node("MaxPool", 12, &[x], window_attributes(self.0), "MaxPool"))
+    }
+}
+
+/// The mean of each `k x k` window (stride `k`, no padding): `[b, c, h, w]` to `[b, c, h / k, w / k]`.
+#[derive(Debug, Clone, Copy)]
+pub struct AvgPool2d(pub usize);
+
+impl crate::Layer for AvgPool2d {
+    fn kind(&self) -> &'static str {
+        "average pool"
+    }
+
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Result<Tensor> {
+        xs.avg_pool2d(self.0)
+    }
+
+    fn emit(&self, g: &mut Graph, x: &Value) -> Result<Value> {
+        Ok(g.node("AveragePool", 11, &[x], window_attributes(self.0), "AveragePool"))
+    }
+}
+
+/// A `k x k` window moved by `k`, without padding (ONNX's pooling attributes).
+fn window_attributes(k: usize) -> Vec<(&'static str, Attr)> {
+    let k = int(k);
+    vec![("kernel_shape", Attr::Ints(vec![k, k])), ("strides", Attr::Ints(vec![k, k])), ("pads", Attr::Ints(vec![0; 4]))]
+}
+
+/// The mean over height and width: `[b, c, h, w]` to `[b, c]`.
+#[derive(Debug, Clone, Copy)]
+pub struct GlobalAvgPool;
+
+impl crate::Layer for GlobalAvgPool {
+    fn kind(&self) -> &'static str {
+        "global average pool"
+    }
+
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Result<Tensor> {
+        xs.mean((2, 3))
+    }
+
+    fn emit(&self, g: &mut Graph, x: &Value) -> Result<Value> {
+        let pooled = g.node("GlobalAveragePool", 1, &[x], vec![], "GlobalAveragePool"); // [b, c, 1, 1]
+        Ok(g.node("Flatten", 13, &[&pooled], vec![("axis", Attr::Int(1))], "Flatten"))
+    }
+}
+
+/// `[b, d1, d2, ...]` to `[b, d1 * d2 * ...]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Flatten;
+
+impl crate::Layer for Flatten {
+    fn kind(&self) -> &'static str {
+        "flatten"
+    }
+
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Result<Tensor> {
+        xs.flatten_from(1)
+    }
+
+    fn emit(&self, g: &mut Graph, x: &Value) -> Result<Value> {
+        Ok(g.node("Flatten", 13, &[x], vec![("axis", Attr::Int(1))], "Flatten"))
     }
 }
 
@@ -151,6 +249,26 @@ mod tests {
             assert!((numeric - grad[i]).abs() < 1e-3 * (1.0 + grad[i].abs()), "input {i}: gradient {} vs finite difference {numeric}", grad[i]);
         }
         assert!(grad.iter().filter(|g| **g != 0.0).count() >= 90, "a gradient per window, rows 8 and 9 pooled away");
+    }
+
+    /// The path other devices take, run on the CPU: the same values and the same gradient as the
+    /// CPU kernel, ties included (candle's own `max_pool2d` would give 1/k^2 of it).
+    #[test]
+    fn the_tensor_op_path_matches_the_cpu_kernel_in_value_and_gradient() {
+        // Small integers: many ties inside windows; an odd size: a row and a column pooled away.
+        let values: Vec<f32> = (0..2 * 3 * 7 * 9).map(|i| ((i * 37) % 5) as f32).collect();
+        let probe: Vec<f32> = (0..2 * 3 * 3 * 4).map(|i| i as f32 - 11.0).collect();
+        let probe = Tensor::from_slice(&probe, (2, 3, 3, 4), &Device::Cpu).unwrap();
+        let run = |pool: fn(&Tensor, usize) -> Result<Tensor>| {
+            let xs = Var::from_slice(&values, (2, 3, 7, 9), &Device::Cpu).unwrap();
+            let ys = pool(xs.as_tensor(), 2).unwrap();
+            let grads = (&ys * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            let grad = grads.get(xs.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            (ys.flatten_all().unwrap().to_vec1::<f32>().unwrap(), grad)
+        };
+        let (cpu, other) = (run(max_pool2d), run(max_pool2d_gather));
+        assert_eq!(cpu.0, other.0, "values");
+        assert_eq!(cpu.1, other.1, "gradients");
     }
 
     #[test]

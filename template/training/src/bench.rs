@@ -87,7 +87,7 @@ pub fn bench(config: &Config, options: &BenchOptions) -> Result<BenchReport, Tra
     let spec = config.data_loader.spec()?;
     let Built { varmap, model } = build_model(config, &spec, &device)?;
     let (images, labels) = random_batch(&spec, options.batch_size, config.seed, &device)?;
-    let mut optimizer = Optimizer::new(&config.optimizer, varmap.data().lock().expect("not poisoned").clone());
+    let mut optimizer = Optimizer::new(&config.optimizer, model::trainable_vars(&varmap));
     let lr = config.optimizer.lr();
 
     let mut step = |global_step: u64| -> Result<(), TrainError> {

@@ -13,16 +13,22 @@
 /// - the program runs on rayon's pool: the CPU kernels (ours and candle's matrix multiplies) split
 ///   their work with rayon, which from a worker costs a queue push, and from the main thread would
 ///   hand every op to the pool and wait for it, two context switches per op.
+///
+/// The two variables are set only while this is the process's one thread (counted in
+/// `/proc/self/task`), which is what makes `set_var` sound; called later, or where the threads
+/// cannot be counted, the variables are left as they are (set them in the shell instead).
 pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     crate::alloc::tune_system_allocator();
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let threads = candle_core::utils::get_num_threads();
-        // SAFETY: called first thing in `main`, before any other thread exists.
-        unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
-    }
-    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
-        // SAFETY: as above.
-        unsafe { std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", SPIN_LIMIT.to_string()) };
+    let defaults = [
+        ("RAYON_NUM_THREADS", candle_core::utils::get_num_threads().to_string()),
+        ("CANDLE_BARRIER_POOL_SPIN_LIMIT", SPIN_LIMIT.to_string()),
+    ];
+    for (name, value) in defaults {
+        if std::env::var_os(name).is_none() && the_only_thread() {
+            // SAFETY: no other thread exists (just counted, and this one starts none in
+            // between), so nothing can read the environment while it changes.
+            unsafe { std::env::set_var(name, value) };
+        }
     }
     if let Err(err) = rayon::ThreadPoolBuilder::new().stack_size(STACK_BYTES).build_global() {
         eprintln!("warning: could not configure the thread pool ({err}); using rayon's defaults");
@@ -30,8 +36,30 @@ pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
 }
 
+/// Whether the calling thread is the process's only one (Linux: `/proc/self/task` has one entry;
+/// elsewhere unknown, so false).
+fn the_only_thread() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
+}
+
 /// How long candle's elementwise workers spin before they sleep (candle's default: 25,000).
 const SPIN_LIMIT: u32 = 1_000;
 
 /// The stack of rayon's threads, where the program runs: a main thread's size.
 const STACK_BYTES: usize = 8 << 20;
+
+#[cfg(test)]
+mod tests {
+    /// A test binary runs tests on several threads, so the environment is left alone here.
+    #[test]
+    fn the_environment_is_not_changed_once_other_threads_exist() {
+        let helper = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(200)));
+        if cfg!(target_os = "linux") {
+            assert!(!super::the_only_thread());
+        }
+        let before = std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT");
+        super::run(|| ());
+        assert_eq!(std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT"), before);
+        helper.join().unwrap();
+    }
+}

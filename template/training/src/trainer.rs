@@ -134,7 +134,8 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
         }
         None => None,
     };
-    let mut trainable = varmap.data().lock().expect("not poisoned").clone();
+    // Layer state (batch-norm running statistics) is saved with the weights but never optimised.
+    let mut trainable = model::trainable_vars(&varmap);
     if let (true, Some(report)) = (trainer.freeze_loaded, &init) {
         trainable.retain(|name, _| !report.loaded.contains(name));
         info!("freeze_loaded: {} parameters frozen, {} trained", report.loaded.len(), trainable.len());

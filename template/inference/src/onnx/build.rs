@@ -5,13 +5,14 @@
 use std::path::Path;
 
 use data_loader::Channels;
-use model::DataSpec;
-use onnx_protobuf::{ModelProto, OperatorSetIdProto};
+use model::graph::{Graph, Value};
+use model::{Classifier, DataSpec};
+use onnx_protobuf::{GraphProto, ModelProto, OperatorSetIdProto};
 use protobuf::MessageField;
 
-use super::graph::{GraphBuilder, Weights};
+use super::graph::{graph_proto, unused_variables};
 use super::proto::{Dim, entry};
-use super::{OnnxError, models, opset};
+use super::{OnnxError, opset};
 
 /// The graph input: float32 `[batch, channels, height, width]`, pixels in [0, 1].
 pub const INPUT_NAME: &str = "input";
@@ -26,51 +27,87 @@ pub const SPEC_KEY: &str = "data_spec";
 /// Written as the model's `producer_name`.
 pub const PRODUCER_NAME: &str = "candle-onnx-export";
 
-/// The ONNX model of `config.model`, built for `spec`, with `weights`, at `opset` (checked against
-/// what the graph needs). `run_dir` is the checkpoint's run folder, whose summary.json (if any)
-/// goes into the metadata.
+/// The ONNX model of `model` (built from `config.model` for `spec`), at `opset` (checked against
+/// what the graph needs). The graph is what the model's own `run` records, layer by layer;
+/// `variables` are the model's VarMap names, each of which must appear in it. `run_dir` is the
+/// checkpoint's run folder, whose summary.json (if any) goes into the metadata.
 pub fn build_model_proto(
     config: &training::Config,
     spec: &DataSpec,
-    weights: &Weights,
+    model: &dyn Classifier,
+    variables: &[String],
     opset: i64,
     run_dir: Option<&Path>,
 ) -> Result<ModelProto, OnnxError> {
+    let recorded = record(config, spec, model, variables)?;
+    let dims = [Dim::Symbolic(BATCH_DIM.to_owned()), Dim::Fixed(spec.num_classes())];
+    let graph = graph_proto(&recorded.graph, config.model.name(), &recorded.logits, &dims, false);
+    let mut proto = model_proto(config, spec, graph, opset, recorded.graph.required_opset())?;
+    proto.metadata_props = metadata(config, spec, &recorded.normalize, run_dir).iter().map(|(k, v)| entry(k, v)).collect();
+    Ok(proto)
+}
+
+/// The same graph with every layer's output as an extra graph output, and the layers' names
+/// with the output each has: for finding the first layer whose output differs.
+pub fn layer_outputs_proto(
+    config: &training::Config,
+    spec: &DataSpec,
+    model: &dyn Classifier,
+    variables: &[String],
+    opset: i64,
+) -> Result<(ModelProto, Vec<(String, String)>), OnnxError> {
+    let recorded = record(config, spec, model, variables)?;
+    let dims = [Dim::Symbolic(BATCH_DIM.to_owned()), Dim::Fixed(spec.num_classes())];
+    let graph = graph_proto(&recorded.graph, config.model.name(), &recorded.logits, &dims, true);
+    let marks = recorded.graph.marks().iter().map(|(path, value)| (path.clone(), value.name().to_owned())).collect();
+    Ok((model_proto(config, spec, graph, opset, recorded.graph.required_opset())?, marks))
+}
+
+struct Recorded {
+    graph: Graph,
+    logits: Value,
+    normalize: Channels,
+}
+
+/// `input` -> the standardisation -> the model's recorded layers -> `logits`.
+fn record(config: &training::Config, spec: &DataSpec, model: &dyn Classifier, variables: &[String]) -> Result<Recorded, OnnxError> {
     let name = config.model.name();
     let normalize = config.data_loader.channel_normalize(spec.channels())?;
-    let mut g = GraphBuilder::new(name, weights);
-    let batch = Dim::Symbolic(BATCH_DIM.to_owned());
+    let mut g = Graph::new();
     let [channels, height, width] = spec.input_shape;
-    let input_dims = [batch.clone(), Dim::Fixed(channels), Dim::Fixed(height), Dim::Fixed(width)];
-    let pixels = g.input(INPUT_NAME, &input_dims);
-    let x = g.normalize(&pixels, &normalize);
-    let logits = models::emit(&mut g, &config.model, &x)?;
-    let opset = opset::resolve(name, opset, g.required_opset())?;
-    let graph = g.finish(
-        name,
-        &logits,
-        OUTPUT_NAME,
-        &[batch, Dim::Fixed(spec.num_classes())],
-    )?;
+    let input_dims = vec![Dim::Symbolic(BATCH_DIM.to_owned()), Dim::Fixed(channels), Dim::Fixed(height), Dim::Fixed(width)];
+    let pixels = g.input(INPUT_NAME, input_dims);
+    let x = standardise(&mut g, &pixels, &normalize);
+    let logits = model.emit(&mut g, &x).map_err(|e| OnnxError::Emit { model: name.to_owned(), reason: e.to_string() })?;
+    let unused = unused_variables(&g, variables);
+    if !unused.is_empty() {
+        return Err(OnnxError::UnusedWeights { model: name.to_owned(), names: unused });
+    }
+    let logits = g.rename(&logits, OUTPUT_NAME);
+    Ok(Recorded { graph: g, logits, normalize })
+}
+
+/// `(x - mean[c]) / std[c]` per channel, as the data loader standardises pixels (the graph takes
+/// pixels in [0, 1]); the constants are `[1, channels, 1, 1]`.
+pub(crate) fn standardise(g: &mut Graph, x: &Value, normalize: &Channels) -> Value {
+    let dims = [1, normalize.channels(), 1, 1];
+    let mean = g.constant("normalize/mean", &dims, &normalize.mean);
+    let std = g.constant("normalize/std", &dims, &normalize.std);
+    let centered = g.node("Sub", 7, &[x, &mean], vec![], "normalize/Sub");
+    g.node("Div", 7, &[&centered, &std], vec![], "normalize/Div")
+}
+
+fn model_proto(config: &training::Config, spec: &DataSpec, graph: GraphProto, opset: i64, required: i64) -> Result<ModelProto, OnnxError> {
+    let name = config.model.name();
+    let opset = opset::resolve(name, opset, required)?;
     Ok(ModelProto {
         ir_version: opset::IR_VERSION,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: opset,
-            ..Default::default()
-        }],
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: opset, ..Default::default() }],
         producer_name: PRODUCER_NAME.to_owned(),
         producer_version: env!("CARGO_PKG_VERSION").to_owned(),
         model_version: 1,
-        doc_string: format!(
-            "image classifier ({name}) of {} classes exported from a candle checkpoint",
-            spec.num_classes()
-        ),
+        doc_string: format!("image classifier ({name}) of {} classes exported from a candle checkpoint", spec.num_classes()),
         graph: MessageField::some(graph),
-        metadata_props: metadata(config, spec, &normalize, run_dir)
-            .iter()
-            .map(|(k, v)| entry(k, v))
-            .collect(),
         ..Default::default()
     })
 }

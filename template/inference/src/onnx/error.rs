@@ -19,35 +19,21 @@ pub enum OnnxError {
         max: i64,
         why: String,
     },
+    #[error("cannot export {model}: {reason}; nothing was written")]
+    Emit { model: String, reason: String },
     #[error(
-        "the checkpoint has no tensor {name:?}, which the ONNX export of {model} reads; was the \
-         checkpoint saved by another model? (the model is set in the run's config.json)"
-    )]
-    MissingWeight { model: String, name: String },
-    #[error(
-        "checkpoint tensor {name:?} is {got:?} but the ONNX export of {model} expects {expected}; \
-         its export function in inference/src/onnx/models/ no longer mirrors model/src/{model}.rs"
-    )]
-    WeightShape {
-        model: String,
-        name: String,
-        got: Vec<usize>,
-        expected: String,
-    },
-    #[error(
-        "the ONNX export of {model} does not use the checkpoint tensors {names:?}: its export \
-         function in inference/src/onnx/models/ no longer mirrors model/src/{model}.rs; add the \
-         missing layers there"
+        "the ONNX export of {model} does not use the model's variables {names:?}: the model builds \
+         these layers but its `run` (model/src/{model}.rs) never calls them; call them or remove them"
     )]
     UnusedWeights { model: String, names: Vec<String> },
     #[error("the exported ONNX graph is invalid (a bug in the exporter): {0}")]
     Structure(#[from] StructureError),
     #[error(
         "ONNX verification failed at batch size {batch}: {reason}; nothing was written. The ONNX \
-         graph does not compute what the candle model does: check the export function in \
-         inference/src/onnx/models/ against model/src/ (or pass --no-verify to write it anyway)"
+         graph does not compute what the candle model does: {location} (or pass --no-verify to \
+         write it anyway)"
     )]
-    Mismatch { batch: usize, reason: String },
+    Mismatch { batch: usize, reason: String, location: String },
     #[error("serializing the ONNX model failed: {0} (a protobuf file holds at most 2 GiB)")]
     Serialize(String),
     #[error("tract cannot {action} {origin}: {message}")]

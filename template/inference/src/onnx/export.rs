@@ -10,9 +10,8 @@ use std::time::Instant;
 use onnx_protobuf::{Message, ModelProto};
 use serde::Serialize;
 
-use super::build::{INPUT_NAME, OUTPUT_NAME, build_model_proto};
+use super::build::{INPUT_NAME, OUTPUT_NAME, build_model_proto, layer_outputs_proto};
 use super::check::check_model;
-use super::graph::Weights;
 use super::opset::DEFAULT_OPSET;
 use super::runtime::TRACT_VERSION;
 use super::verify::{Reference, Samples, Verification, verify};
@@ -115,8 +114,8 @@ pub fn export_checkpoint(
         device,
         spec,
     } = restore(checkpoint, config)?;
-    let weights = Weights::from_varmap(&varmap)?;
-    let proto = build_model_proto(config, &spec, &weights, options.opset, checkpoint.parent())?;
+    let variables = model::parameter_names(&varmap);
+    let proto = build_model_proto(config, &spec, model.as_ref(), &variables, options.opset, checkpoint.parent())?;
     let output = options
         .output
         .clone()
@@ -127,6 +126,7 @@ pub fn export_checkpoint(
         device: &device,
         normalize: config.data_loader.channel_normalize(spec.channels())?,
         spec: &spec,
+        layers: Some(layer_outputs_proto(config, &spec, model.as_ref(), &variables, options.opset)?),
     };
     let check = samples.as_ref().map(|samples| (&reference, samples));
     save(&proto, &output, check, started)

@@ -7,10 +7,12 @@
 //! Initializers carry the checkpoint keys as names. Before the file is kept, its structure is
 //! checked (the rules of `onnx.checker`) and tract runs it against candle on validation images.
 //!
-//! The pieces: `graph` (the builder), `layers` (one emitter per candle layer), `models` (one
-//! export function per model, mirroring model/src/), `build` (the whole ModelProto and its
-//! metadata), `check` (structural rules), `opset` (valid versions), `verify` (tract vs candle),
-//! `export` (files), `runtime` ([`OnnxModel`]), `evaluate` (predict and evaluate with a file).
+//! There is no export code per model: the graph is what the model's own forward pass records
+//! (`model::Module::run` over `model::Export`, each layer's `emit`). The pieces here: `graph`
+//! (the recorded graph as protobuf), `build` (the whole ModelProto: input, standardisation, the
+//! model, metadata), `check` (structural rules), `opset` (valid versions), `verify` (tract vs
+//! candle, naming the first layer that differs), `export` (files), `runtime` ([`OnnxModel`]),
+//! `evaluate` (predict and evaluate with a file).
 
 mod build;
 mod check;
@@ -18,8 +20,6 @@ mod error;
 mod evaluate;
 mod export;
 mod graph;
-mod layers;
-mod models;
 mod opset;
 mod proto;
 mod runtime;
@@ -28,14 +28,13 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
-pub use build::{BATCH_DIM, CONFIG_KEY, INPUT_NAME, OUTPUT_NAME, build_model_proto};
+pub use build::{BATCH_DIM, CONFIG_KEY, INPUT_NAME, OUTPUT_NAME, build_model_proto, layer_outputs_proto};
 pub use check::{StructureError, check_model};
 pub use error::OnnxError;
 pub use evaluate::{evaluate_onnx, predict_onnx};
 pub use export::{
     ExportOptions, ExportReport, default_output, export_checkpoint, report_path, save,
 };
-pub use graph::{GraphBuilder, HostTensor, Value, Weights};
 pub use opset::{DEFAULT_OPSET, IR_VERSION, MIN_OPSET, max_opset};
 pub use proto::Dim;
 pub use runtime::{OnnxModel, TRACT_VERSION};

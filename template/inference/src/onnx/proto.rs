@@ -13,11 +13,7 @@ use onnx_protobuf::{
 use protobuf::{EnumOrUnknown, MessageField};
 
 /// One dimension of a graph input or output: fixed, or named and chosen at run time (`batch`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Dim {
-    Fixed(usize),
-    Symbolic(String),
-}
+pub use model::graph::Dim;
 
 /// A float32 tensor stored as little-endian `raw_data`, the layout every runtime reads fastest.
 pub fn tensor_f32(name: &str, dims: &[usize], data: &[f32]) -> TensorProto {
@@ -87,6 +83,16 @@ pub fn value_info_f32(name: &str, dims: &[Dim]) -> ValueInfoProto {
             value: Some(type_proto::Value::TensorType(tensor)),
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+/// A float32 graph output whose shape tract infers (a layer's output, for diagnosis).
+pub fn value_info_f32_any_shape(name: &str) -> ValueInfoProto {
+    let tensor = TensorType { elem_type: DataType::FLOAT as i32, ..Default::default() };
+    ValueInfoProto {
+        name: name.to_owned(),
+        type_: MessageField::some(TypeProto { value: Some(type_proto::Value::TensorType(tensor)), ..Default::default() }),
         ..Default::default()
     }
 }

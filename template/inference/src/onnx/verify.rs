@@ -7,6 +7,9 @@ use data_loader::{Channels, Dataset, Normalize};
 use model::{Classifier, DataSpec};
 use serde::Serialize;
 
+use onnx_protobuf::{Message, ModelProto};
+use tract_onnx::prelude::{Framework, InferenceModelExt, IntoRunnable, IntoTValue, tvec};
+
 use super::{OnnxError, OnnxModel};
 
 /// The largest absolute difference allowed between tract's and candle's logits.
@@ -23,6 +26,9 @@ pub struct Reference<'a> {
     pub normalize: Channels,
     /// The input shape and classes the model was built for.
     pub spec: &'a DataSpec,
+    /// The graph with every layer's output as an output, and the layers' names with their
+    /// outputs ([`super::layer_outputs_proto`]): to name the first layer that differs.
+    pub layers: Option<(ModelProto, Vec<(String, String)>)>,
 }
 
 /// Images to verify with: pixels in [0, 1], `[n, channels, height, width]` row by row, and where
@@ -115,21 +121,16 @@ pub fn verify(
         let got = onnx.run(&pixels)?;
         let want = candle_logits(reference, &pixels, batch)?;
         let check = compare(batch, reference.spec.num_classes(), &got, &want);
-        if check.max_abs_error.is_nan() || check.max_abs_error > TOLERANCE {
-            return Err(OnnxError::Mismatch {
-                batch,
-                reason: format!(
-                    "max |onnx - candle| over the logits is {} (tolerance {TOLERANCE})",
-                    check.max_abs_error
-                ),
-            });
-        }
-        if !check.same_argmax {
-            return Err(OnnxError::Mismatch {
-                batch,
-                reason: "an image gets a different class from the ONNX graph than from candle"
-                    .to_owned(),
-            });
+        let reason = if check.max_abs_error.is_nan() || check.max_abs_error > TOLERANCE {
+            Some(format!("max |onnx - candle| over the logits is {} (tolerance {TOLERANCE})", check.max_abs_error))
+        } else if !check.same_argmax {
+            Some("an image gets a different class from the ONNX graph than from candle".to_owned())
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            let location = locate(reference, &pixels, batch).unwrap_or_else(|e| format!("(the layers could not be compared: {e})"));
+            return Err(OnnxError::Mismatch { batch, reason, location });
         }
         batches.push(check);
     }
@@ -138,6 +139,42 @@ pub fn verify(
         tolerance: TOLERANCE,
         batches,
     })
+}
+
+/// Where the graph and the model first part: each layer's output from tract (the graph with
+/// every layer's output exposed) against the same layer's output in candle, in the order the
+/// layers ran.
+fn locate(reference: &Reference, pixels: &[f32], batch: usize) -> Result<String, String> {
+    let Some((proto, marks)) = &reference.layers else {
+        return Ok("compare the model's layers with their `emit` (model/src/)".to_owned());
+    };
+    let [c, h, w] = reference.spec.input_shape;
+    let bytes = proto.write_to_bytes().map_err(|e| e.to_string())?;
+    let plan = tract_onnx::onnx()
+        .model_for_read(&mut &bytes[..])
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .map_err(|e| format!("{e:#}"))?;
+    let input = tract_onnx::prelude::Tensor::from_shape(&[batch, c, h, w], pixels).map_err(|e| format!("{e:#}"))?;
+    let outputs = plan.run(tvec![input.into_tvalue()]).map_err(|e| format!("{e:#}"))?;
+    let names: Vec<String> = proto.graph.output.iter().map(|o| o.name.clone()).collect();
+    let x = Tensor::from_slice(pixels, (batch, c, h, w), reference.device).map_err(|e| e.to_string())?;
+    let x = reference.normalize.apply_tensor(&x).map_err(|e| e.to_string())?;
+    let traced = reference.model.trace(&x).map_err(|e| e.to_string())?;
+    for ((layer, value), (candle_layer, candle_out)) in marks.iter().zip(&traced) {
+        let Some(index) = names.iter().position(|n| n == value) else { continue };
+        let got: Vec<f32> = outputs[index].to_plain_array_view::<f32>().map_err(|e| format!("{e:#}"))?.iter().copied().collect();
+        let want = candle_out.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(|e| e.to_string())?;
+        let diff = max_abs_diff(&got, &want);
+        if diff.is_nan() || diff > TOLERANCE {
+            debug_assert_eq!(layer, candle_layer);
+            return Ok(format!(
+                "the first layer whose output differs is `{layer}` (max |onnx - candle| {diff} at batch {batch}); \
+                 check its `emit` against its `forward_t`"
+            ));
+        }
+    }
+    Ok("every layer's output agrees within the tolerance, yet the logits differ".to_owned())
 }
 
 /// The candle model's logits on `pixels` standardised as in training.

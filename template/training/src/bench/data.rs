@@ -86,7 +86,7 @@ pub fn bench_data(config: &Config, options: &BenchOptions) -> Result<DataBenchRe
 
     // Training fed by it: the time in `next()` is time the step waited for data.
     let Built { varmap, model } = build_model(config, &splits.spec, &device)?;
-    let mut optimizer = Optimizer::new(&config.optimizer, varmap.data().lock().expect("not poisoned").clone());
+    let mut optimizer = Optimizer::new(&config.optimizer, model::trainable_vars(&varmap));
     let lr = config.optimizer.lr();
     let mut batches = endless(&loader);
     let (mut waited, mut samples) = (Duration::ZERO, 0);

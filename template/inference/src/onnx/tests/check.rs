@@ -1,12 +1,13 @@
 //! The structural checker catches what `onnx.checker` would reject, naming the node or tensor.
 
-use candle_nn::{Module, linear};
+use model::Layer;
+use model::activation::Relu;
+use model::linear::linear;
 use onnx_protobuf::ModelProto;
 use onnx_protobuf::attribute_proto::AttributeType;
 use protobuf::EnumOrUnknown;
 
 use super::{op_model, randn, varmap};
-use crate::onnx::graph::Weights;
 use crate::onnx::proto::entry;
 use crate::onnx::{StructureError, check_model};
 
@@ -17,15 +18,15 @@ fn two_layer_model() -> ModelProto {
     let fc2 = linear(5, 3, vb.pp("fc2")).expect("fc2");
     let x = randn(&[2, 6]);
     let want = fc1
-        .forward(&x)
+        .forward_t(&x, false)
         .and_then(|h| h.relu())
-        .and_then(|h| fc2.forward(&h))
+        .and_then(|h| fc2.forward_t(&h, false))
         .expect("forward");
-    let weights = Weights::from_varmap(&varmap).expect("weights");
-    op_model(&weights, x.dims(), want.dims(), |g, x| {
-        let h = g.linear(x, "fc1")?;
-        let h = g.relu(&h);
-        g.linear(&h, "fc2")
+    drop(varmap);
+    op_model(x.dims(), want.dims(), |g, x| {
+        let h = fc1.emit(g, x)?;
+        let h = Relu.emit(g, &h)?;
+        fc2.emit(g, &h)
     })
 }
 

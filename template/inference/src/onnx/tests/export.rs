@@ -4,10 +4,10 @@
 
 use std::time::Instant;
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
+use model::DataSpec;
 
 use super::fixture::{Run, read_model, signature};
-use crate::onnx::graph::Weights;
 use crate::onnx::{
     ExportOptions, OnnxError, OnnxModel, Reference, Samples, build_model_proto, export_checkpoint,
     save,
@@ -116,8 +116,8 @@ fn the_file_has_the_documented_contract_and_metadata() {
 #[test]
 fn a_perturbed_graph_fails_verification_and_leaves_no_file() {
     let run = Run::new(false);
-    let weights = Weights::from_varmap(&run.varmap).expect("weights");
-    let mut proto = build_model_proto(&run.config, &run.spec, &weights, 17, None).expect("the graph builds");
+    let names = model::parameter_names(&run.varmap);
+    let mut proto = build_model_proto(&run.config, &run.spec, run.model.as_ref(), &names, 17, None).expect("the graph builds");
     // Shift the output layer's bias by one: every logit moves by exactly 1.
     let graph = proto.graph.as_mut().expect("graph");
     let last = graph
@@ -148,6 +148,7 @@ fn a_perturbed_graph_fails_verification_and_leaves_no_file() {
         device: &Device::Cpu,
         normalize: run.config.data_loader.channel_normalize(run.spec.channels()).expect("fixed numbers"),
         spec: &run.spec,
+        layers: None,
     };
     let samples = Samples::for_verification(&run.config, &run.spec);
     let err = save(
@@ -259,9 +260,9 @@ fn a_checkpoint_tensor_the_export_does_not_read_is_an_error_naming_it() {
             &Device::Cpu,
         )
         .expect("extra variable");
-    let weights = Weights::from_varmap(&run.varmap).expect("weights");
+    let names = model::parameter_names(&run.varmap);
     // Not expect_err: the Debug of a whole ModelProto would flood the output.
-    let Err(err) = build_model_proto(&run.config, &run.spec, &weights, 17, None) else {
+    let Err(err) = build_model_proto(&run.config, &run.spec, run.model.as_ref(), &names, 17, None) else {
         panic!("an unused tensor must be an error");
     };
     assert!(
@@ -270,28 +271,94 @@ fn a_checkpoint_tensor_the_export_does_not_read_is_an_error_naming_it() {
     );
 }
 
+/// A layer whose forward pass is a ReLU but whose emission doubles it: a deliberate mistake.
+struct WrongRelu;
+
+impl model::Layer for WrongRelu {
+    fn kind(&self) -> &'static str {
+        "wrong relu"
+    }
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> candle_core::Result<Tensor> {
+        xs.relu()
+    }
+    fn emit(&self, g: &mut model::graph::Graph, x: &model::graph::Value) -> candle_core::Result<model::graph::Value> {
+        let y = g.node("Relu", 6, &[x], vec![], "Relu");
+        let two = g.scalar("two", 2.0);
+        Ok(g.node("Mul", 7, &[&y, &two], vec![], "Mul"))
+    }
+}
+
+/// A layer with a forward pass and no emission.
+struct NoEmit;
+
+impl model::Layer for NoEmit {
+    fn path(&self) -> &str {
+        "blocks.1.dw"
+    }
+    fn kind(&self) -> &'static str {
+        "custom"
+    }
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> candle_core::Result<Tensor> {
+        Ok(xs.clone())
+    }
+}
+
+/// fc1 -> `middle` -> fc2 on `[1, 4, 4]` images in 3 classes.
+struct Tiny<L> {
+    fc1: model::linear::Linear,
+    middle: L,
+    fc2: model::linear::Linear,
+}
+
+impl<L: model::Layer> model::Module for Tiny<L> {
+    fn run<F: model::Flow>(&self, f: &mut F, x: F::Value) -> candle_core::Result<F::Value> {
+        let x = f.layer(&model::pool::Flatten, &x)?;
+        let x = f.layer(&self.fc1, &x)?;
+        let x = f.layer(&self.middle, &x)?;
+        f.layer(&self.fc2, &x)
+    }
+}
+
+fn tiny<L: model::Layer>(middle: L) -> (model::Network<Tiny<L>>, Vec<String>, DataSpec) {
+    let (varmap, vb) = super::varmap();
+    let spec = DataSpec::new([1, 4, 4], DataSpec::numbered_classes(3)).expect("spec");
+    let fc1 = model::linear::linear(16, 8, vb.pp("fc1")).expect("fc1");
+    let fc2 = model::linear::linear(8, 3, vb.pp("fc2")).expect("fc2");
+    let names = model::parameter_names(&varmap);
+    (model::Network::new(&spec, Tiny { fc1, middle, fc2 }), names, spec)
+}
+
 #[test]
-fn a_missing_checkpoint_tensor_is_an_error_naming_it() {
+fn a_layer_without_an_emission_fails_export_naming_its_path() {
     let run = Run::new(false);
-    // A weight (a missing bias would read as a layer built without one).
-    let names = model::parameter_names(&run.varmap);
-    let first = names
-        .iter()
-        .find(|n| n.ends_with(".weight"))
-        .expect("a weight")
-        .clone();
-    run.varmap
-        .data()
-        .lock()
-        .expect("not poisoned")
-        .remove(&first);
-    let weights = Weights::from_varmap(&run.varmap).expect("weights");
-    let Err(err) = build_model_proto(&run.config, &run.spec, &weights, 17, None) else {
-        panic!("a missing tensor must be an error");
+    let (network, names, spec) = tiny(NoEmit);
+    let Err(err) = build_model_proto(&run.config, &spec, &network, &names, 17, None) else {
+        panic!("a layer without emit must fail the export");
     };
-    assert!(
-        matches!(&err, OnnxError::MissingWeight { name, .. } if *name == first),
-        "{err:?}"
-    );
-    assert!(err.to_string().contains(&first), "{err}");
+    let text = err.to_string();
+    assert!(matches!(err, OnnxError::Emit { .. }), "{err:?}");
+    assert!(text.contains("layer `blocks.1.dw`") && text.contains("has no ONNX emission"), "{text}");
+    assert!(text.contains("nothing was written"), "{text}");
+}
+
+#[test]
+fn a_wrong_emission_is_reported_at_its_layer() {
+    let run = Run::new(false);
+    let (network, names, spec) = tiny(WrongRelu);
+    let proto = build_model_proto(&run.config, &spec, &network, &names, 17, None).expect("the graph builds");
+    let out = tempfile::tempdir().expect("temp dir");
+    let output = out.path().join("model.onnx");
+    let reference = Reference {
+        model: &network,
+        device: &Device::Cpu,
+        normalize: run.config.data_loader.channel_normalize(1).expect("fixed numbers"),
+        spec: &spec,
+        layers: Some(crate::onnx::layer_outputs_proto(&run.config, &spec, &network, &names, 17).expect("layers")),
+    };
+    let samples = Samples::random(&spec, 21, 7, "a test");
+    let err = save(&proto, &output, Some((&reference, &samples)), Instant::now()).expect_err("must not verify");
+    let text = err.to_string();
+    assert!(text.contains("the first layer whose output differs is `wrong relu after fc1`"), "{text}");
+    assert!(text.contains("at batch 1"), "{text}");
+    assert!(std::fs::read_dir(out.path()).expect("dir").next().is_none(), "nothing is written");
 }

@@ -1,4 +1,4 @@
-//! Tests of the ONNX export: each layer emitter against candle through tract (`ops`), the
+//! Tests of the ONNX export: each library layer's emission against its forward pass through tract (`ops`), the
 //! structural checker (`check`), exporting the shipped model end to end (`export`), and running
 //! the exported file (`run`).
 
@@ -16,9 +16,10 @@ use tract_onnx::prelude::{
     Framework, InferenceModelExt, IntoRunnable, IntoTValue, Tensor as TractTensor, tvec,
 };
 
-use super::graph::{GraphBuilder, Value, Weights};
-use super::proto::Dim;
-use super::{DEFAULT_OPSET, IR_VERSION, OnnxError};
+use model::graph::{Dim, Graph, Value};
+
+use super::graph::graph_proto;
+use super::{DEFAULT_OPSET, IR_VERSION};
 
 /// A fresh VarMap and a VarBuilder over it, on the CPU.
 pub(super) fn varmap() -> (VarMap, VarBuilder<'static>) {
@@ -49,25 +50,23 @@ pub(super) fn randn(dims: &[usize]) -> Tensor {
     Tensor::randn(0f32, 1., dims, &Device::Cpu).expect("randn")
 }
 
-/// A one-input, one-output model: `input [batch, rest of input_dims]`, what `emit` writes,
+/// A one-input, one-output model: `input [batch, rest of input_dims]`, what `emit` records,
 /// `output [batch, rest of output_dims]`, at IR 8 and the default opset.
 pub(super) fn op_model(
-    weights: &Weights,
     input_dims: &[usize],
     output_dims: &[usize],
-    emit: impl FnOnce(&mut GraphBuilder, &Value) -> Result<Value, OnnxError>,
+    emit: impl FnOnce(&mut Graph, &Value) -> candle_core::Result<Value>,
 ) -> ModelProto {
     let dims = |d: &[usize]| {
         std::iter::once(Dim::Symbolic("batch".to_owned()))
             .chain(d[1..].iter().map(|&n| Dim::Fixed(n)))
             .collect::<Vec<_>>()
     };
-    let mut g = GraphBuilder::new("op", weights);
-    let x = g.input("input", &dims(input_dims));
-    let y = emit(&mut g, &x).expect("the emitter succeeds");
-    let graph = g
-        .finish("op", &y, "output", &dims(output_dims))
-        .expect("every weight is used");
+    let mut g = Graph::new();
+    let x = g.input("input", dims(input_dims));
+    let y = emit(&mut g, &x).expect("the emission succeeds");
+    let y = g.rename(&y, "output");
+    let graph = graph_proto(&g, "op", &y, &dims(output_dims), false);
     ModelProto {
         ir_version: IR_VERSION,
         opset_import: vec![OperatorSetIdProto {
