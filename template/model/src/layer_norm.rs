@@ -7,7 +7,7 @@ use candle_nn::{Init, VarBuilder};
 
 use crate::graph::{Attr, Graph, Value};
 
-mod fused_cpu;
+
 
 /// LayerNorm over the last dimension, with weight and bias.
 ///
@@ -37,7 +37,7 @@ impl LayerNorm {
     /// Normalise over dimension `dim`: one fused op on the CPU (see `fused_cpu`), tensor ops elsewhere.
     fn normalize(&self, xs: &Tensor, dim: usize) -> Result<Tensor> {
         let dims = xs.dims();
-        let op = fused_cpu::Norm { channels: dims[dim], inner: dims[dim + 1..].iter().product(), eps: self.eps as f32 };
+        let op = kernels::norm::Norm { channels: dims[dim], inner: dims[dim + 1..].iter().product(), eps: self.eps as f32 };
         xs.contiguous()?.apply_op3(&self.weight, &self.bias, op)
     }
 

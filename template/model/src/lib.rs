@@ -12,7 +12,8 @@
 //! [`LayerNorm`], [`ChannelNorm`], [`Dropout`], [`Relu`](activation::Relu),
 //! [`GeluErf`](activation::GeluErf), [`Silu`](activation::Silu), [`MaxPool2d`](pool::MaxPool2d),
 //! [`AvgPool2d`](pool::AvgPool2d), [`GlobalAvgPool`](pool::GlobalAvgPool),
-//! [`Flatten`](pool::Flatten), residual addition (`f.add`) and [`Sequential`].
+//! [`Flatten`](pool::Flatten), residual addition (`f.add`) and [`Sequential`]. Their fast CPU
+//! paths are the `kernels` crate's (framework code that needs no editing).
 
 #[cfg(not(any(feature = "mlp", feature = "cnn", feature = "convnext")))]
 compile_error!(

@@ -1,7 +1,6 @@
 //! Training: the typed configuration, the optimisers, schedules, loss and metrics it names, the
 //! trainer loop, and checkpoints.
 
-pub mod alloc;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
@@ -17,7 +16,6 @@ pub mod progress;
 pub mod resume;
 pub mod retention;
 pub mod run_dir;
-pub mod runtime;
 pub mod schedule;
 pub mod tensorboard;
 pub mod trainer;

@@ -9,7 +9,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
 
 /// `y = (x - mean) / sqrt(var + eps) * weight + bias` over `channels` (biased variance).
-pub(super) struct Norm {
+pub struct Norm {
     pub channels: usize,
     pub inner: usize,
     pub eps: f32,

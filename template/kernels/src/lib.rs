@@ -1,0 +1,22 @@
+//! The fast CPU path of the layers in `model`, and the process set-up that keeps it fast. **This
+//! crate needs no editing**: your models and layers live in `model/`, your data in `data_loader/`;
+//! they call in here.
+//!
+//! - [`conv`]: 2-D convolution (`im2col` + GEMM, depthwise) with fused backward passes;
+//! - [`activation`]: ReLU and the exact GELU, one op forward and one backward each;
+//! - [`pool`]: max-pooling with the gradient at each window's first maximum (and the same
+//!   function with tensor ops for other devices);
+//! - [`norm`]: layer normalisation over one dimension, one op each way;
+//! - [`alloc`]: the global allocator that reuses large buffers between steps;
+//! - [`runtime`]: thread count, allocator settings and the thread pool the program runs on.
+//!
+//! Every kernel is a candle custom op on f32 CPU tensors; the layers fall back to candle's own
+//! ops on other devices (with the same gradients), and the tests here compare each kernel with
+//! candle's ops or finite differences.
+
+pub mod activation;
+pub mod alloc;
+pub mod conv;
+pub mod norm;
+pub mod pool;
+pub mod runtime;
