@@ -330,7 +330,7 @@ fn train(config: &Option<PathBuf>, set: &[String], logger: &crate::logging::Logg
             let (checkpoint, _) = training::resume::find_checkpoint(path)?;
             let run_path = checkpoint.parent().unwrap_or(Path::new(".")).to_path_buf();
             let config_path = config.clone().unwrap_or_else(|| run_path.join("config.json"));
-            let config = Config::load(&config_path, set)?;
+            let config = training::resume::with_recorded_normalize(Config::load(&config_path, set)?, &run_path);
             let run = RunDir::open(&run_path);
             run.save_config(&config).with_context(|| format!("updating {}", run.file("config.json").display()))?;
             (config, run, Some(checkpoint))

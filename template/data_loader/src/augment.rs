@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub struct Augment {
     /// Pad each side by this many pixels, then crop a random window of the original size (the
-    /// image moves by up to this much). The padding has the mean colour: 0 after standardisation.
-    /// 0: no crop.
+    /// image moves by up to this much). The padding is black (pixel value 0, standardised like
+    /// the image), as torchvision's `RandomCrop` pads. 0: no crop.
     pub crop_padding: usize,
     /// Mirror half of the images left to right. Off by default: digits and text must not flip.
     pub horizontal_flip: bool,
@@ -64,8 +64,9 @@ impl EpochAugment {
         Draw { dy, dx, flip: flip && self.augment.horizontal_flip }
     }
 
-    /// Augments one sample in place: `values` holds `[channels, height, width]` standardised values.
-    pub fn apply(&self, sample: u32, values: &mut [f32], shape: [usize; 3]) {
+    /// Augments one sample in place: `values` holds `[channels, height, width]` standardised
+    /// values; `fill` is each channel's padding value (a black pixel, standardised).
+    pub fn apply(&self, sample: u32, values: &mut [f32], shape: [usize; 3], fill: &[f32]) {
         let [_, h, w] = shape;
         let Draw { dy, dx, flip } = self.draw(sample);
         let pad = self.augment.crop_padding;
@@ -73,7 +74,8 @@ impl EpochAugment {
             return;
         }
         let source = values.to_vec();
-        for (plane, out) in source.chunks_exact(h * w).zip(values.chunks_exact_mut(h * w)) {
+        for (c, (plane, out)) in source.chunks_exact(h * w).zip(values.chunks_exact_mut(h * w)).enumerate() {
+            let pad_value = fill.get(c).copied().unwrap_or(0.0);
             for y in 0..h {
                 // Row y of the window is row y + dy - pad of the image (padding outside it).
                 let sy = (y + dy).checked_sub(pad).filter(|&sy| sy < h);
@@ -82,7 +84,7 @@ impl EpochAugment {
                     let sx = (cx + dx).checked_sub(pad).filter(|&sx| sx < w);
                     out[y * w + x] = match (sy, sx) {
                         (Some(sy), Some(sx)) => plane[sy * w + sx],
-                        _ => 0.0,
+                        _ => pad_value,
                     };
                 }
             }
@@ -91,11 +93,11 @@ impl EpochAugment {
 
     /// Augments a batch `[n, c, h, w]` whose rows are the samples `samples` (through the host:
     /// the same arithmetic as the streamed path, on any device).
-    pub fn apply_batch(&self, images: &Tensor, samples: &[u32]) -> candle_core::Result<Tensor> {
+    pub fn apply_batch(&self, images: &Tensor, samples: &[u32], fill: &[f32]) -> candle_core::Result<Tensor> {
         let (n, c, h, w) = images.dims4()?;
         let mut values = images.flatten_all()?.to_vec1::<f32>()?;
         for (&sample, chunk) in samples.iter().zip(values.chunks_exact_mut(c * h * w)) {
-            self.apply(sample, chunk, [c, h, w]);
+            self.apply(sample, chunk, [c, h, w], fill);
         }
         Tensor::from_vec(values, (n, c, h, w), images.device())
     }
@@ -124,13 +126,14 @@ mod tests {
     }
 
     #[test]
-    fn crops_move_the_image_and_fill_with_zero() {
+    fn crops_move_the_image_and_fill_with_black() {
         // One 1x3x3 image 1..9; find a sample whose draw shifts it by one pixel right and down.
         let a = crop(1, false);
         let sample = (0..1000).find(|&s| a.draw(s) == Draw { dy: 0, dx: 0, flip: false }).unwrap();
         let mut values: Vec<f32> = (1..=9).map(|v| v as f32).collect();
-        a.apply(sample, &mut values, [1, 3, 3]);
-        assert_eq!(values, [0., 0., 0., 0., 1., 2., 0., 4., 5.]);
+        // -0.5: a black pixel after standardisation.
+        a.apply(sample, &mut values, [1, 3, 3], &[-0.5]);
+        assert_eq!(values, [-0.5, -0.5, -0.5, -0.5, 1., 2., -0.5, 4., 5.]);
     }
 
     #[test]
@@ -138,7 +141,7 @@ mod tests {
         let a = crop(0, true);
         let sample = (0..1000).find(|&s| a.draw(s).flip).unwrap();
         let mut values: Vec<f32> = (1..=6).map(|v| v as f32).collect();
-        a.apply(sample, &mut values, [2, 1, 3]);
+        a.apply(sample, &mut values, [2, 1, 3], &[0.0, 0.0]);
         assert_eq!(values, [3., 2., 1., 6., 5., 4.]);
     }
 
@@ -148,10 +151,11 @@ mod tests {
         let samples = [5u32, 900, 31];
         let data: Vec<f32> = (0..3 * 2 * 4 * 4).map(|v| v as f32).collect();
         let batch = Tensor::from_vec(data.clone(), (3, 2, 4, 4), &candle_core::Device::Cpu).unwrap();
-        let out = a.apply_batch(&batch, &samples).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let fill = [-1.0, -2.0];
+        let out = a.apply_batch(&batch, &samples, &fill).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         for (i, &s) in samples.iter().enumerate() {
             let mut one = data[i * 32..(i + 1) * 32].to_vec();
-            a.apply(s, &mut one, [2, 4, 4]);
+            a.apply(s, &mut one, [2, 4, 4], &fill);
             assert_eq!(out[i * 32..(i + 1) * 32], one[..]);
         }
     }

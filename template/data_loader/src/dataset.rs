@@ -42,6 +42,8 @@ pub struct TensorDataset {
     images: Tensor,
     /// `[n]` u32.
     labels: Tensor,
+    /// Each channel's standardised black, which augmentation pads with.
+    black: Vec<f32>,
 }
 
 impl TensorDataset {
@@ -90,7 +92,7 @@ impl TensorDataset {
         let count = labels.len();
         let images = Tensor::from_vec(pixels, (count, 1, images.rows, images.cols), device)?;
         let labels = Tensor::from_vec(labels, count, device)?;
-        Self::new(images, labels)
+        Ok(Self::new(images, labels)?.with_black(normalize.black()))
     }
 
     /// Wraps tensors already prepared: images `[n, c, rows, cols]` f32 and labels `[n]` u32 on one device.
@@ -124,8 +126,17 @@ impl TensorDataset {
         };
         match problem {
             Some(problem) => Err(DataError::Shape(problem)),
-            None => Ok(Self { images, labels }),
+            None => {
+                let black = vec![0.0; images.dims()[1]];
+                Ok(Self { images, labels, black })
+            }
         }
+    }
+
+    /// The same data, whose crops pad with `black` (each channel's standardised black; 0 unless set).
+    pub fn with_black(mut self, black: Vec<f32>) -> Self {
+        self.black = black;
+        self
     }
 
     /// All images, `[n, channels, rows, cols]` f32.
@@ -147,7 +158,7 @@ impl Dataset for TensorDataset {
     fn batch(&self, indices: &Tensor, augment: Option<&EpochAugment>) -> candle_core::Result<(Tensor, Tensor)> {
         let images = self.images.index_select(indices, 0)?;
         let images = match augment {
-            Some(augment) => augment.apply_batch(&images, &indices.to_vec1::<u32>()?)?,
+            Some(augment) => augment.apply_batch(&images, &indices.to_vec1::<u32>()?, &self.black)?,
             None => images,
         };
         Ok((images, self.labels.index_select(indices, 0)?))

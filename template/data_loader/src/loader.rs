@@ -130,7 +130,8 @@ impl<'a, D: Dataset> DataLoader<'a, D> {
             augment,
         );
         // The epoch's order goes to the device once; each batch slices it there, so on a GPU no
-        // step copies anything from the host (the images themselves never leave the device).
+        // step copies anything from the host (the images themselves never leave the device,
+        // except through the host for augmentation, see `EpochAugment::apply_batch`).
         let len = order.len();
         let order = Tensor::from_vec(order, len, self.dataset.device());
         (skip.min(self.num_batches())..self.num_batches()).map(move |batch| {

@@ -110,6 +110,11 @@ impl Channels {
         (f32::from(pixel) / 255.0 - self.mean[c]) / self.std[c]
     }
 
+    /// Each channel's value of a black pixel (byte 0): what crops pad with.
+    pub fn black(&self) -> Vec<f32> {
+        (0..self.channels()).map(|c| self.apply(c, 0)).collect()
+    }
+
     /// Per channel, raw pixel byte -> normalised value.
     pub fn tables(&self) -> Vec<[f32; 256]> {
         (0..self.channels()).map(|c| std::array::from_fn(|p| self.apply(c, p as u8))).collect()
@@ -143,6 +148,9 @@ impl ChannelStats {
     /// Adds one sample's raw bytes, channel by channel (`channels x plane` bytes).
     pub fn add(&mut self, sample: &[u8]) {
         let plane = sample.len() / self.sum.len();
+        if plane == 0 {
+            return;
+        }
         for (c, values) in sample.chunks_exact(plane).enumerate() {
             let (mut s, mut sq) = (0u64, 0u64);
             for &p in values {

@@ -114,7 +114,8 @@ impl Shared {
                     let mut values: Vec<f32> =
                         bytes.iter().enumerate().map(|(k, &b)| self.tables[k / plane][usize::from(b)]).collect();
                     if let Some(augment) = augment {
-                        augment.apply(i, &mut values, shape);
+                        let black: Vec<f32> = self.tables.iter().map(|t| t[0]).collect();
+                        augment.apply(i, &mut values, shape, &black);
                     }
                     Ok((values, label))
                 })

@@ -44,6 +44,8 @@ pub fn evaluate_checkpoint(
     config: &training::Config,
     split: EvalSplit,
 ) -> Result<Evaluation, InferenceError> {
+    // The numbers training measured, never measured again here: "auto" is an error that says where they are.
+    config.data_loader.normalize().fixed()?;
     let Restored { model, device, spec, .. } = restore(checkpoint, config)?;
     let spec = &spec;
     let dataset = match split {

@@ -77,24 +77,39 @@ impl Graph {
     }
 
     /// The parameter `tensor` as an initializer named `name` (its checkpoint key), stored once.
+    /// The same name twice is the same parameter (a shared layer); with other values it is an
+    /// error naming it (two layers built under one VarBuilder path).
     pub fn param(&mut self, name: &str, tensor: &Tensor) -> Result<Value> {
-        if self.initializers.iter().any(|i| i.name == name) {
+        let host = tensor.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
+        let data = host.flatten_all()?.to_vec1::<f32>()?;
+        if let Some(existing) = self.initializers.iter().find(|i| i.name == name) {
+            if existing.dims != host.dims() || existing.data != data {
+                candle_core::bail!(
+                    "two layers put different parameters under the name `{name}`: build each with its own \
+                     VarBuilder path (vb.pp(\"...\"))"
+                );
+            }
             return Ok(Value(name.to_owned()));
         }
         if !self.taken.insert(name.to_owned()) {
             candle_core::bail!("export: the parameter name `{name}` is already a node's name");
         }
-        let host = tensor.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
-        let data = host.flatten_all()?.to_vec1::<f32>()?;
         self.initializers.push(Initializer { name: name.to_owned(), dims: host.dims().to_vec(), data });
         Ok(Value(name.to_owned()))
     }
 
     /// A float32 constant; `label` says what it is (`gelu/one`) and becomes its name (prefixed
-    /// `const/`, so it never equals a checkpoint key). The same label returns the same constant.
+    /// `const/`, so it never equals a checkpoint key). The same label with the same values
+    /// returns the same constant; other values get a constant of their own.
     pub fn constant(&mut self, label: &str, dims: &[usize], data: &[f32]) -> Value {
         if let Some(value) = self.constants.get(label) {
-            return value.clone();
+            let same = self.initializers.iter().any(|i| i.name == value.name() && i.dims == dims && i.data == data);
+            if same {
+                return value.clone();
+            }
+            let name = self.fresh(&format!("const/{label}"));
+            self.initializers.push(Initializer { name: name.clone(), dims: dims.to_vec(), data: data.to_vec() });
+            return Value(name);
         }
         let name = self.fresh(&format!("const/{label}"));
         self.initializers.push(Initializer { name: name.clone(), dims: dims.to_vec(), data: data.to_vec() });

@@ -162,3 +162,21 @@ fn bad_image_folder_settings_are_config_errors_naming_the_key() {
     let err = config.data_loader.load_train_val(config.seed, &Device::Cpu).err().unwrap().to_string();
     assert!(err.contains("train") && err.contains("train/<class>/<image>"), "{err}");
 }
+
+#[test]
+fn a_resume_with_an_auto_config_keeps_the_numbers_the_run_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    write_folder(&dir.path().join("images"), "train", 12);
+    let config = image_folder_config(dir.path(), "memory", &[r#"data_loader.args.normalize="auto""#, "trainer.epochs=1"]);
+    let run = RunDir::create(&config).unwrap();
+    train(&config, &run, &TrainOptions::default()).unwrap();
+    let measured = training::Config::load(&run.file("config.json"), &[]).unwrap().data_loader.normalize().clone();
+    assert!(matches!(measured, data_loader::NormalizeSetting::Fixed(_)));
+    // The images change; resuming with the "auto" config still uses the recorded numbers.
+    write_folder(&dir.path().join("images"), "train", 20);
+    let resumed = training::resume::with_recorded_normalize(config.clone(), run.path());
+    assert_eq!(resumed.data_loader.normalize(), &measured);
+    // Evaluating with the "auto" config is refused, naming the key, instead of measuring again.
+    let err = config.data_loader.channel_normalize(3).unwrap_err().to_string();
+    assert!(err.contains("data_loader.args.normalize"), "{err}");
+}

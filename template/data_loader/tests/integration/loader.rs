@@ -269,7 +269,7 @@ fn augmented_batches_are_the_plain_ones_augmented_sample_by_sample() {
             let ((p, pl), (a, al)) = (p.expect("plain"), a.expect("augmented"));
             assert_eq!(pl.to_vec1::<u32>().unwrap(), al.to_vec1::<u32>().unwrap(), "same samples");
             let samples = &order[b * 16..(b * 16 + 16).min(40)];
-            let want = want_aug.apply_batch(&p, samples).expect("augment");
+            let want = want_aug.apply_batch(&p, samples, &[0.0]).expect("augment");
             let (a, want) = (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), want.flatten_all().unwrap().to_vec1::<f32>().unwrap());
             assert_eq!(a, want, "epoch {epoch} batch {b}");
             assert_ne!(a, p.flatten_all().unwrap().to_vec1::<f32>().unwrap(), "augmentation changes the pixels");

@@ -126,7 +126,7 @@ pub fn export_checkpoint(
         device: &device,
         normalize: config.data_loader.channel_normalize(spec.channels())?,
         spec: &spec,
-        layers: Some(layer_outputs_proto(config, &spec, model.as_ref(), &variables, options.opset)?),
+        layers: options.verify.then(|| layer_outputs_proto(config, &spec, model.as_ref(), &variables, options.opset)).transpose()?,
     };
     let check = samples.as_ref().map(|samples| (&reference, samples));
     save(&proto, &output, check, started)

@@ -82,6 +82,7 @@ pub fn bench_data(config: &Config, options: &BenchOptions) -> Result<DataBenchRe
     for batch in endless(&loader).take(options.warmup + options.steps) {
         images += batch?.1.dims1()?;
     }
+    device.synchronize()?;
     let loader_images_per_sec = images as f64 / started.elapsed().as_secs_f64();
 
     // Training fed by it: the time in `next()` is time the step waited for data.

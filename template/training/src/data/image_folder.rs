@@ -214,6 +214,7 @@ impl ImageFolderArgs {
         let n = labels.len();
         let images = candle_core::Tensor::from_vec(pixels, (n, c, h, w), device)?;
         let labels = candle_core::Tensor::from_vec(labels, n, device)?;
-        Ok(SplitData::InMemory(TensorDataset::new(images, labels)?))
+        let black = normalize.for_channels(format.channels)?.black();
+        Ok(SplitData::InMemory(TensorDataset::new(images, labels)?.with_black(black)))
     }
 }

@@ -100,7 +100,8 @@ impl MnistArgs {
             NormalizeSetting::Auto => {
                 let mut stats = ChannelStats::new(1);
                 for &i in &train_idx {
-                    stats.add(split.images.image(i as usize).unwrap_or_default());
+                    let image = split.images.image(i as usize).ok_or(DataError::IndexOutOfRange { index: i, len: split.labels.len() })?;
+                    stats.add(image);
                 }
                 stats.finish()?
             }
