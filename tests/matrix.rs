@@ -93,6 +93,14 @@ fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Resu
         let removed: Vec<_> = locked_before.difference(&locked_after).collect();
         return Err(format!("{name}: building changed Cargo.lock: added {added:?}, removed {removed:?}"));
     }
+    // What a deployment links: `inference` shares `experiment` with the trainer, never `training`.
+    let tree = cargo(project, &["tree", "-p", "inference", "-e", "normal", "--prefix", "none"])
+        .output()
+        .map_err(|e| format!("{name}: cargo tree: {e}"))?;
+    let tree = String::from_utf8_lossy(&tree.stdout);
+    if !tree.lines().any(|l| l.starts_with("experiment ")) || tree.lines().any(|l| l.starts_with("training ")) {
+        return Err(format!("{name}: inference should depend on experiment and not on training:\n{tree}"));
+    }
     args[0] = "test";
     let test = run("cargo test", cargo(project, &args))?;
 

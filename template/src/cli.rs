@@ -10,7 +10,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use inference::EvalSplit;
 use training::bench::{BenchMode, BenchOptions};
-use training::{Config, RunDir, TrainOptions};
+use experiment::{Config, RunDir};
+use training::TrainOptions;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Train and evaluate an image classifier with Candle")]
@@ -225,7 +226,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Download => {
             crate::logging::init(&logger, None)?;
             let config = Config::load(cli.config.as_deref().unwrap_or(Path::new("config.json")), &cli.set)?;
-            let training::data::DataLoaderConfig::Mnist(args) = &config.data_loader else {
+            let experiment::data::DataLoaderConfig::Mnist(args) = &config.data_loader else {
                 anyhow::bail!(
                     "`download` fetches the MNIST files; data_loader.type is {:?}, whose files you provide",
                     config.data_loader.name()
@@ -277,7 +278,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// The loss and metrics, per-class accuracy and confusion matrix, as text or (`--json`) as one
 /// JSON object on one line.
-fn print_evaluation(result: &training::evaluate::Evaluation, json: bool) {
+fn print_evaluation(result: &experiment::evaluate::Evaluation, json: bool) {
     if json {
         let mut object = serde_json::json!({
             "loss": result.loss,
@@ -327,10 +328,10 @@ fn train(config: &Option<PathBuf>, set: &[String], logger: &crate::logging::Logg
             (config, run, None)
         }
         Some(path) => {
-            let (checkpoint, _) = training::resume::find_checkpoint(path)?;
+            let (checkpoint, _) = experiment::resume::find_checkpoint(path)?;
             let run_path = checkpoint.parent().unwrap_or(Path::new(".")).to_path_buf();
             let config_path = config.clone().unwrap_or_else(|| run_path.join("config.json"));
-            let config = training::resume::with_recorded_normalize(Config::load(&config_path, set)?, &run_path);
+            let config = experiment::resume::with_recorded_normalize(Config::load(&config_path, set)?, &run_path);
             let run = RunDir::open(&run_path);
             run.save_config(&config).with_context(|| format!("updating {}", run.file("config.json").display()))?;
             (config, run, Some(checkpoint))

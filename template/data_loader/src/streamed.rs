@@ -33,6 +33,8 @@ struct Shared {
     format: ImageFormat,
     /// Per channel, pixel byte -> normalised value.
     tables: Vec<[f32; 256]>,
+    /// Each channel's standardised black, which augmentation pads with.
+    black: Vec<f32>,
     pool: rayon::ThreadPool,
 }
 
@@ -53,7 +55,8 @@ impl StreamedDataset {
             .thread_name(|i| format!("decode-{i}"))
             .build()
             .map_err(|e| DataError::InvalidLoader(format!("cannot start {workers} decoding threads: {e}")))?;
-        let shared = Arc::new(Shared { files, format, tables, pool });
+        let black = tables.iter().map(|t| t[0]).collect();
+        let shared = Arc::new(Shared { files, format, tables, black, pool });
         Ok(Self { shared, device: device.clone(), prefetch: prefetch.max(1), queue: Mutex::new(None) })
     }
 
@@ -114,8 +117,7 @@ impl Shared {
                     let mut values: Vec<f32> =
                         bytes.iter().enumerate().map(|(k, &b)| self.tables[k / plane][usize::from(b)]).collect();
                     if let Some(augment) = augment {
-                        let black: Vec<f32> = self.tables.iter().map(|t| t[0]).collect();
-                        augment.apply(i, &mut values, shape, &black);
+                        augment.apply(i, &mut values, shape, &self.black);
                     }
                     Ok((values, label))
                 })

@@ -11,7 +11,7 @@ pub use restore::{Restored, config_for_checkpoint, restore};
 
 use std::path::Path;
 
-use training::evaluate::{Evaluation, evaluate};
+use experiment::evaluate::{Evaluation, evaluate};
 
 /// Which images to evaluate on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +41,7 @@ pub enum InferenceError {
 /// Evaluate the checkpoint at `checkpoint` on `split`, rebuilding the model from `config`.
 pub fn evaluate_checkpoint(
     checkpoint: &Path,
-    config: &training::Config,
+    config: &experiment::Config,
     split: EvalSplit,
 ) -> Result<Evaluation, InferenceError> {
     // The numbers training measured, never measured again here: "auto" is an error that says where they are.

@@ -97,7 +97,7 @@ pub fn predict(
     model: &dyn Classifier,
     spec: &DataSpec,
     files: &[PathBuf],
-    data: &training::data::DataLoaderConfig,
+    data: &experiment::data::DataLoaderConfig,
     device: &Device,
 ) -> Result<Vec<Prediction>, PredictError> {
     let normalize = data.channel_normalize(spec.channels())?;
@@ -178,7 +178,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("digit.png");
         write_png(&path, 40, false);
-        let config = training::Config::from_json(
+        let config = experiment::Config::from_json(
             include_str!("../../config.json"),
             Path::new("config.json"),
             &["device=cpu".to_string()],
@@ -186,7 +186,7 @@ mod tests {
         .unwrap();
         let names = ["ant", "bee", "cat", "dog"].map(String::from).to_vec();
         let spec = DataSpec::new([3, 16, 16], names.clone()).unwrap();
-        let built = training::build_model(&config, &spec, &Device::Cpu).unwrap();
+        let built = experiment::build_model(&config, &spec, &Device::Cpu).unwrap();
         let out = predict(built.model.as_ref(), &spec, &[path], &config.data_loader, &Device::Cpu).unwrap();
         assert_eq!(out[0].probabilities.len(), 4);
         assert_eq!(out[0].name, names[out[0].class]);

@@ -8,7 +8,7 @@ pub mod history;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use training::evaluate::Evaluation;
+use experiment::evaluate::Evaluation;
 
 use crate::EvalSplit;
 use charts::{BLUE_SERIES, ChartError, LineChart, ORANGE_SERIES, Series, Values};
@@ -37,7 +37,7 @@ pub enum ReportError {
     #[error(transparent)]
     Chart(#[from] ChartError),
     #[error(transparent)]
-    Checkpoint(#[from] training::resume::ResumeError),
+    Checkpoint(#[from] experiment::resume::ResumeError),
     // `cause`, not `source`: the message already holds it, and `{:#}` would print it twice.
     #[error("evaluating {checkpoint} for the confusion matrix: {cause}")]
     Evaluate { checkpoint: PathBuf, cause: Box<crate::InferenceError> },
@@ -49,7 +49,7 @@ pub struct ReportOptions {
     /// The split the confusion matrix is counted on.
     pub split: EvalSplit,
     /// The config to evaluate with; `None`: the run's config.json with `overrides` applied.
-    pub config: Option<training::Config>,
+    pub config: Option<experiment::Config>,
     /// `--set` overrides for the run's config.json (for example `device=cpu`).
     pub overrides: Vec<String>,
 }
@@ -143,9 +143,9 @@ fn confusion_matrix(run_dir: &Path, options: &ReportOptions) -> Result<Option<(P
     let checkpoint = if best.is_file() {
         best
     } else {
-        match training::resume::find_checkpoint(run_dir) {
+        match experiment::resume::find_checkpoint(run_dir) {
             Ok((path, _)) => path,
-            Err(training::resume::ResumeError::NoCheckpoint { .. }) => return Ok(None),
+            Err(experiment::resume::ResumeError::NoCheckpoint { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         }
     };

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use model::Classifier;
-use training::checkpoint::{self, CheckpointError};
+use experiment::checkpoint::{self, CheckpointError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
@@ -16,9 +16,9 @@ pub enum RestoreError {
     )]
     NoConfig { checkpoint: PathBuf },
     #[error(transparent)]
-    Config(#[from] training::ConfigError),
+    Config(#[from] experiment::ConfigError),
     #[error(transparent)]
-    Device(#[from] training::device::DeviceError),
+    Device(#[from] experiment::device::DeviceError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error("building the model: {0}")]
@@ -35,7 +35,7 @@ pub struct Restored {
 
 /// The config a checkpoint was trained with: `config.json` in the checkpoint's run folder, with
 /// `overrides` (`--set`) applied.
-pub fn config_for_checkpoint(checkpoint: &Path, overrides: &[String]) -> Result<training::Config, RestoreError> {
+pub fn config_for_checkpoint(checkpoint: &Path, overrides: &[String]) -> Result<experiment::Config, RestoreError> {
     if !checkpoint.is_file() {
         return Err(RestoreError::NoCheckpoint(checkpoint.to_path_buf()));
     }
@@ -43,15 +43,15 @@ pub fn config_for_checkpoint(checkpoint: &Path, overrides: &[String]) -> Result<
     if !path.exists() {
         return Err(RestoreError::NoConfig { checkpoint: checkpoint.to_path_buf() });
     }
-    Ok(training::Config::load(&path, overrides)?)
+    Ok(experiment::Config::load(&path, overrides)?)
 }
 
 /// Build the model `config` describes for the data spec the checkpoint records, and load the
 /// checkpoint's weights into it.
-pub fn restore(checkpoint: &Path, config: &training::Config) -> Result<Restored, RestoreError> {
+pub fn restore(checkpoint: &Path, config: &experiment::Config) -> Result<Restored, RestoreError> {
     let (device, _) = config.device.select()?;
     let loaded = checkpoint::load(checkpoint, &device)?;
-    let built = training::build_model(config, &loaded.spec, &device)?;
+    let built = experiment::build_model(config, &loaded.spec, &device)?;
     loaded.restore_weights(&built.varmap, checkpoint, &config.model)?;
     Ok(Restored { model: built.model, varmap: built.varmap, device, spec: loaded.spec })
 }

@@ -10,7 +10,8 @@ use std::path::Path;
 use inference::EvalSplit;
 use inference::report::charts::{BLUE_SERIES, CONFUSION_SIZE, LINE_CHART_SIZE, ORANGE_SERIES};
 use inference::report::{ACCURACY_PNG, CONFUSION_PNG, LOSS_PNG, LR_PNG, REPORT_MD, ReportOptions, report};
-use training::{RunDir, TrainOptions, train};
+use experiment::RunDir;
+use training::{TrainOptions, train};
 
 /// Train a run named `name` with `set` overrides on 160 synthetic images (16 held out).
 fn trained_run(dir: &Path, name: &str, set: &[&str]) -> RunDir {

@@ -11,9 +11,10 @@ use candle_core::{DType, Device, Tensor};
 use serde::Serialize;
 use tracing::info;
 
-use crate::config::Config;
+use experiment::config::Config;
 use crate::optim::Optimizer;
-use crate::trainer::{Built, TrainError, build_model};
+use crate::trainer::TrainError;
+use experiment::{Built, build_model};
 
 /// Training steps (forward, backward, update) or inference batches (forward only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

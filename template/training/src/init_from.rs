@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use candle_nn::VarMap;
 
-use crate::checkpoint::{self, CheckpointError};
+use experiment::checkpoint::{self, CheckpointError};
 
 /// What [`apply`] did, parameter by parameter.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -11,8 +11,8 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::Config;
-use crate::run_dir::{EpochRecord, RunDir};
+use experiment::config::Config;
+use experiment::run_dir::{EpochRecord, RunDir};
 use proto::SummaryValue;
 
 /// Per optimiser step (step = global step). Apart from the per-epoch `train/*` tags: TensorBoard

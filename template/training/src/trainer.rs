@@ -6,26 +6,28 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
 use candle_nn::VarMap;
-use model::{Classifier, DataSpec};
+use model::DataSpec;
 use serde::Serialize;
 use tracing::info;
 
-use crate::checkpoint::{self, CheckpointError, TrainerState};
-use crate::config::{Config, Monitor};
-use crate::evaluate::{Evaluation, evaluate};
-use crate::metrics::Metric;
+use experiment::checkpoint::{self, CheckpointError, TrainerState};
+use experiment::{Built, build_model};
+use experiment::config::{Config, Monitor};
+use experiment::evaluate::{Evaluation, evaluate};
+use experiment::metrics::Metric;
+use experiment::retention::{self, Kept};
+use experiment::run_dir::{EpochRecord, RunDir};
+
 use crate::optim::Optimizer;
 use crate::progress::EpochProgress;
-use crate::retention::{self, Kept};
-use crate::run_dir::{EpochRecord, RunDir};
 use crate::tensorboard::{TensorBoardError, TrainingLog};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error(transparent)]
-    Device(#[from] crate::device::DeviceError),
+    Device(#[from] experiment::device::DeviceError),
     #[error(transparent)]
     Data(#[from] data_loader::DataError),
     #[error(transparent)]
@@ -67,20 +69,6 @@ pub struct Summary {
     pub final_train: Option<Evaluation>,
     pub final_val: Option<Evaluation>,
     pub wall_seconds: f64,
-}
-
-/// A model with its variables, built from the config for the data's shape and classes.
-pub struct Built {
-    pub varmap: VarMap,
-    pub model: Box<dyn Classifier>,
-}
-
-/// Build the configured model on `device`, with fresh weights drawn from `config.seed`.
-pub fn build_model(config: &Config, spec: &DataSpec, device: &Device) -> candle_core::Result<Built> {
-    let varmap = VarMap::new();
-    let vb = crate::init::seeded_var_builder(&varmap, config.seed, DType::F32, device);
-    let model = config.model.build(spec, vb)?;
-    Ok(Built { varmap, model })
 }
 
 /// How a training run is driven.
@@ -138,7 +126,9 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
     let mut trainable = model::trainable_vars(&varmap);
     if let (true, Some(report)) = (trainer.freeze_loaded, &init) {
         trainable.retain(|name, _| !report.loaded.contains(name));
-        info!("freeze_loaded: {} parameters frozen, {} trained", report.loaded.len(), trainable.len());
+        // As in PyTorch, freezing stops the optimiser, not a batch norm's running statistics.
+        let frozen = report.loaded.iter().filter(|name| !model::is_state(name)).count();
+        info!("freeze_loaded: {frozen} parameters frozen, {} trained", trainable.len());
     }
     let mut optimizer = Optimizer::new(&config.optimizer, trainable);
     let mut state = TrainerState::default();

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use training::Config;
+use experiment::Config;
 use training::bench::{BenchMode, BenchOptions, bench};
 
 fn shipped_config() -> Config {

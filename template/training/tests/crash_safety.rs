@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use training::checkpoint;
+use experiment::checkpoint;
 
 const DIR_VAR: &str = "CRASH_SAFETY_DIR";
 

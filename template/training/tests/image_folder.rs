@@ -10,7 +10,8 @@ mod support;
 use std::path::Path;
 
 use candle_core::Device;
-use training::{RunDir, TrainOptions, checkpoint, train};
+use experiment::{RunDir, checkpoint};
+use training::{TrainOptions, train};
 
 const CLASSES: [&str; 3] = ["circle", "cross", "stripe"];
 
@@ -33,7 +34,7 @@ fn write_folder(root: &Path, split: &str, per_class: usize) {
     }
 }
 
-fn image_folder_config(dir: &Path, cache: &str, set: &[&str]) -> training::Config {
+fn image_folder_config(dir: &Path, cache: &str, set: &[&str]) -> experiment::Config {
     let section = format!(
         r#"data_loader={{"type": "image_folder", "args": {{"data_dir": {:?}, "image_size": [16, 20], "channels": 3,
             "batch_size": 8, "cache": "{cache}", "workers": 2, "prefetch": 2}}}}"#,
@@ -92,7 +93,7 @@ fn normalize_auto_is_measured_on_the_training_split_and_recorded_in_the_run() {
 
     let run = RunDir::create(&config).unwrap();
     train(&config, &run, &TrainOptions::default()).unwrap();
-    let recorded = training::Config::load(&run.file("config.json"), &[]).unwrap();
+    let recorded = experiment::Config::load(&run.file("config.json"), &[]).unwrap();
     let normalize = recorded.data_loader.channel_normalize(3).expect("the run's config has the numbers");
 
     // They are the training images' own statistics (unstandardised, scaled to [0, 1]).
@@ -116,7 +117,7 @@ fn per_channel_numbers_must_match_the_channels() {
     let dir = tempfile::tempdir().unwrap();
     let section = r#"data_loader={"type": "image_folder", "args": {"data_dir": "x", "channels": 1,
         "normalize": {"mean": [0.5, 0.5, 0.5], "std": 0.25}}}"#;
-    let err = training::Config::from_json(
+    let err = experiment::Config::from_json(
         include_str!("../../config.json"),
         Path::new("config.json"),
         &[section.to_string(), "device=cpu".into()],
@@ -148,7 +149,7 @@ fn bad_image_folder_settings_are_config_errors_naming_the_key() {
         ("data_loader.args.workers=0", "workers"),
     ] {
         let section = r#"data_loader={"type": "image_folder", "args": {"data_dir": "x"}}"#.to_string();
-        let err = training::Config::from_json(
+        let err = experiment::Config::from_json(
             include_str!("../../config.json"),
             Path::new("config.json"),
             &[section, set.to_string(), "device=cpu".into()],
@@ -170,11 +171,11 @@ fn a_resume_with_an_auto_config_keeps_the_numbers_the_run_measured() {
     let config = image_folder_config(dir.path(), "memory", &[r#"data_loader.args.normalize="auto""#, "trainer.epochs=1"]);
     let run = RunDir::create(&config).unwrap();
     train(&config, &run, &TrainOptions::default()).unwrap();
-    let measured = training::Config::load(&run.file("config.json"), &[]).unwrap().data_loader.normalize().clone();
+    let measured = experiment::Config::load(&run.file("config.json"), &[]).unwrap().data_loader.normalize().clone();
     assert!(matches!(measured, data_loader::NormalizeSetting::Fixed(_)));
     // The images change; resuming with the "auto" config still uses the recorded numbers.
     write_folder(&dir.path().join("images"), "train", 20);
-    let resumed = training::resume::with_recorded_normalize(config.clone(), run.path());
+    let resumed = experiment::resume::with_recorded_normalize(config.clone(), run.path());
     assert_eq!(resumed.data_loader.normalize(), &measured);
     // Evaluating with the "auto" config is refused, naming the key, instead of measuring again.
     let err = config.data_loader.channel_normalize(3).unwrap_err().to_string();

@@ -7,7 +7,8 @@ mod support;
 use candle_core::Device;
 use model::DataSpec;
 use training::init_from;
-use training::{RunDir, TrainOptions, checkpoint, train};
+use experiment::{RunDir, checkpoint};
+use training::{TrainOptions, train};
 
 fn values(varmap: &candle_nn::VarMap, name: &str) -> Vec<f32> {
     varmap.data().lock().unwrap()[name].as_tensor().flatten_all().unwrap().to_vec1().unwrap()
@@ -18,14 +19,14 @@ fn a_ten_class_checkpoint_initialises_a_five_class_model_except_its_head() {
     let dir = tempfile::tempdir().unwrap();
     let config = support::config(dir.path(), &[]);
     let [ten, five] = [10, 5].map(|n| DataSpec::new([1, 20, 20], DataSpec::numbered_classes(n)).unwrap());
-    let source = training::build_model(&config, &ten, &Device::Cpu).unwrap();
+    let source = experiment::build_model(&config, &ten, &Device::Cpu).unwrap();
     let path = dir.path().join("ten.safetensors");
     checkpoint::save(&path, &source.varmap, &ten, None, None).unwrap();
 
-    let target = training::build_model(&config, &five, &Device::Cpu).unwrap();
+    let target = experiment::build_model(&config, &five, &Device::Cpu).unwrap();
     let report = init_from::apply(&path, &target.varmap, &Device::Cpu, true).unwrap();
     // Exactly the parameters whose shapes differ (those sized by the class count) are skipped.
-    let shapes = |b: &training::trainer::Built| -> Vec<(String, Vec<usize>)> {
+    let shapes = |b: &experiment::Built| -> Vec<(String, Vec<usize>)> {
         let mut v: Vec<_> = b.varmap.data().lock().unwrap().iter().map(|(n, v)| (n.clone(), v.dims().to_vec())).collect();
         v.sort();
         v
@@ -80,7 +81,7 @@ fn a_checkpoint_of_another_model_matches_nothing_and_says_so() {
     let path = dir.path().join("other.safetensors");
     checkpoint::save(&path, &other, &spec, None, None).unwrap();
     let config = support::config(dir.path(), &[]);
-    let target = training::build_model(&config, &spec, &Device::Cpu).unwrap();
+    let target = experiment::build_model(&config, &spec, &Device::Cpu).unwrap();
     let err = init_from::apply(&path, &target.varmap, &Device::Cpu, true).unwrap_err().to_string();
     assert!(err.contains("trainer.init_from") && err.contains("another model type"), "{err}");
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use candle_core::Device;
-use training::{RunDir, TrainOptions, checkpoint, resume, train};
+use experiment::{RunDir, checkpoint, resume};
+use training::{TrainOptions, train};
 
 fn final_weights(run: &Path) -> Vec<(String, Vec<u8>)> {
     let ckpt = checkpoint::load(&run.join("checkpoint-epoch2.safetensors"), &Device::Cpu).unwrap();

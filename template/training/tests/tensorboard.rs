@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use training::tensorboard::crc32c::masked_crc32c;
 use training::tensorboard::{CONFIG_TAG, EPOCH_TAGS, STEP_LOSS, STEP_LR};
-use training::{RunDir, TrainOptions, train};
+use experiment::RunDir;
+use training::{TrainOptions, train};
 
 /// One decoded `Event`.
 #[derive(Debug, Default)]
@@ -258,7 +259,7 @@ fn a_resumed_run_adds_a_second_file_that_continues_the_steps() {
     let stopped = support::config(dir.path(), &["name=\"tb\"", "trainer.max_steps=8"]);
     let run = RunDir::create(&stopped).unwrap();
     train(&stopped, &run, &TrainOptions::default()).unwrap();
-    let (checkpoint, _) = training::resume::find_checkpoint(run.path()).unwrap();
+    let (checkpoint, _) = experiment::resume::find_checkpoint(run.path()).unwrap();
     let resumed = support::config(dir.path(), &["name=\"tb\""]);
     train(&resumed, &run, &TrainOptions { resume: Some(checkpoint), ..Default::default() }).unwrap();
 

@@ -28,63 +28,65 @@ pub const SPEC_KEY: &str = "data_spec";
 pub const PRODUCER_NAME: &str = "candle-onnx-export";
 
 /// The ONNX model of `model` (built from `config.model` for `spec`), at `opset` (checked against
-/// what the graph needs). The graph is what the model's own `run` records, layer by layer;
-/// `variables` are the model's VarMap names, each of which must appear in it. `run_dir` is the
-/// checkpoint's run folder, whose summary.json (if any) goes into the metadata.
+/// what the graph needs): [`Recording::of`] and then [`Recording::model_proto`].
 pub fn build_model_proto(
-    config: &training::Config,
+    config: &experiment::Config,
     spec: &DataSpec,
     model: &dyn Classifier,
     variables: &[String],
     opset: i64,
     run_dir: Option<&Path>,
 ) -> Result<ModelProto, OnnxError> {
-    let recorded = record(config, spec, model, variables)?;
-    let dims = [Dim::Symbolic(BATCH_DIM.to_owned()), Dim::Fixed(spec.num_classes())];
-    let graph = graph_proto(&recorded.graph, config.model.name(), &recorded.logits, &dims, false);
-    let mut proto = model_proto(config, spec, graph, opset, recorded.graph.required_opset())?;
-    proto.metadata_props = metadata(config, spec, &recorded.normalize, run_dir).iter().map(|(k, v)| entry(k, v)).collect();
-    Ok(proto)
+    Recording::of(config, spec, model, variables)?.model_proto(config, spec, opset, run_dir)
 }
 
-/// The same graph with every layer's output as an extra graph output, and the layers' names
-/// with the output each has: for finding the first layer whose output differs.
-pub fn layer_outputs_proto(
-    config: &training::Config,
-    spec: &DataSpec,
-    model: &dyn Classifier,
-    variables: &[String],
-    opset: i64,
-) -> Result<(ModelProto, Vec<(String, String)>), OnnxError> {
-    let recorded = record(config, spec, model, variables)?;
-    let dims = [Dim::Symbolic(BATCH_DIM.to_owned()), Dim::Fixed(spec.num_classes())];
-    let graph = graph_proto(&recorded.graph, config.model.name(), &recorded.logits, &dims, true);
-    let marks = recorded.graph.marks().iter().map(|(path, value)| (path.clone(), value.name().to_owned())).collect();
-    Ok((model_proto(config, spec, graph, opset, recorded.graph.required_opset())?, marks))
-}
-
-struct Recorded {
+/// A model's graph as its own `run` records it, layer by layer: `input` -> the standardisation ->
+/// the model's layers -> `logits`. Recorded once per export; the file and the verification's
+/// layer-by-layer graph are both made from it.
+pub struct Recording {
     graph: Graph,
     logits: Value,
     normalize: Channels,
 }
 
-/// `input` -> the standardisation -> the model's recorded layers -> `logits`.
-fn record(config: &training::Config, spec: &DataSpec, model: &dyn Classifier, variables: &[String]) -> Result<Recorded, OnnxError> {
-    let name = config.model.name();
-    let normalize = config.data_loader.channel_normalize(spec.channels())?;
-    let mut g = Graph::new();
-    let [channels, height, width] = spec.input_shape;
-    let input_dims = vec![Dim::Symbolic(BATCH_DIM.to_owned()), Dim::Fixed(channels), Dim::Fixed(height), Dim::Fixed(width)];
-    let pixels = g.input(INPUT_NAME, input_dims);
-    let x = standardise(&mut g, &pixels, &normalize);
-    let logits = model.emit(&mut g, &x).map_err(|e| OnnxError::Emit { model: name.to_owned(), reason: e.to_string() })?;
-    let unused = unused_variables(&g, variables);
-    if !unused.is_empty() {
-        return Err(OnnxError::UnusedWeights { model: name.to_owned(), names: unused });
+impl Recording {
+    /// Records `model` (built from `config.model` for `spec`); `variables` are the model's VarMap
+    /// names, each of which must appear in the graph.
+    pub fn of(config: &experiment::Config, spec: &DataSpec, model: &dyn Classifier, variables: &[String]) -> Result<Self, OnnxError> {
+        let name = config.model.name();
+        let normalize = config.data_loader.channel_normalize(spec.channels())?;
+        let mut g = Graph::new();
+        let [channels, height, width] = spec.input_shape;
+        let input_dims = vec![Dim::Symbolic(BATCH_DIM.to_owned()), Dim::Fixed(channels), Dim::Fixed(height), Dim::Fixed(width)];
+        let pixels = g.input(INPUT_NAME, input_dims);
+        let x = standardise(&mut g, &pixels, &normalize);
+        let logits = model.emit(&mut g, &x).map_err(|e| OnnxError::Emit { model: name.to_owned(), reason: e.to_string() })?;
+        let unused = unused_variables(&g, variables);
+        if !unused.is_empty() {
+            return Err(OnnxError::UnusedWeights { model: name.to_owned(), names: unused });
+        }
+        let logits = g.rename(&logits, OUTPUT_NAME);
+        Ok(Self { graph: g, logits, normalize })
     }
-    let logits = g.rename(&logits, OUTPUT_NAME);
-    Ok(Recorded { graph: g, logits, normalize })
+
+    /// The file's model, at `opset`, with its metadata; `run_dir` is the checkpoint's run folder,
+    /// whose summary.json (if any) goes into the metadata.
+    pub fn model_proto(&self, config: &experiment::Config, spec: &DataSpec, opset: i64, run_dir: Option<&Path>) -> Result<ModelProto, OnnxError> {
+        let dims = [Dim::Symbolic(BATCH_DIM.to_owned()), Dim::Fixed(spec.num_classes())];
+        let graph = graph_proto(&self.graph, config.model.name(), &self.logits, &dims, false);
+        let mut proto = model_proto(config, spec, graph, opset, self.graph.required_opset())?;
+        proto.metadata_props = metadata(config, spec, &self.normalize, run_dir).iter().map(|(k, v)| entry(k, v)).collect();
+        Ok(proto)
+    }
+
+    /// The same graph with every layer's output as an extra graph output, and the layers' names
+    /// with the output each has: for finding the first layer whose output differs.
+    pub fn layer_outputs_proto(&self, config: &experiment::Config, spec: &DataSpec, opset: i64) -> Result<(ModelProto, Vec<(String, String)>), OnnxError> {
+        let dims = [Dim::Symbolic(BATCH_DIM.to_owned()), Dim::Fixed(spec.num_classes())];
+        let graph = graph_proto(&self.graph, config.model.name(), &self.logits, &dims, true);
+        let marks = self.graph.marks().iter().map(|(path, value)| (path.clone(), value.name().to_owned())).collect();
+        Ok((model_proto(config, spec, graph, opset, self.graph.required_opset())?, marks))
+    }
 }
 
 /// `(x - mean[c]) / std[c]` per channel, as the data loader standardises pixels (the graph takes
@@ -97,7 +99,7 @@ pub(crate) fn standardise(g: &mut Graph, x: &Value, normalize: &Channels) -> Val
     g.node("Div", 7, &[&centered, &std], vec![], "normalize/Div")
 }
 
-fn model_proto(config: &training::Config, spec: &DataSpec, graph: GraphProto, opset: i64, required: i64) -> Result<ModelProto, OnnxError> {
+fn model_proto(config: &experiment::Config, spec: &DataSpec, graph: GraphProto, opset: i64, required: i64) -> Result<ModelProto, OnnxError> {
     let name = config.model.name();
     let opset = opset::resolve(name, opset, required)?;
     Ok(ModelProto {
@@ -114,7 +116,7 @@ fn model_proto(config: &training::Config, spec: &DataSpec, graph: GraphProto, op
 
 /// The metadata entries, in a fixed order, each key once.
 fn metadata(
-    config: &training::Config,
+    config: &experiment::Config,
     spec: &DataSpec,
     normalize: &Channels,
     run_dir: Option<&Path>,

@@ -70,7 +70,7 @@ pub enum OnnxError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Config(Box<training::ConfigError>),
+    Config(Box<experiment::ConfigError>),
     #[error(transparent)]
     Data(Box<data_loader::DataError>),
     #[error(transparent)]
@@ -94,7 +94,7 @@ macro_rules! boxed_from {
 
 boxed_from!(
     Restore(crate::restore::RestoreError),
-    Config(training::ConfigError),
+    Config(experiment::ConfigError),
     Data(data_loader::DataError),
     Predict(crate::predict::PredictError),
 );

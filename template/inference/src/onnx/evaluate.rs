@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use candle_core::{D, Device, Tensor};
 use data_loader::Normalize;
 use model::Classifier;
-use training::data::DataLoaderConfig;
-use training::evaluate::{Evaluation, evaluate};
+use experiment::data::DataLoaderConfig;
+use experiment::evaluate::{Evaluation, evaluate};
 
 use super::{OnnxError, OnnxModel};
 use crate::EvalSplit;
@@ -31,7 +31,7 @@ impl Classifier for PixelClassifier<'_> {
 /// (the config saved in the file's metadata, see [`OnnxModel::config`]).
 pub fn evaluate_onnx(
     onnx: &OnnxModel,
-    config: &training::Config,
+    config: &experiment::Config,
     split: EvalSplit,
 ) -> Result<Evaluation, OnnxError> {
     let data = unstandardised(&config.data_loader);

@@ -10,7 +10,7 @@ use std::time::Instant;
 use onnx_protobuf::{Message, ModelProto};
 use serde::Serialize;
 
-use super::build::{INPUT_NAME, OUTPUT_NAME, build_model_proto, layer_outputs_proto};
+use super::build::{INPUT_NAME, OUTPUT_NAME, Recording};
 use super::check::check_model;
 use super::opset::DEFAULT_OPSET;
 use super::runtime::TRACT_VERSION;
@@ -104,7 +104,7 @@ pub fn report_path(output: &Path) -> PathBuf {
 /// config.json), to ONNX as `options` say.
 pub fn export_checkpoint(
     checkpoint: &Path,
-    config: &training::Config,
+    config: &experiment::Config,
     options: &ExportOptions,
 ) -> Result<ExportReport, OnnxError> {
     let started = Instant::now();
@@ -115,7 +115,8 @@ pub fn export_checkpoint(
         spec,
     } = restore(checkpoint, config)?;
     let variables = model::parameter_names(&varmap);
-    let proto = build_model_proto(config, &spec, model.as_ref(), &variables, options.opset, checkpoint.parent())?;
+    let recording = Recording::of(config, &spec, model.as_ref(), &variables)?;
+    let proto = recording.model_proto(config, &spec, options.opset, checkpoint.parent())?;
     let output = options
         .output
         .clone()
@@ -126,7 +127,7 @@ pub fn export_checkpoint(
         device: &device,
         normalize: config.data_loader.channel_normalize(spec.channels())?,
         spec: &spec,
-        layers: options.verify.then(|| layer_outputs_proto(config, &spec, model.as_ref(), &variables, options.opset)).transpose()?,
+        layers: options.verify.then(|| recording.layer_outputs_proto(config, &spec, options.opset)).transpose()?,
     };
     let check = samples.as_ref().map(|samples| (&reference, samples));
     save(&proto, &output, check, started)

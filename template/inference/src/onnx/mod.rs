@@ -28,7 +28,7 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
-pub use build::{BATCH_DIM, CONFIG_KEY, INPUT_NAME, OUTPUT_NAME, build_model_proto, layer_outputs_proto};
+pub use build::{BATCH_DIM, CONFIG_KEY, INPUT_NAME, OUTPUT_NAME, Recording, build_model_proto};
 pub use check::{StructureError, check_model};
 pub use error::OnnxError;
 pub use evaluate::{evaluate_onnx, predict_onnx};

@@ -113,12 +113,12 @@ impl OnnxModel {
     }
 
     /// The training config stored in the file's metadata, with `--set` overrides applied.
-    pub fn config(&self, overrides: &[String]) -> Result<training::Config, OnnxError> {
+    pub fn config(&self, overrides: &[String]) -> Result<experiment::Config, OnnxError> {
         let path = PathBuf::from(&self.origin);
         let text = self
             .metadata
             .get(super::build::CONFIG_KEY)
             .ok_or_else(|| OnnxError::NoConfig { path: path.clone() })?;
-        Ok(training::Config::from_json(text, &path, overrides)?)
+        Ok(experiment::Config::from_json(text, &path, overrides)?)
     }
 }

@@ -27,7 +27,7 @@ pub struct Reference<'a> {
     /// The input shape and classes the model was built for.
     pub spec: &'a DataSpec,
     /// The graph with every layer's output as an output, and the layers' names with their
-    /// outputs ([`super::layer_outputs_proto`]): to name the first layer that differs.
+    /// outputs ([`super::Recording::layer_outputs_proto`]): to name the first layer that differs.
     pub layers: Option<(ModelProto, Vec<(String, String)>)>,
 }
 
@@ -43,7 +43,7 @@ impl Samples {
     /// Enough images of `spec`'s shape for [`BATCH_SIZES`]: the first images of the run's
     /// validation split, or, when the data is not in `data_dir` (or has another shape), random
     /// pixels seeded by `config.seed`.
-    pub fn for_verification(config: &training::Config, spec: &DataSpec) -> Self {
+    pub fn for_verification(config: &experiment::Config, spec: &DataSpec) -> Self {
         let count = BATCH_SIZES.iter().sum();
         match validation_pixels(config, spec, count) {
             Ok(pixels) => Self {
@@ -243,7 +243,7 @@ pub(crate) fn argmax(values: &[f32]) -> usize {
 
 /// The first `count` images of the validation split (repeated if it is smaller), scaled to [0, 1],
 /// whatever the data type: loaded as training loads them, without the standardisation.
-fn validation_pixels(config: &training::Config, spec: &DataSpec, count: usize) -> Result<Vec<f32>, String> {
+fn validation_pixels(config: &experiment::Config, spec: &DataSpec, count: usize) -> Result<Vec<f32>, String> {
     let data = config.data_loader.with_normalize(Normalize::identity());
     let splits = data.load_train_val(config.seed, &Device::Cpu).map_err(|e| format!("no training data: {e}"))?;
     if splits.spec.input_shape != spec.input_shape {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use training::run_dir::METRICS_HEADER;
+use experiment::run_dir::METRICS_HEADER;
 
 use super::ReportError;
 

@@ -10,9 +10,10 @@ use serde::Serialize;
 use tracing::info;
 
 use super::{BenchOptions, device_name, peak_rss_mb};
-use crate::config::Config;
+use experiment::config::Config;
 use crate::optim::Optimizer;
-use crate::trainer::{Built, TrainError, build_model};
+use crate::trainer::TrainError;
+use experiment::{Built, build_model};
 
 /// What `bench --data --json` prints as its last line.
 #[derive(Debug, Clone, Serialize)]

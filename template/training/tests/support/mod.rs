@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use data_loader::{IdxImages, write_images, write_labels};
-use training::Config;
+use experiment::Config;
 
 /// Write `count` training and 32 test images: a bright column whose position is the label.
 pub fn write_data(dir: &Path, count: usize) {

@@ -353,7 +353,7 @@ fn a_wrong_emission_is_reported_at_its_layer() {
         device: &Device::Cpu,
         normalize: run.config.data_loader.channel_normalize(1).expect("fixed numbers"),
         spec: &spec,
-        layers: Some(crate::onnx::layer_outputs_proto(&run.config, &spec, &network, &names, 17).expect("layers")),
+        layers: Some(crate::onnx::Recording::of(&run.config, &spec, &network, &names).and_then(|r| r.layer_outputs_proto(&run.config, &spec, 17)).expect("layers")),
     };
     let samples = Samples::random(&spec, 21, 7, "a test");
     let err = save(&proto, &output, Some((&reference, &samples)), Instant::now()).expect_err("must not verify");

@@ -20,7 +20,7 @@ use crate::onnx::Samples;
 pub(super) struct Run {
     pub dir: TempDir,
     pub checkpoint: PathBuf,
-    pub config: training::Config,
+    pub config: experiment::Config,
     pub model: Box<dyn Classifier>,
     pub varmap: candle_nn::VarMap,
     pub spec: DataSpec,
@@ -39,7 +39,7 @@ impl Run {
         if with_data {
             write_fake_idx(&data_dir, 200, 50);
         }
-        let config = training::Config::from_json(
+        let config = experiment::Config::from_json(
             include_str!("../../../../config.json"),
             Path::new("config.json"),
             &[
@@ -49,13 +49,13 @@ impl Run {
         )
         .expect("the project's config.json is valid");
         let spec = spec();
-        let built = training::build_model(&config, &spec, &Device::Cpu).expect("the model builds");
+        let built = experiment::build_model(&config, &spec, &Device::Cpu).expect("the model builds");
         perturb(&built.varmap, 0.1);
         let run = dir.path().join("run");
         std::fs::create_dir(&run).expect("run folder");
         std::fs::write(run.join("config.json"), config.to_json()).expect("config.json");
         let checkpoint = run.join("model_best.safetensors");
-        training::checkpoint::save(&checkpoint, &built.varmap, &spec, None, None).expect("checkpoint");
+        experiment::checkpoint::save(&checkpoint, &built.varmap, &spec, None, None).expect("checkpoint");
         Self {
             dir,
             checkpoint,

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use training::{Config, ConfigError};
+use experiment::{Config, ConfigError};
 
 const CONFIG: &str = include_str!("../../config.json");
 

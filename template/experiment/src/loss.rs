@@ -3,7 +3,6 @@
 use candle_core::{D, DType, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-mod cross_entropy_cpu;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "args", rename_all = "snake_case", deny_unknown_fields)]
@@ -37,7 +36,7 @@ impl LossConfig {
     pub fn compute(&self, logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
         let Self::CrossEntropy(args) = self;
         if logits.device().is_cpu() && logits.dtype() == DType::F32 && targets.dtype() == DType::U32 {
-            let op = cross_entropy_cpu::CrossEntropy { smoothing: args.label_smoothing as f32 };
+            let op = kernels::loss::CrossEntropy { smoothing: args.label_smoothing as f32 };
             return logits.contiguous()?.apply_op2(&targets.contiguous()?, op);
         }
         self.compute_with_tensor_ops(logits, targets)

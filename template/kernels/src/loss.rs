@@ -6,7 +6,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, bail};
 
 /// `mean_i [(1 - eps) (lse_i - x_{i,t_i}) + eps (lse_i - mean_j x_ij)]` for logits `[batch, classes]`
 /// and `u32` targets `[batch]`; `lse_i = log sum_j exp x_ij`.
-pub(super) struct CrossEntropy {
+pub struct CrossEntropy {
     pub smoothing: f32,
 }
 

@@ -1,6 +1,6 @@
 //! The optimiser updates on the CPU as one in-place pass over each parameter: the gradient is read
 //! once, the moments (or momentum buffer) and the parameter are written in place. The tensor-op
-//! form in `optim.rs` (used on GPUs) takes a dozen passes and allocations per parameter and step.
+//! form in `training`'s `optim.rs` (used on GPUs) takes a dozen passes and allocations per parameter and step.
 
 use std::cell::RefCell;
 
@@ -17,7 +17,7 @@ type Chunks<'a> = ((&'a mut [f32], &'a [f32]), (&'a mut [f32], &'a mut [f32]));
 
 /// One step's update rule, with the step's constants folded in.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Rule {
+pub enum Rule {
     /// PyTorch's `AdamW`: `p = p (1 - lr wd) - lr m_hat / (sqrt(v_hat) + eps)`.
     AdamW { decay: f32, beta1: f32, beta2: f32, eps: f32, lr: f32, bias1: f32, bias2: f32 },
     /// PyTorch's `SGD`: `d = g + wd p`, `buf = mu buf + d` (the first step: `buf = d`), then
@@ -27,7 +27,7 @@ pub(super) enum Rule {
 
 /// Applies [`Rule`] to a parameter (the tensor the op runs on) given its gradient, updating
 /// `state` (AdamW: `[m, v]`; SGD with momentum: `[buf]`) alongside.
-pub(super) struct FusedUpdate<'a> {
+pub struct FusedUpdate<'a> {
     pub rule: Rule,
     pub state: RefCell<&'a mut [Vec<f32>]>,
 }

@@ -9,7 +9,7 @@ use crate::data::DataLoaderConfig;
 use crate::device::DeviceSpec;
 use crate::loss::LossConfig;
 use crate::metrics::Metric;
-use crate::optim::OptimizerConfig;
+use crate::optimizer::OptimizerConfig;
 use crate::schedule::SchedulerConfig;
 use model::ModelConfig;
 
