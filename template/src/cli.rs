@@ -351,7 +351,7 @@ fn train(config: &Option<PathBuf>, set: &[String], logger: &crate::logging::Logg
     })
     .context("installing the Ctrl-C handler")?;
 
-    let options = TrainOptions { resume: checkpoint, interrupt, progress: true };
+    let options = TrainOptions { resume: checkpoint, interrupt, progress: true, ..Default::default() };
     let summary = training::train(&config, &run, &options)?;
     match summary.stopped_by {
         "interrupted" | "max_steps" => tracing::info!(

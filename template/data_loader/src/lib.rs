@@ -43,7 +43,7 @@ pub use download::{
 };
 pub use error::{DataError, MirrorFailure, Result};
 pub use idx::{IdxImages, read_images, read_labels, write_images, write_labels};
-pub use loader::DataLoader;
+pub use loader::{DataLoader, shard_range};
 pub use mnist::{FILES, MnistSplit, Split, load};
 pub use split::{ValidationSplit, train_val_indices};
 pub use streamed::{SplitData, StreamedDataset};

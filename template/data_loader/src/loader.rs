@@ -1,6 +1,8 @@
 //! Batching a [`Dataset`] for one epoch at a time: batch size, drop-last, and a shuffle order that is
 //! a pure function of `(seed, epoch)`, so a resumed run replays exactly the batches it would have seen.
 
+use std::ops::Range;
+
 use candle_core::Tensor;
 
 use crate::augment::{Augment, EpochAugment};
@@ -17,6 +19,14 @@ pub struct DataLoader<'a, D: Dataset> {
     drop_last: bool,
     seed: u64,
     augment: Augment,
+    /// This process's rank and the number of data-parallel processes.
+    shard: (usize, usize),
+}
+
+/// The part `[start, end)` of a batch of `len` samples that rank `rank` of `world` takes: the
+/// ranks' parts are contiguous, disjoint, in rank order and differ in size by at most one.
+pub fn shard_range(len: usize, rank: usize, world: usize) -> Range<usize> {
+    len * rank / world..len * (rank + 1) / world
 }
 
 impl<'a, D: Dataset> DataLoader<'a, D> {
@@ -47,7 +57,32 @@ impl<'a, D: Dataset> DataLoader<'a, D> {
             drop_last,
             seed,
             augment: Augment::default(),
+            shard: (0, 1),
         })
+    }
+
+    /// Every batch keeps its size, order and samples, and this loader yields only rank `rank`'s
+    /// part of it ([`shard_range`]): `world` processes with the same seed together see what one
+    /// process sees.
+    pub fn with_shard(mut self, rank: usize, world: usize) -> Result<Self> {
+        if world == 0 || rank >= world {
+            return Err(DataError::InvalidLoader(format!("rank {rank} of {world} processes does not exist")));
+        }
+        if self.batch_size < world {
+            return Err(DataError::InvalidLoader(format!(
+                "a batch of {} cannot be shared by {world} processes; make the batch size at least {world}",
+                self.batch_size
+            )));
+        }
+        self.shard = (rank, world);
+        Ok(self)
+    }
+
+    /// The samples of global batch `batch` (the last may be short), and where this process's part
+    /// of it starts in it.
+    pub fn batch_len_and_offset(&self, batch: usize) -> (usize, usize) {
+        let len = self.batch_size.min(self.num_samples().saturating_sub(batch * self.batch_size));
+        (len, shard_range(len, self.shard.0, self.shard.1).start)
     }
 
     /// Augments every batch as `augment` says, keyed by (the loader's seed, epoch, sample).
@@ -123,22 +158,23 @@ impl<'a, D: Dataset> DataLoader<'a, D> {
         let batch_size = self.batch_size;
         let first = skip.min(self.num_batches());
         let augment = self.epoch_augment(epoch);
-        self.dataset.prepare(
-            (first..self.num_batches())
-                .map(|b| order[b * batch_size..((b + 1) * batch_size).min(samples)].to_vec())
-                .collect(),
-            augment,
-        );
+        let (rank, world) = self.shard;
+        let part = move |batch: usize| {
+            let start = batch * batch_size;
+            let end = (start + batch_size).min(samples);
+            let mine = shard_range(end - start, rank, world);
+            start + mine.start..start + mine.end
+        };
+        self.dataset.prepare((first..self.num_batches()).map(|b| order[part(b)].to_vec()).collect(), augment);
         // The epoch's order goes to the device once; each batch slices it there, so on a GPU no
         // step copies anything from the host (the images themselves never leave the device,
         // except through the host for augmentation, see `EpochAugment::apply_batch`).
         let len = order.len();
         let order = Tensor::from_vec(order, len, self.dataset.device());
         (skip.min(self.num_batches())..self.num_batches()).map(move |batch| {
-            let start = batch * batch_size;
-            let end = (start + batch_size).min(samples);
+            let range = part(batch);
             let order = order.as_ref().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-            let indices = order.narrow(0, start, end - start)?;
+            let indices = order.narrow(0, range.start, range.len())?;
             self.dataset.batch(&indices, augment.as_ref())
         })
     }

@@ -1,8 +1,11 @@
 //! Dropout with reproducible masks. Candle's dropout draws from the CPU's random generator, which
 //! cannot be seeded, so two runs with the same seed would differ and a resumed run could not match
-//! an uninterrupted one. Here the masks on the CPU come from a ChaCha stream that the trainer sets
-//! per optimiser step ([`set_dropout_stream`]); on a GPU they come from the device's own generator
-//! (seeded once by the trainer), so no mask is copied from the host at each step.
+//! an uninterrupted one. Here the masks on the CPU are a function of the seed, the optimiser step,
+//! the dropout layer's place in the forward pass and each sample's position in the global batch
+//! ([`set_dropout_stream`]): a process that runs only part of a batch (one rank of a
+//! data-parallel run) draws exactly the masks the whole batch would give those samples. On a GPU
+//! they come from the device's own generator (seeded once by the trainer), so no mask is copied
+//! from the host at each step.
 
 use std::cell::RefCell;
 
@@ -10,15 +13,48 @@ use candle_core::{Result, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-thread_local! {
-    static STREAM: RefCell<ChaCha8Rng> = RefCell::new(ChaCha8Rng::seed_from_u64(0));
+/// Dropout layers one forward pass may run (each gets its own ChaCha stream of the step).
+const MAX_LAYERS: u64 = 256;
+
+/// Where the next dropout mask of this thread comes from.
+#[derive(Debug, Clone, Copy, Default)]
+struct Stream {
+    seed: u64,
+    step: u64,
+    /// The first sample's position in the global batch.
+    first_sample: u64,
+    /// Dropout layers run since the stream was set.
+    layers: u64,
 }
 
-/// Make the dropout masks of this thread's next forward passes a function of `(seed, step)` only.
-pub fn set_dropout_stream(seed: u64, step: u64) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(step);
-    STREAM.with(|s| *s.borrow_mut() = rng);
+thread_local! {
+    static STREAM: RefCell<Stream> = RefCell::new(Stream::default());
+}
+
+/// Make the dropout masks of this thread's next forward passes a function of `(seed, step)`, of
+/// each dropout layer's order in the pass and of each sample's position in the global batch, the
+/// first sample of the batch the pass runs being at `first_sample` (0 unless the batch is a shard).
+pub fn set_dropout_stream(seed: u64, step: u64, first_sample: u64) {
+    STREAM.with(|s| *s.borrow_mut() = Stream { seed, step, first_sample, layers: 0 });
+}
+
+/// The keep-and-scale mask of the next dropout layer for `samples` samples of `per_sample` elements:
+/// sample `k`'s elements are the words from `(first_sample + k) * per_sample` on of the layer's
+/// stream, so any contiguous part of a batch draws what the whole batch would for those samples.
+fn next_mask(samples: usize, per_sample: usize, p: f32, scale: f32) -> Result<Vec<f32>> {
+    let stream = STREAM.with(|s| {
+        let mut s = s.borrow_mut();
+        let current = *s;
+        s.layers += 1;
+        current
+    });
+    if stream.layers >= MAX_LAYERS {
+        candle_core::bail!("a forward pass ran more than {MAX_LAYERS} dropout layers; raise MAX_LAYERS in model/src/dropout.rs");
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(stream.seed);
+    rng.set_stream(stream.step.wrapping_mul(MAX_LAYERS).wrapping_add(stream.layers));
+    rng.set_word_pos(u128::from(stream.first_sample) * per_sample as u128);
+    Ok((0..samples * per_sample).map(|_| if rng.random::<f32>() >= p { scale } else { 0.0 }).collect())
 }
 
 /// Zeroes each element with probability `p` and scales the rest by `1 / (1 - p)`, in training only.
@@ -58,11 +94,9 @@ impl candle_nn::ModuleT for Dropout {
         }
         let scale = 1.0 / (1.0 - self.p);
         let mask = if xs.device().is_cpu() {
-            let n = xs.elem_count();
-            let values: Vec<f32> = STREAM.with(|s| {
-                let mut rng = s.borrow_mut();
-                (0..n).map(|_| if rng.random::<f32>() >= self.p { scale } else { 0.0 }).collect()
-            });
+            // The first dimension is the batch.
+            let samples = xs.dims().first().copied().unwrap_or(1).max(1);
+            let values = next_mask(samples, xs.elem_count() / samples, self.p, scale)?;
             Tensor::from_vec(values, xs.shape(), xs.device())?.to_dtype(xs.dtype())?
         } else {
             let keep = Tensor::rand(0f32, 1f32, xs.shape(), xs.device())?.ge(f64::from(self.p))?;
@@ -79,9 +113,30 @@ mod tests {
     use candle_nn::ModuleT;
 
     fn mask(seed: u64, step: u64) -> Vec<f32> {
-        set_dropout_stream(seed, step);
+        set_dropout_stream(seed, step, 0);
         let xs = Tensor::ones(1000, candle_core::DType::F32, &Device::Cpu).unwrap();
         Dropout::new(0.25).forward_t(&xs, true).unwrap().to_vec1().unwrap()
+    }
+
+    /// Two dropout layers over `samples` samples of 6 features, the first at `first`.
+    fn two_layers(step: u64, first: u64, samples: usize) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        set_dropout_stream(7, step, first);
+        let xs = Tensor::ones((samples, 6), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let a = Dropout::new(0.5).forward_t(&xs, true).unwrap().to_vec2().unwrap();
+        let b = Dropout::new(0.5).forward_t(&xs, true).unwrap().to_vec2().unwrap();
+        (a, b)
+    }
+
+    #[test]
+    fn a_shard_of_the_batch_draws_the_masks_the_whole_batch_gives_its_samples() {
+        let (whole_a, whole_b) = two_layers(3, 0, 5);
+        let (head_a, head_b) = two_layers(3, 0, 2);
+        let (tail_a, tail_b) = two_layers(3, 2, 3);
+        assert_eq!([head_a, tail_a].concat(), whole_a);
+        assert_eq!([head_b, tail_b].concat(), whole_b);
+        // Each layer and each sample gets its own mask.
+        assert_ne!(whole_a, whole_b);
+        assert_ne!(whole_a[0], whole_a[1]);
     }
 
     #[test]

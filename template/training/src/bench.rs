@@ -94,7 +94,7 @@ pub fn bench(config: &Config, options: &BenchOptions) -> Result<BenchReport, Tra
     let mut step = |global_step: u64| -> Result<(), TrainError> {
         match options.mode {
             BenchMode::Train => {
-                model::set_dropout_stream(config.seed, global_step);
+                model::set_dropout_stream(config.seed, global_step, 0);
                 let logits = model.forward_t(&images, true)?;
                 let loss = config.loss.compute(&logits, &labels)?;
                 let _ = loss.to_scalar::<f32>()?;

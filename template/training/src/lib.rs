@@ -3,6 +3,7 @@
 //! which `inference` shares.
 
 pub mod bench;
+pub mod distributed;
 pub mod init_from;
 pub mod optim;
 pub mod progress;

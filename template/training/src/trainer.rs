@@ -50,6 +50,13 @@ pub enum TrainError {
     InitFrom(#[from] crate::init_from::InitError),
     #[error(transparent)]
     TensorBoard(#[from] TensorBoardError),
+    #[error(
+        "`data_loader.args.batch_size` is {batch_size}, but the global batch is shared by {world} \
+         processes; make it at least {world}"
+    )]
+    BatchTooSmall { batch_size: usize, world: usize },
+    #[error("data-parallel training: {0}")]
+    Collective(#[from] crate::distributed::CollectiveError),
     #[error("model computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 }
@@ -80,6 +87,9 @@ pub struct TrainOptions {
     pub interrupt: Arc<AtomicBool>,
     /// Show a progress bar when stderr is a terminal.
     pub progress: bool,
+    /// The processes the run is spread over (one, unless launched data-parallel): each takes its
+    /// part of every global batch and the gradients are summed over them.
+    pub group: crate::distributed::Group,
 }
 
 /// Train as configured, writing everything into `run`.
@@ -104,7 +114,12 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
     } else {
         config
     };
-    let train_loader = config.data_loader.loader(&splits.train, true, config.seed)?;
+    let group = &options.group;
+    let batch_size = config.data_loader.batch_size();
+    if batch_size < group.world() {
+        return Err(TrainError::BatchTooSmall { batch_size, world: group.world() });
+    }
+    let train_loader = config.data_loader.loader(&splits.train, true, config.seed)?.with_shard(group.rank(), group.world())?;
     let val_loader = config.data_loader.loader(&splits.val, false, config.seed)?;
     info!("data: {} training and {} validation images", train_loader.num_samples(), val_loader.num_samples());
 
@@ -130,6 +145,9 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
         let frozen = report.loaded.iter().filter(|name| !model::is_state(name)).count();
         info!("freeze_loaded: {frozen} parameters frozen, {} trained", trainable.len());
     }
+    // The gradients summed over the processes, in the same order on each.
+    let mut reduced: Vec<(String, candle_core::Var)> = trainable.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+    reduced.sort_by(|a, b| a.0.cmp(&b.0));
     let mut optimizer = Optimizer::new(&config.optimizer, trainable);
     let mut state = TrainerState::default();
     if let Some(path) = &options.resume {
@@ -160,15 +178,29 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
         for batch in train_loader.epoch_from(epoch as u64, state.step_in_epoch) {
             let (images, labels) = batch?;
             lr = config.lr_scheduler.lr(base_lr, state.global_step as usize, total_steps);
-            model::set_dropout_stream(config.seed, state.global_step);
-            let logits = model.forward_t(&images, true)?;
-            let loss = config.loss.compute(&logits, &labels)?;
-            let loss_value = f64::from(loss.to_scalar::<f32>()?);
+            // This process's part of the global batch: where it starts, and its share.
+            let (global, offset) = train_loader.batch_len_and_offset(state.step_in_epoch);
+            let n = labels.dims1()?;
+            model::set_dropout_stream(config.seed, state.global_step, offset as u64);
+            let (mut grads, mut sums) = if n == 0 {
+                (candle_core::backprop::GradStore::default(), [0.0, 0.0])
+            } else {
+                let logits = model.forward_t(&images, true)?;
+                let mut loss = config.loss.compute(&logits, &labels)?;
+                if !group.is_single() {
+                    loss = (loss * (n as f64 / global as f64))?;
+                }
+                let correct = Metric::Accuracy.correct(&logits, &labels)?;
+                (loss.backward()?, [f64::from(loss.to_scalar::<f32>()?), correct])
+            };
+            // The global batch's mean loss and its correct predictions, on every process.
+            group.sum_f64(&mut sums)?;
+            group.sum_gradients(&reduced, &mut grads)?;
+            let [loss_value, correct] = sums;
             let anomaly = |what, value| TrainError::Anomaly { what, value, step: state.global_step + 1, epoch };
             if trainer.detect_anomaly && !loss_value.is_finite() {
                 return Err(anomaly("loss", loss_value));
             }
-            let mut grads = loss.backward()?;
             if trainer.detect_anomaly || trainer.grad_clip_norm.is_some() {
                 let norm = clip_gradients(&varmap, &mut grads, trainer.grad_clip_norm)?;
                 if trainer.detect_anomaly && !norm.is_finite() {
@@ -179,10 +211,9 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
             state.global_step += 1;
             state.step_in_epoch += 1;
             tensorboard.step(state.global_step, loss_value, lr)?;
-            let n = labels.dims1()?;
-            partial.loss_sum += loss_value * n as f64;
-            partial.correct += Metric::Accuracy.correct(&logits, &labels)?;
-            partial.samples += n;
+            partial.loss_sum += loss_value * global as f64;
+            partial.correct += correct;
+            partial.samples += global;
             let seconds = partial.seconds + start.elapsed().as_secs_f64();
             progress.step(
                 state.global_step,

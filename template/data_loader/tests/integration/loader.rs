@@ -280,3 +280,35 @@ fn augmented_batches_are_the_plain_ones_augmented_sample_by_sample() {
     assert_eq!(first(1), first(1));
     assert_ne!(first(1), first(2));
 }
+
+#[test]
+fn shards_of_every_batch_are_disjoint_in_rank_order_and_together_the_batch() {
+    let data = dataset(10);
+    let whole = DataLoader::new(&data, 4, true, false, 5).expect("loader");
+    let world = 3;
+    let shards: Vec<Vec<Vec<u32>>> = (0..world)
+        .map(|rank| {
+            let loader = DataLoader::new(&data, 4, true, false, 5).unwrap().with_shard(rank, world).expect("shard");
+            batch_ids(&loader, 2, 1)
+        })
+        .collect();
+    let expected = batch_ids(&whole, 2, 1);
+    for (b, batch) in expected.iter().enumerate() {
+        let joined: Vec<u32> = shards.iter().flat_map(|rank| rank[b].clone()).collect();
+        assert_eq!(&joined, batch, "batch {b}: the ranks' parts, in rank order, are the batch");
+    }
+    // The last batch has 2 samples: ranks 1 and 2 take one each, rank 0 none.
+    assert_eq!(shards.iter().map(|rank| rank[1].len()).collect::<Vec<_>>(), [0, 1, 1]);
+    let loader = DataLoader::new(&data, 4, true, false, 5).unwrap().with_shard(2, world).unwrap();
+    assert_eq!(loader.batch_len_and_offset(0), (4, 2));
+    assert_eq!(loader.batch_len_and_offset(2), (2, 1));
+}
+
+#[test]
+fn a_shard_that_cannot_exist_is_an_error_saying_what_to_change() {
+    let data = dataset(10);
+    let err = DataLoader::new(&data, 2, true, false, 5).unwrap().with_shard(0, 3).unwrap_err().to_string();
+    assert!(err.contains("batch of 2") && err.contains("at least 3"), "{err}");
+    let err = DataLoader::new(&data, 4, true, false, 5).unwrap().with_shard(3, 3).unwrap_err().to_string();
+    assert!(err.contains("rank 3 of 3"), "{err}");
+}

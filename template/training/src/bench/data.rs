@@ -100,7 +100,7 @@ pub fn bench_data(config: &Config, options: &BenchOptions) -> Result<DataBenchRe
         let wait = Instant::now();
         let (images, labels) = batches.next().expect("endless")?;
         waited += wait.elapsed();
-        model::set_dropout_stream(config.seed, step as u64);
+        model::set_dropout_stream(config.seed, step as u64, 0);
         let logits = model.forward_t(&images, true)?;
         let loss = config.loss.compute(&logits, &labels)?;
         let _ = loss.to_scalar::<f32>()?;
