@@ -157,7 +157,38 @@ fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Resu
     if variant.backend == "cpu" && variant.onnx && variant.model == "cnn" {
         report.push_str(&user_edits::user_edits_check(&name, project, &bin)?);
     }
+    if variant.backend == "cpu" && variant.onnx && (variant.model == "cnn" || variant.model == "mlp") {
+        report.push_str(&mpi_check(&name, project)?);
+    }
     Ok(report)
+}
+
+/// The project's `distributed` feature: build it and run its `tests/mpi.rs` (`mpirun -np 2`
+/// against one process, and a resumed 2-rank run). Needs Open MPI; CI installs it (`.ci/run`),
+/// elsewhere a machine without `mpirun` skips this check with a printed line.
+fn mpi_check(name: &str, project: &Path) -> Result<String, String> {
+    let has_mpirun = Command::new("mpirun").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !has_mpirun {
+        if std::env::var_os("CI").is_some() {
+            return Err(format!("{name}: mpirun is missing; .ci/run installs Open MPI"));
+        }
+        println!("{name}: mpirun not found, skipping the data-parallel check (apt-get install libopenmpi-dev openmpi-bin libclang-dev)");
+        return Ok(String::new());
+    }
+    let start = Instant::now();
+    let out = cargo(project, &["test", "--features", "distributed", "--test", "mpi"])
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .output()
+        .map_err(|e| format!("{name}: cargo test --features distributed: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{name}: cargo test --features distributed --test mpi failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(format!("  mpi: 2 ranks = 1 process, resume exact ({:.0}s)", start.elapsed().as_secs_f64()))
 }
 
 /// A user's own data: colour PNGs of several sizes in class folders, configured by editing the

@@ -320,12 +320,38 @@ fn eval_split(split: Split) -> EvalSplit {
 }
 
 fn train(config: &Option<PathBuf>, set: &[String], logger: &crate::logging::LoggerConfig, resume: Option<&Path>) -> anyhow::Result<()> {
+    // One process, or one rank of a job `mpirun`/`srun` started (the `distributed` feature).
+    let group = training::distributed::launch::from_environment()?;
+    let result = train_as(&group, config, set, logger, resume);
+    if let Err(err) = &result {
+        if !group.is_single() {
+            // The other ranks would wait for this one at their next all-reduce: end the job.
+            eprintln!("error: rank {} of {}: {}", group.rank(), group.world(), crate::one_line(err));
+            group.abort_all(1);
+        }
+    }
+    result
+}
+
+fn train_as(
+    group: &training::distributed::Group,
+    config: &Option<PathBuf>,
+    set: &[String],
+    logger: &crate::logging::LoggerConfig,
+    resume: Option<&Path>,
+) -> anyhow::Result<()> {
     let (config, run, checkpoint) = match resume {
         None => {
             let config = Config::load(config.as_deref().unwrap_or(Path::new("config.json")), set)?;
-            let run = RunDir::create(&config)
-                .with_context(|| format!("creating the run folder under {}", config.trainer.save_dir.display()))?;
-            (config, run, None)
+            // Rank 0 creates the run folder; the others learn its name and never write into it.
+            let run = if group.is_writer() {
+                RunDir::create(&config)
+                    .with_context(|| format!("creating the run folder under {}", config.trainer.save_dir.display()))?
+            } else {
+                RunDir::open(Path::new(""))
+            };
+            let path = group.share_text(&run.path().to_string_lossy())?;
+            (config, RunDir::open(Path::new(&path)), None)
         }
         Some(path) => {
             let (checkpoint, _) = experiment::resume::find_checkpoint(path)?;
@@ -333,25 +359,36 @@ fn train(config: &Option<PathBuf>, set: &[String], logger: &crate::logging::Logg
             let config_path = config.clone().unwrap_or_else(|| run_path.join("config.json"));
             let config = experiment::resume::with_recorded_normalize(Config::load(&config_path, set)?, &run_path);
             let run = RunDir::open(&run_path);
-            run.save_config(&config).with_context(|| format!("updating {}", run.file("config.json").display()))?;
+            // Every rank has read the config before rank 0 rewrites it.
+            group.share_text("")?;
+            if group.is_writer() {
+                run.save_config(&config).with_context(|| format!("updating {}", run.file("config.json").display()))?;
+            }
             (config, run, Some(checkpoint))
         }
     };
-    crate::logging::init(logger, Some(&run.file("train.log")))?;
+    let log_file = run.file("train.log");
+    crate::logging::init(logger, group.is_writer().then_some(log_file.as_path()))?;
+    // Every line a rank logs starts with `rank{rank=R}` when there is more than one.
+    let _rank = (!group.is_single()).then(|| tracing::info_span!("rank", rank = group.rank()).entered());
     tracing::info!("run folder: {}", run.path().display());
 
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
+    // Under mpirun every rank gets the signal (as SIGTERM); rank 0 speaks for them.
+    let announce = group.is_writer();
     ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
             eprintln!("\nsecond Ctrl-C: exiting now");
             std::process::exit(130);
         }
-        eprintln!("\nCtrl-C: stopping after this step and saving a checkpoint (Ctrl-C again to exit at once)");
+        if announce {
+            eprintln!("\nCtrl-C: stopping after this step and saving a checkpoint (Ctrl-C again to exit at once)");
+        }
     })
     .context("installing the Ctrl-C handler")?;
 
-    let options = TrainOptions { resume: checkpoint, interrupt, progress: true, ..Default::default() };
+    let options = TrainOptions { resume: checkpoint, interrupt, progress: true, group: group.clone() };
     let summary = training::train(&config, &run, &options)?;
     match summary.stopped_by {
         "interrupted" | "max_steps" => tracing::info!(

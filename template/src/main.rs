@@ -22,7 +22,7 @@ fn main() -> std::process::ExitCode {
 
 /// The error and its causes, each once: a message that already quotes its cause (thiserror's
 /// `{source}`) would otherwise print the cause's text twice, as `{err:#}` does.
-fn one_line(err: &anyhow::Error) -> String {
+pub(crate) fn one_line(err: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in err.chain() {
         let text = cause.to_string();

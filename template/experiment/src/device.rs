@@ -81,6 +81,26 @@ impl DeviceSpec {
     }
 }
 
+impl DeviceSpec {
+    /// The device of the process with `local_rank` among a data-parallel job's processes on this
+    /// machine, one GPU each: the configured CUDA ordinal plus the local rank (`"cuda"` puts
+    /// local rank 1 on cuda:1); the CPU is every rank's CPU.
+    pub fn select_for(self, local_rank: usize) -> Result<(Device, String), DeviceError> {
+        match self {
+            _ if local_rank == 0 => self.select(),
+            Self::Cuda(n) => {
+                let (device, _) = Self::Cuda(n + local_rank).select()?;
+                Ok((device, format!("device \"{self}\" in the config, plus local rank {local_rank}: cuda:{}", n + local_rank)))
+            }
+            // Rank 0 of this machine takes cuda:0 when it opens; then every rank needs its own GPU.
+            Self::Auto if candle_core::utils::cuda_is_available() && Device::new_cuda(0).is_ok() => {
+                Self::Cuda(0).select_for(local_rank)
+            }
+            _ => self.select(),
+        }
+    }
+}
+
 /// The CUDA devices that open, in words, for error messages.
 fn available_cuda_devices() -> String {
     let usable: Vec<String> = (0..16).take_while(|i| Device::new_cuda(*i).is_ok()).map(|i| format!("cuda:{i}")).collect();

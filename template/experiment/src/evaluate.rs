@@ -141,46 +141,100 @@ pub fn evaluate<D: Dataset>(
     classes: &[String],
 ) -> Result<Evaluation> {
     let start = std::time::Instant::now();
-    let mut all = vec![Metric::Accuracy];
-    all.extend(metrics.iter().filter(|m| **m != Metric::Accuracy && m.is_counted()));
-    let (mut loss_sum, mut samples, mut correct) = (0.0, 0usize, vec![0.0; all.len()]);
-    let mut confusion: Vec<Vec<u64>> = Vec::new();
-    for batch in loader.epoch(0) {
-        let (images, labels) = batch?;
-        let n = labels.dims1()?;
-        let logits = model.forward_t(&images, false)?;
-        count_confusion(&mut confusion, &logits, &labels)?;
-        loss_sum += f64::from(loss.compute(&logits, &labels)?.to_scalar::<f32>()?) * n as f64;
-        for (metric, c) in all.iter().zip(&mut correct) {
-            *c += metric.correct(&logits, &labels)?;
-        }
-        samples += n;
-    }
-    let denom = samples.max(1) as f64;
-    let per_class = class_scores(&confusion);
-    let mut values: BTreeMap<String, f64> = all.iter().zip(correct).map(|(m, c)| (m.name(), c / denom)).collect();
-    if metrics.contains(&Metric::MacroF1) {
-        values.insert(Metric::MacroF1.name(), macro_f1(&per_class));
-    }
-    Ok(Evaluation {
-        loss: loss_sum / denom,
-        metrics: values,
-        samples,
-        seconds: start.elapsed().as_secs_f64(),
-        per_class_accuracy: per_class_accuracy(&confusion),
-        confusion,
-        classes: classes.to_vec(),
-        per_class,
-    })
+    let tally = Tally::count(model, loader, loss, metrics, classes.len())?;
+    Ok(tally.finish(metrics, classes, start.elapsed().as_secs_f64()))
 }
 
-/// Add a batch to `confusion` (sized on the first batch from the logits' class count): only the
-/// argmax leaves the device, one u32 per image.
-fn count_confusion(confusion: &mut Vec<Vec<u64>>, logits: &Tensor, labels: &Tensor) -> Result<()> {
-    let classes = logits.dim(1)?;
-    if confusion.is_empty() {
-        *confusion = vec![vec![0; classes]; classes];
+/// The counts an evaluation is computed from: sums over samples, so the tallies of the shards of
+/// a split add up to the split's (data-parallel validation sums them over the ranks).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tally {
+    pub loss_sum: f64,
+    pub samples: usize,
+    /// Correct predictions per counted metric, accuracy first ([`Tally::counted`]).
+    pub correct: Vec<f64>,
+    /// Rows the true class, columns the predicted, `classes` × `classes`.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+impl Tally {
+    /// The metrics counted per sample: accuracy, then the configured others that are counted.
+    fn counted(metrics: &[Metric]) -> Vec<Metric> {
+        let mut all = vec![Metric::Accuracy];
+        all.extend(metrics.iter().filter(|m| **m != Metric::Accuracy && m.is_counted()).copied());
+        all
     }
+
+    /// Count over every batch of `loader`, in inference mode.
+    pub fn count<D: Dataset>(
+        model: &dyn Classifier,
+        loader: &DataLoader<'_, D>,
+        loss: &LossConfig,
+        metrics: &[Metric],
+        classes: usize,
+    ) -> Result<Self> {
+        let counted = Self::counted(metrics);
+        let mut tally =
+            Self { loss_sum: 0.0, samples: 0, correct: vec![0.0; counted.len()], confusion: vec![vec![0; classes]; classes] };
+        for batch in loader.epoch(0) {
+            let (images, labels) = batch?;
+            let n = labels.dims1()?;
+            if n == 0 {
+                continue;
+            }
+            let logits = model.forward_t(&images, false)?;
+            count_confusion(&mut tally.confusion, &logits, &labels)?;
+            tally.loss_sum += f64::from(loss.compute(&logits, &labels)?.to_scalar::<f32>()?) * n as f64;
+            for (metric, c) in counted.iter().zip(&mut tally.correct) {
+                *c += metric.correct(&logits, &labels)?;
+            }
+            tally.samples += n;
+        }
+        Ok(tally)
+    }
+
+    /// Every count as one list of numbers (to be summed over processes).
+    pub fn to_sums(&self) -> Vec<f64> {
+        let mut sums = vec![self.loss_sum, self.samples as f64];
+        sums.extend(&self.correct);
+        sums.extend(self.confusion.iter().flatten().map(|&c| c as f64));
+        sums
+    }
+
+    /// The counts from a list [`Tally::to_sums`] made (and that was summed since).
+    pub fn set_sums(&mut self, sums: &[f64]) {
+        self.loss_sum = sums[0];
+        self.samples = sums[1].round() as usize;
+        let (correct, cells) = sums[2..].split_at(self.correct.len());
+        self.correct.copy_from_slice(correct);
+        for (cell, &sum) in self.confusion.iter_mut().flatten().zip(cells) {
+            *cell = sum.round() as u64;
+        }
+    }
+
+    /// The evaluation these counts give.
+    pub fn finish(self, metrics: &[Metric], classes: &[String], seconds: f64) -> Evaluation {
+        let denom = self.samples.max(1) as f64;
+        let per_class = class_scores(&self.confusion);
+        let mut values: BTreeMap<String, f64> =
+            Self::counted(metrics).iter().zip(&self.correct).map(|(m, c)| (m.name(), c / denom)).collect();
+        if metrics.contains(&Metric::MacroF1) {
+            values.insert(Metric::MacroF1.name(), macro_f1(&per_class));
+        }
+        Evaluation {
+            loss: self.loss_sum / denom,
+            metrics: values,
+            samples: self.samples,
+            seconds,
+            per_class_accuracy: per_class_accuracy(&self.confusion),
+            confusion: self.confusion,
+            classes: classes.to_vec(),
+            per_class,
+        }
+    }
+}
+
+fn count_confusion(confusion: &mut [Vec<u64>], logits: &Tensor, labels: &Tensor) -> Result<()> {
     let predicted = logits.argmax(1)?.to_vec1::<u32>()?;
     let labels = labels.to_dtype(DType::U32)?.to_vec1::<u32>()?;
     for (truth, guess) in labels.iter().zip(&predicted) {
@@ -214,7 +268,7 @@ mod tests {
         let logits = Tensor::new(&[[0.9f32, 0.1, 0.0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.0, 0.1, 0.9]], &Device::Cpu)
             .unwrap();
         let labels = Tensor::new(&[0u32, 1, 1, 2], &Device::Cpu).unwrap();
-        let mut confusion = Vec::new();
+        let mut confusion = vec![vec![0; 3]; 3];
         count_confusion(&mut confusion, &logits, &labels).unwrap();
         count_confusion(&mut confusion, &logits, &labels).unwrap();
         // Class 1 is right once and taken for class 0 once, per batch.

@@ -6,8 +6,15 @@
 //! global batch's mean loss, as one process would compute it.
 //!
 //! A [`Collective`] is what moves the numbers: [`Group::single`] is one process (nothing moves);
-//! [`local::LocalGroup`] runs ranks as threads of one process (for tests, and to check the
-//! arithmetic of a change without a cluster).
+//! [`local::run`] runs ranks as threads of one process (for tests, and to check the arithmetic of
+//! a change without a cluster); with the `distributed` feature, [`mpi`] runs them as the
+//! processes an MPI launcher (`mpirun`, `srun`) started, and [`launch::from_environment`] picks
+//! the group the program was started as.
+//!
+//! Batch normalisation computes its statistics over each rank's part of the batch (as PyTorch's
+//! DDP does without `SyncBatchNorm`), so a model with BatchNorm trained on N ranks is close to,
+//! not equal to, the one-process model; every other layer shipped here computes the same
+//! function on N ranks as on one.
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,7 +22,10 @@ use std::sync::Arc;
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 
+pub mod launch;
 pub mod local;
+#[cfg(feature = "distributed")]
+pub mod mpi;
 
 /// The operations data-parallel training needs from the processes it runs on.
 pub trait Collective: Send + Sync {
@@ -23,11 +33,30 @@ pub trait Collective: Send + Sync {
     fn rank(&self) -> usize;
     /// The number of processes.
     fn world(&self) -> usize;
+    /// This process's rank among those on its machine: which of the machine's GPUs it uses.
+    fn local_rank(&self) -> usize {
+        self.rank()
+    }
+    /// Ends every rank at once (after this rank failed), where the group can; the others would
+    /// otherwise wait for this one at their next collective.
+    fn abort_all(&self, _code: i32) {}
     /// Element-wise sum over all ranks, left in `values` on every rank (each rank gets the same
     /// numbers, summed in the same order).
     fn all_reduce_sum(&self, values: &mut [f32]) -> Result<(), CollectiveError>;
     /// The same for `f64` (losses and counts).
     fn all_reduce_sum_f64(&self, values: &mut [f64]) -> Result<(), CollectiveError>;
+    /// Rank 0's `bytes`, left in `bytes` on every rank.
+    fn broadcast(&self, bytes: &mut Vec<u8>) -> Result<(), CollectiveError>;
+    /// Whether [`Collective::all_reduce_sum_tensor`] sums tensors that live on `device` without
+    /// copying them to host memory (NCCL on a GPU); otherwise gradients go through
+    /// [`Collective::all_reduce_sum`].
+    fn reduces_on(&self, _device: &candle_core::Device) -> bool {
+        false
+    }
+    /// Element-wise sum of `tensor` over all ranks, on its device.
+    fn all_reduce_sum_tensor(&self, _tensor: &Tensor) -> Result<Tensor, CollectiveError> {
+        Err(CollectiveError { rank: self.rank(), world: self.world(), what: "no device all-reduce here".into() })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +98,9 @@ impl Collective for Single {
     fn all_reduce_sum_f64(&self, _values: &mut [f64]) -> Result<(), CollectiveError> {
         Ok(())
     }
+    fn broadcast(&self, _bytes: &mut Vec<u8>) -> Result<(), CollectiveError> {
+        Ok(())
+    }
 }
 
 impl Group {
@@ -89,13 +121,44 @@ impl Group {
         self.0.world()
     }
 
+    pub fn local_rank(&self) -> usize {
+        self.0.local_rank()
+    }
+
+    /// After this rank failed: stop the other ranks too (an MPI job ends; returns otherwise).
+    pub fn abort_all(&self, code: i32) {
+        if !self.is_single() {
+            self.0.abort_all(code);
+        }
+    }
+
     pub fn is_single(&self) -> bool {
         self.world() == 1
+    }
+
+    /// Whether this process writes the run folder, logs to its file and shows progress: rank 0.
+    pub fn is_writer(&self) -> bool {
+        self.rank() == 0
     }
 
     /// Sums `values` over the ranks (nothing to do in one process).
     pub fn sum_f64(&self, values: &mut [f64]) -> Result<(), CollectiveError> {
         if self.is_single() { Ok(()) } else { self.0.all_reduce_sum_f64(values) }
+    }
+
+    /// Rank 0's text, on every rank (the run folder rank 0 created, say).
+    pub fn share_text(&self, text: &str) -> Result<String, CollectiveError> {
+        if self.is_single() {
+            return Ok(text.to_string());
+        }
+        let mut bytes = text.as_bytes().to_vec();
+        self.0.broadcast(&mut bytes)?;
+        String::from_utf8(bytes).map_err(|e| self.error(format!("rank 0 sent text that is not UTF-8: {e}")))
+    }
+
+    /// A failure of this rank's collective work.
+    pub fn error(&self, what: String) -> CollectiveError {
+        CollectiveError { rank: self.rank(), world: self.world(), what }
     }
 
     /// Replaces each of `vars`' gradients in `grads` by its sum over the ranks: one all-reduce of
@@ -105,7 +168,11 @@ impl Group {
         if self.is_single() {
             return Ok(());
         }
-        let fail = |what: String| CollectiveError { rank: self.rank(), world: self.world(), what };
+        let fail = |what: String| self.error(what);
+        // Decided from the variables, not the gradients, so every rank takes the same path.
+        if vars.first().is_some_and(|(_, v)| self.0.reduces_on(v.device())) {
+            return self.sum_gradients_on_device(vars, grads);
+        }
         let mut flat = Vec::with_capacity(vars.iter().map(|(_, v)| v.elem_count()).sum());
         for (name, var) in vars {
             match grads.get(var.as_tensor()) {
@@ -127,6 +194,19 @@ impl Group {
                 .map_err(|e| fail(format!("writing the gradient of {name}: {e}")))?;
             grads.insert(var.as_tensor(), summed);
             offset += n;
+        }
+        Ok(())
+    }
+
+    /// One device all-reduce per gradient, where the gradients live (NCCL on GPUs).
+    fn sum_gradients_on_device(&self, vars: &[(String, Var)], grads: &mut GradStore) -> Result<(), CollectiveError> {
+        for (name, var) in vars {
+            let local = match grads.get(var.as_tensor()) {
+                Some(g) => g.clone(),
+                None => var.zeros_like().map_err(|e| self.error(format!("zeroing the gradient of {name}: {e}")))?,
+            };
+            let summed = self.0.all_reduce_sum_tensor(&local)?;
+            grads.insert(var.as_tensor(), summed);
         }
         Ok(())
     }

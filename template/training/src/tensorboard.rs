@@ -136,6 +136,11 @@ pub struct TrainingLog {
 }
 
 impl TrainingLog {
+    /// Writes nothing (the other ranks of a data-parallel run).
+    pub fn off() -> Self {
+        Self { writer: None }
+    }
+
     /// Open a new event file in the run folder (a resumed run adds one; TensorBoard merges the
     /// files of a folder) and log the config.
     pub fn start(config: &Config, spec: &model::DataSpec, run: &RunDir) -> Result<Self, TensorBoardError> {

@@ -15,7 +15,7 @@ use tracing::info;
 use experiment::checkpoint::{self, CheckpointError, TrainerState};
 use experiment::{Built, build_model};
 use experiment::config::{Config, Monitor};
-use experiment::evaluate::{Evaluation, evaluate};
+use experiment::evaluate::{Evaluation, Tally};
 use experiment::metrics::Metric;
 use experiment::retention::{self, Kept};
 use experiment::run_dir::{EpochRecord, RunDir};
@@ -52,7 +52,7 @@ pub enum TrainError {
     TensorBoard(#[from] TensorBoardError),
     #[error(
         "`data_loader.args.batch_size` is {batch_size}, but the global batch is shared by {world} \
-         processes; make it at least {world}"
+         processes; make it at least {world}, or start fewer processes"
     )]
     BatchTooSmall { batch_size: usize, world: usize },
     #[error("data-parallel training: {0}")]
@@ -96,11 +96,15 @@ pub struct TrainOptions {
 pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Summary, TrainError> {
     let wall = Instant::now();
     let trainer = &config.trainer;
-    let (device, why) = config.device.select()?;
+    let group = &options.group;
+    // Rank 0 alone writes the run folder; the other ranks compute and log to the console.
+    let writer = group.is_writer();
+    let (device, why) = config.device.select_for(group.local_rank())?;
     info!("device: {why}");
     if !device.is_cpu() {
-        // GPU dropout masks come from the device's generator; on the CPU, from set_dropout_stream.
-        device.set_seed(config.seed)?;
+        // GPU dropout masks come from the device's generator, one per rank (so N GPU ranks match
+        // one process only without dropout); on the CPU, from set_dropout_stream, per sample.
+        device.set_seed(config.seed.wrapping_add(group.rank() as u64))?;
     }
     let splits = config.data_loader.load_train_val(config.seed, &device)?;
     let resolved;
@@ -108,20 +112,26 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
         // The run's config.json (and TensorBoard's copy) get the measured numbers: evaluate,
         // predict, export and --resume then standardise exactly as this run does.
         resolved = Config { data_loader: config.data_loader.with_normalize(splits.normalize.clone()), ..config.clone() };
-        run.save_config(&resolved).map_err(|source| TrainError::RunDir { path: run.file("config.json"), source })?;
-        info!("normalize \"auto\" recorded in {}", run.file("config.json").display());
+        if writer {
+            run.save_config(&resolved).map_err(|source| TrainError::RunDir { path: run.file("config.json"), source })?;
+            info!("normalize \"auto\" recorded in {}", run.file("config.json").display());
+        }
         &resolved
     } else {
         config
     };
-    let group = &options.group;
     let batch_size = config.data_loader.batch_size();
     if batch_size < group.world() {
         return Err(TrainError::BatchTooSmall { batch_size, world: group.world() });
     }
     let train_loader = config.data_loader.loader(&splits.train, true, config.seed)?.with_shard(group.rank(), group.world())?;
-    let val_loader = config.data_loader.loader(&splits.val, false, config.seed)?;
-    info!("data: {} training and {} validation images", train_loader.num_samples(), val_loader.num_samples());
+    // Validation is sharded too; its sums are added up over the ranks.
+    let val_loader = config.data_loader.loader(&splits.val, false, config.seed)?.with_shard(group.rank(), group.world())?;
+    info!("data: {} training and {} validation images", train_loader.num_samples(), data_loader::Dataset::len(&splits.val));
+    if !group.is_single() {
+        info!("data parallel: rank {} of {}, {} of each global batch of {batch_size}", group.rank(), group.world(),
+            data_loader::shard_range(batch_size, group.rank(), group.world()).len());
+    }
 
     let spec = &splits.spec;
     info!("data: images {:?}, {} classes", spec.input_shape, spec.num_classes());
@@ -163,14 +173,14 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
     let base_lr = config.optimizer.lr();
     let total_steps = trainer.epochs * train_loader.num_batches();
     let io = |source| TrainError::RunDir { path: run.path().to_path_buf(), source };
-    let mut tensorboard = TrainingLog::start(config, spec, run)?;
+    let mut tensorboard = if writer { TrainingLog::start(config, spec, run)? } else { TrainingLog::off() };
 
     let mut stopped_by = "completed";
     let (mut last_train, mut last_val) = (None, None);
     'epochs: while state.epoch < trainer.epochs {
         let epoch = state.epoch + 1;
         let progress = EpochProgress::new(
-            options.progress, epoch, trainer.epochs, train_loader.num_batches(), state.step_in_epoch, trainer.log_every_steps,
+            options.progress && writer, epoch, trainer.epochs, train_loader.num_batches(), state.step_in_epoch, trainer.log_every_steps,
         );
         let start = Instant::now();
         let mut partial = state.partial;
@@ -183,7 +193,7 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
             let n = labels.dims1()?;
             model::set_dropout_stream(config.seed, state.global_step, offset as u64);
             let (mut grads, mut sums) = if n == 0 {
-                (candle_core::backprop::GradStore::default(), [0.0, 0.0])
+                (candle_core::backprop::GradStore::default(), [0.0, 0.0, 0.0])
             } else {
                 let logits = model.forward_t(&images, true)?;
                 let mut loss = config.loss.compute(&logits, &labels)?;
@@ -191,18 +201,20 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
                     loss = (loss * (n as f64 / global as f64))?;
                 }
                 let correct = Metric::Accuracy.correct(&logits, &labels)?;
-                (loss.backward()?, [f64::from(loss.to_scalar::<f32>()?), correct])
+                (loss.backward()?, [f64::from(loss.to_scalar::<f32>()?), correct, 0.0])
             };
+            // Ctrl-C reaches the ranks at different steps: they stop at the first step any saw it.
+            sums[2] = f64::from(u8::from(options.interrupt.load(Ordering::SeqCst)));
             // The global batch's mean loss and its correct predictions, on every process.
             group.sum_f64(&mut sums)?;
             group.sum_gradients(&reduced, &mut grads)?;
-            let [loss_value, correct] = sums;
+            let [loss_value, correct, interrupts] = sums;
             let anomaly = |what, value| TrainError::Anomaly { what, value, step: state.global_step + 1, epoch };
             if trainer.detect_anomaly && !loss_value.is_finite() {
                 return Err(anomaly("loss", loss_value));
             }
             if trainer.detect_anomaly || trainer.grad_clip_norm.is_some() {
-                let norm = clip_gradients(&varmap, &mut grads, trainer.grad_clip_norm)?;
+                let norm = clip_gradients(&reduced, &mut grads, trainer.grad_clip_norm)?;
                 if trainer.detect_anomaly && !norm.is_finite() {
                     return Err(anomaly("gradient norm", norm));
                 }
@@ -222,7 +234,7 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
                 partial.samples as f64 / seconds,
                 lr,
             );
-            let interrupted = options.interrupt.load(Ordering::SeqCst);
+            let interrupted = interrupts > 0.0;
             if interrupted || trainer.max_steps.is_some_and(|m| state.global_step as usize >= m) {
                 progress.finish();
                 stopped_by = if interrupted { "interrupted" } else { "max_steps" };
@@ -231,8 +243,10 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
                     partial.seconds = seconds;
                     state.partial = partial;
                     let path = run.file(&format!("checkpoint-step{}.safetensors", state.global_step));
-                    checkpoint::save(&path, &varmap, spec, Some(&optimizer.state_tensors()), Some(&state))?;
-                    info!("{stopped_by} at epoch {epoch} step {}: saved {}", state.global_step, path.display());
+                    if writer {
+                        checkpoint::save(&path, &varmap, spec, Some(&optimizer.state_tensors()), Some(&state))?;
+                        info!("{stopped_by} at epoch {epoch} step {}: saved {}", state.global_step, path.display());
+                    }
                     break 'epochs;
                 }
             }
@@ -246,7 +260,7 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
             seconds,
             ..Default::default()
         };
-        let val = evaluate(model.as_ref(), &val_loader, &config.loss, &config.metrics, &spec.classes)?;
+        let val = evaluate_sharded(model.as_ref(), &val_loader, config, &spec.classes, group)?;
         state.epoch = epoch;
         state.step_in_epoch = 0;
         state.partial = Default::default();
@@ -260,7 +274,9 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
             samples_per_sec: e.samples as f64 / secs.max(1e-9),
         };
         let rows = [record("train", &train_eval, seconds), record("val", &val, val.seconds)];
-        run.append_metrics(&rows).map_err(io)?;
+        if writer {
+            run.append_metrics(&rows).map_err(io)?;
+        }
         tensorboard.epoch(epoch, &rows)?;
 
         let monitored = monitored_value(&trainer.monitor, &train_eval, &val);
@@ -268,14 +284,16 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
             state.best_metric = Some(value);
             state.best_epoch = Some(epoch);
             state.epochs_without_improvement = 0;
-            checkpoint::save(&run.file("model_best.safetensors"), &varmap, spec, None, Some(&state))?;
-            info!("new best {} = {value:.4}: saved model_best.safetensors", trainer.monitor);
+            if writer {
+                checkpoint::save(&run.file("model_best.safetensors"), &varmap, spec, None, Some(&state))?;
+                info!("new best {} = {value:.4}: saved model_best.safetensors", trainer.monitor);
+            }
         } else if trainer.monitor != Monitor::Off {
             state.epochs_without_improvement += 1;
         }
         let early_stop = trainer.early_stop > 0 && state.epochs_without_improvement >= trainer.early_stop;
         let last = epoch == trainer.epochs || early_stop || stopped_by != "completed";
-        if (trainer.save_period > 0 && epoch % trainer.save_period == 0) || last {
+        if writer && ((trainer.save_period > 0 && epoch % trainer.save_period == 0) || last) {
             save_epoch_checkpoint(run, &varmap, spec, &optimizer, &mut state, epoch, monitored, config)?;
         }
         last_train = Some(train_eval);
@@ -302,7 +320,9 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
         final_val: last_val,
         wall_seconds: wall.elapsed().as_secs_f64(),
     };
-    run.write_summary(&summary).map_err(io)?;
+    if writer {
+        run.write_summary(&summary).map_err(io)?;
+    }
     tensorboard.finish()?;
     Ok(summary)
 }
@@ -361,15 +381,15 @@ fn is_improvement(monitor: &Monitor, value: f64, best: Option<f64>) -> bool {
     }
 }
 
-/// The global L2 norm of all gradients; if it exceeds `max_norm`, scale them down to it.
+/// The global L2 norm of the trained variables' gradients, summed in the same order on every rank;
+/// if it exceeds `max_norm`, scale them down to it.
 fn clip_gradients(
-    varmap: &VarMap,
+    vars: &[(String, candle_core::Var)],
     grads: &mut candle_core::backprop::GradStore,
     max_norm: Option<f64>,
 ) -> candle_core::Result<f64> {
-    let vars = varmap.all_vars();
     let mut squares = Vec::new();
-    for var in &vars {
+    for (_, var) in vars {
         if let Some(g) = grads.get(var.as_tensor()) {
             squares.push(g.sqr()?.sum_all()?);
         }
@@ -380,11 +400,28 @@ fn clip_gradients(
     let norm = f64::from(Tensor::stack(&squares, 0)?.sum_all()?.sqrt()?.to_scalar::<f32>()?);
     if let Some(max) = max_norm.filter(|max| norm > *max) {
         let scale = max / (norm + 1e-6);
-        for var in &vars {
+        for (_, var) in vars {
             if let Some(g) = grads.remove(var.as_tensor()) {
                 grads.insert(var.as_tensor(), (g * scale)?);
             }
         }
     }
     Ok(norm)
+}
+
+/// The validation metrics of the whole split: each rank evaluates its shard of every batch and
+/// the counts are added up, so N ranks report exactly what one process would.
+fn evaluate_sharded<D: data_loader::Dataset>(
+    model: &dyn model::Classifier,
+    loader: &data_loader::DataLoader<'_, D>,
+    config: &Config,
+    classes: &[String],
+    group: &crate::distributed::Group,
+) -> Result<Evaluation, TrainError> {
+    let start = Instant::now();
+    let mut tally = Tally::count(model, loader, &config.loss, &config.metrics, classes.len())?;
+    let mut sums = tally.to_sums();
+    group.sum_f64(&mut sums)?;
+    tally.set_sums(&sums);
+    Ok(tally.finish(&config.metrics, classes, start.elapsed().as_secs_f64()))
 }

@@ -20,6 +20,7 @@ pub fn run<T: Send>(world: usize, each: impl Fn(Group) -> T + Sync) -> Vec<T> {
         all_here: Condvar::new(),
         f32s: Mutex::new(vec![Vec::new(); world]),
         f64s: Mutex::new(vec![Vec::new(); world]),
+        bytes: Mutex::new(Vec::new()),
     });
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..world)
@@ -43,6 +44,7 @@ struct Shared {
     all_here: Condvar,
     f32s: Mutex<Vec<Vec<f32>>>,
     f64s: Mutex<Vec<Vec<f64>>>,
+    bytes: Mutex<Vec<u8>>,
 }
 
 struct LocalGroup {
@@ -73,7 +75,11 @@ impl LocalGroup {
                 return Ok(());
             }
             if wait.timed_out() {
-                return Err(self.error(format!("another rank did not reach the all-reduce within {PATIENCE:?}")));
+                return Err(self.error(format!(
+                    "{} of {} ranks reached this collective within {PATIENCE:?}; the others failed or stopped \
+                     (see their errors above)",
+                    arrivals.0, self.shared.world
+                )));
             }
         }
     }
@@ -111,6 +117,16 @@ impl Collective for LocalGroup {
     fn all_reduce_sum_f64(&self, values: &mut [f64]) -> Result<(), CollectiveError> {
         self.reduce(&self.shared.f64s, values)
     }
+    fn broadcast(&self, bytes: &mut Vec<u8>) -> Result<(), CollectiveError> {
+        if self.rank == 0 {
+            *self.shared.bytes.lock().unwrap_or_else(PoisonError::into_inner) = bytes.clone();
+        }
+        self.rendezvous()?;
+        if self.rank != 0 {
+            *bytes = self.shared.bytes.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        }
+        self.rendezvous()
+    }
 }
 
 #[cfg(test)]
@@ -127,5 +143,11 @@ mod tests {
             (values, counts[0])
         });
         assert_eq!(sums, vec![(vec![3.0, 3.0], 30.0); 3]);
+    }
+
+    #[test]
+    fn every_rank_gets_rank_zeros_text() {
+        let texts = run(3, |group| group.share_text(&format!("from rank {}", group.rank())).unwrap());
+        assert_eq!(texts, vec!["from rank 0"; 3]);
     }
 }
