@@ -133,3 +133,61 @@ fn two_ranks_train_the_model_of_one_process_and_resume_exactly() {
     assert!(output.status.success(), "resume failed:\n{}", String::from_utf8_lossy(&output.stderr));
     assert_close(&weights(&two.join(last)), &weights(&stopped.join(last)), "resumed against uninterrupted");
 }
+
+/// The pid of the process whose environment holds `tag` and Open MPI's rank `rank`.
+fn pid_of_rank(tag: &str, rank: usize) -> Option<u32> {
+    let wanted = [format!("CANDLECUTTER_TEST_TAG={tag}"), format!("OMPI_COMM_WORLD_RANK={rank}")];
+    std::fs::read_dir("/proc").ok()?.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()).find(|pid| {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .map(|env| {
+                let vars: Vec<&[u8]> = env.split(|b| *b == 0).collect();
+                wanted.iter().all(|w| vars.contains(&w.as_bytes()))
+            })
+            .unwrap_or(false)
+    })
+}
+
+#[test]
+fn killing_one_rank_ends_the_others_within_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    write_idx(&dir.path().join("data"), 300);
+    let tag = format!("kill-{}", std::process::id());
+    let mut mpirun = Command::new("mpirun")
+        .args(["-np", "2", "--oversubscribe", BINARY, "train", "--set", "name=\"killed\"", "--set", "trainer.epochs=1000"])
+        .args(["--set", &format!("data_loader.args.data_dir={:?}", dir.path().join("data").to_str().unwrap())])
+        .args(["--set", &format!("trainer.save_dir={:?}", dir.path().join("saved").to_str().unwrap())])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RAYON_NUM_THREADS", "1")
+        .env("CANDLECUTTER_TEST_TAG", &tag)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("mpirun starts");
+    // Wait until rank 1 trains (its run folder's rank 0 log has started), then kill it.
+    let started = std::time::Instant::now();
+    let victim = loop {
+        if let (Some(pid), true) = (pid_of_rank(&tag, 1), dir.path().join("saved/killed").exists()) {
+            break pid;
+        }
+        assert!(started.elapsed().as_secs() < 60, "rank 1 did not start within 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let killed = std::time::Instant::now();
+    assert!(Command::new("kill").args(["-KILL", &victim.to_string()]).status().unwrap().success());
+    let status = loop {
+        if let Some(status) = mpirun.try_wait().unwrap() {
+            break status;
+        }
+        if killed.elapsed().as_secs() >= 10 {
+            let _ = mpirun.kill();
+            panic!("the job still ran 10 s after rank 1 was killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let output = mpirun.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!status.success(), "a job that lost a rank must fail");
+    assert!(stderr.contains("rank 1"), "the launcher's message names the rank: {stderr}");
+    assert!(pid_of_rank(&tag, 0).is_none(), "rank 0 is gone too");
+}
