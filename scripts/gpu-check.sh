@@ -11,6 +11,11 @@
 #                                        then print one table
 #   scripts/gpu-check.sh all [DIR]       both, on one machine that has everything
 #
+# `run` then trains the first model data-parallel, one rank per GPU with NCCL summing the gradients
+# (`--features nccl`), against one GPU, when the machine has 2 or more GPUs, mpirun and libclang
+# (MPI and NCCL cannot be installed there: nothing is downloaded); RANKS (default: every GPU, at most
+# 8) sets how many.
+#
 # DIR defaults to ${TMPDIR:-/tmp}/candlecutter-gpu-check. Data: MNIST_DIR (default: ../shared/data/mnist
 # beside this repository, else DIR/data) must hold t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz),
 # and train-* files if you have them; without train-* the test set stands in for them (the loader still
@@ -131,6 +136,44 @@ run() {
   echo "| model | train samples/s (batch 64) | eval samples/s (batch 256) | PyTorch train samples/s | val accuracy (1 epoch) | ONNX export |"
   echo "|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
+  echo
+  echo "| data parallel | one epoch | val accuracy, 1 process | val accuracy, ranks | |"
+  echo "|---|---|---|---|---|"
+  distributed
+}
+
+seconds_since() { awk -v start="$1" -v now="$(date +%s%N)" 'BEGIN { print (now - start) / 1e9 }'; }
+
+# One epoch of the first model on RANKS ranks (NCCL over the GPUs; MPI over the CPU for
+# GPU_CHECK_CPU=1) against one process, and a row comparing them. The global batch is the same, so
+# the two train the same function; GPU dropout masks differ per rank, so the accuracies are
+# compared within a point, not bit for bit (tests/mpi.rs checks equality on the CPU).
+distributed() {
+  local model="${models[0]}" device=cuda features=(--features nccl) ranks="${RANKS:-}"
+  local p log; p="$(project "$model")"; log="$dir/$model.distributed.log"
+  if [[ "${GPU_CHECK_CPU:-0}" == 1 ]]; then
+    device=cpu features=(--no-default-features --features onnx,distributed) ranks="${ranks:-2}"
+  else
+    local gpus; gpus="$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)"
+    ranks="${ranks:-$(( gpus > 8 ? 8 : gpus ))}"
+    if (( ranks < 2 )); then echo "| $model on ranks | skipped: ${gpus:-0} GPU here, NCCL needs one GPU per rank | | | |"; return; fi
+  fi
+  command -v mpirun >/dev/null || { echo "| $model on $ranks ranks | skipped: no mpirun on this machine | | | |"; return; }
+  (
+    cd "$p"
+    export CARGO_TARGET_DIR="$dir/target-distributed" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    cargo build --release --offline "${features[@]}" >>"$log" 2>&1
+    local bin="$CARGO_TARGET_DIR/release/gpu-$model" set=(--set device=$device --set trainer.epochs=1 --set trainer.tensorboard=false)
+    local start one many
+    start=$(date +%s%N); "$bin" "${set[@]}" train >>"$log" 2>&1; one=$(seconds_since "$start")
+    "$bin" --set device=$device evaluate --checkpoint "$(ls -d saved/*/* | tail -1)/model_best.safetensors" --split val --json >"$dir/$model.one.json" 2>>"$log"
+    local threads=(); [[ $device == cpu ]] && threads=(-x RAYON_NUM_THREADS=1)
+    start=$(date +%s%N); mpirun -np "$ranks" "${threads[@]}" "$bin" "${set[@]}" train >>"$log" 2>&1; many=$(seconds_since "$start")
+    "$bin" --set device=$device evaluate --checkpoint "$(ls -d saved/*/* | tail -1)/model_best.safetensors" --split val --json >"$dir/$model.ranks.json" 2>>"$log"
+    local a b; a="$(json_field "$dir/$model.one.json" accuracy)"; b="$(json_field "$dir/$model.ranks.json" accuracy)"
+    local verdict; verdict="$(python3 -c "print('agree' if abs($a - $b) <= 0.01 else 'DIFFER')")"
+    printf '| %s on %s ranks | %.1f s on 1, %.1f s on %s | %s | %s | %s |\n' "$model" "$ranks" "$one" "$many" "$ranks" "$a" "$b" "$verdict"
+  ) || echo "| $model on $ranks ranks | failed: see $log | | | |"
 }
 
 case "$command" in

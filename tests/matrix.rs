@@ -101,6 +101,14 @@ fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Resu
     if !tree.lines().any(|l| l.starts_with("experiment ")) || tree.lines().any(|l| l.starts_with("training ")) {
         return Err(format!("{name}: inference should depend on experiment and not on training:\n{tree}"));
     }
+    // The default build needs no MPI library: `mpi` comes with the `distributed` feature alone.
+    let tree = cargo(project, &["tree", "-e", "normal,build", "--prefix", "none"])
+        .output()
+        .map_err(|e| format!("{name}: cargo tree: {e}"))?;
+    let tree = String::from_utf8_lossy(&tree.stdout);
+    if let Some(line) = tree.lines().find(|l| l.starts_with("mpi ") || l.starts_with("mpi-sys ")) {
+        return Err(format!("{name}: the default build depends on MPI ({line}); it should only with --features distributed"));
+    }
     args[0] = "test";
     let test = run("cargo test", cargo(project, &args))?;
 
@@ -178,7 +186,8 @@ fn mpi_check(name: &str, project: &Path) -> Result<String, String> {
         return Ok(String::new());
     }
     let start = Instant::now();
-    let out = cargo(project, &["test", "--features", "distributed", "--test", "mpi"])
+    // One test at a time: two of them time how fast a job ends, on CI's 2 cores.
+    let out = cargo(project, &["test", "--features", "distributed", "--test", "mpi", "--", "--test-threads", "1"])
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .output()
@@ -190,7 +199,7 @@ fn mpi_check(name: &str, project: &Path) -> Result<String, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    Ok(format!("  mpi: 2 ranks = 1 process, resume exact ({:.0}s)", start.elapsed().as_secs_f64()))
+    Ok(format!("  mpi: 2 ranks = 1 process, resume exact, a killed rank and Ctrl-C end the job ({:.0}s)", start.elapsed().as_secs_f64()))
 }
 
 /// A user's own data: colour PNGs of several sizes in class folders, configured by editing the

@@ -390,6 +390,9 @@ fn train_as(
 
     let options = TrainOptions { resume: checkpoint, interrupt, progress: true, group: group.clone() };
     let summary = training::train(&config, &run, &options)?;
+    if !group.is_writer() {
+        return Ok(());
+    }
     match summary.stopped_by {
         "interrupted" | "max_steps" => tracing::info!(
             "stopped ({}) after {} steps; continue with: train --resume {}",

@@ -147,47 +147,78 @@ fn pid_of_rank(tag: &str, rank: usize) -> Option<u32> {
     })
 }
 
-#[test]
-fn killing_one_rank_ends_the_others_within_seconds() {
-    let dir = tempfile::tempdir().unwrap();
-    write_idx(&dir.path().join("data"), 300);
-    let tag = format!("kill-{}", std::process::id());
-    let mut mpirun = Command::new("mpirun")
-        .args(["-np", "2", "--oversubscribe", BINARY, "train", "--set", "name=\"killed\"", "--set", "trainer.epochs=1000"])
-        .args(["--set", &format!("data_loader.args.data_dir={:?}", dir.path().join("data").to_str().unwrap())])
-        .args(["--set", &format!("trainer.save_dir={:?}", dir.path().join("saved").to_str().unwrap())])
+/// `mpirun -np 2` training for a long time in `dir`, its ranks' environments tagged `tag`, once
+/// both ranks run and rank 0 has made the run folder.
+fn start_long_job(dir: &Path, tag: &str) -> std::process::Child {
+    write_idx(&dir.join("data"), 300);
+    let job = Command::new("mpirun")
+        .args(["-np", "2", "--oversubscribe", BINARY, "train", "--set", "name=\"long\"", "--set", "trainer.epochs=1000"])
+        .args(["--set", &format!("data_loader.args.data_dir={:?}", dir.join("data").to_str().unwrap())])
+        .args(["--set", &format!("trainer.save_dir={:?}", dir.join("saved").to_str().unwrap())])
+        // Short steps: Open MPI kills the ranks a second or so after passing on the signal.
+        .args(["--set", "trainer.tensorboard=false", "--set", "trainer.early_stop=0", "--set", "data_loader.args.batch_size=10"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("RAYON_NUM_THREADS", "1")
-        .env("CANDLECUTTER_TEST_TAG", &tag)
+        .env("CANDLECUTTER_TEST_TAG", tag)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("mpirun starts");
-    // Wait until rank 1 trains (its run folder's rank 0 log has started), then kill it.
     let started = std::time::Instant::now();
-    let victim = loop {
-        if let (Some(pid), true) = (pid_of_rank(&tag, 1), dir.path().join("saved/killed").exists()) {
-            break pid;
-        }
-        assert!(started.elapsed().as_secs() < 60, "rank 1 did not start within 60 s");
+    while pid_of_rank(tag, 1).is_none() || !dir.join("saved/long").exists() {
+        assert!(started.elapsed().as_secs() < 60, "the ranks did not start within 60 s");
         std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    }
+    // Into the training steps.
     std::thread::sleep(std::time::Duration::from_secs(2));
-    let killed = std::time::Instant::now();
-    assert!(Command::new("kill").args(["-KILL", &victim.to_string()]).status().unwrap().success());
+    job
+}
+
+/// Waits for `job` to end, at most `seconds` after `since`; its status and stderr.
+fn ends_within(mut job: std::process::Child, since: std::time::Instant, seconds: u64, what: &str) -> (std::process::ExitStatus, String) {
     let status = loop {
-        if let Some(status) = mpirun.try_wait().unwrap() {
+        if let Some(status) = job.try_wait().unwrap() {
             break status;
         }
-        if killed.elapsed().as_secs() >= 10 {
-            let _ = mpirun.kill();
-            panic!("the job still ran 10 s after rank 1 was killed");
+        if since.elapsed().as_secs() >= seconds {
+            let _ = job.kill();
+            panic!("the job still ran {seconds} s after {what}");
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    let output = mpirun.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let output = job.wait_with_output().unwrap();
+    (status, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn killing_one_rank_ends_the_others_within_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = format!("kill-{}", std::process::id());
+    let job = start_long_job(dir.path(), &tag);
+    let victim = pid_of_rank(&tag, 1).expect("rank 1 runs");
+    let killed = std::time::Instant::now();
+    assert!(Command::new("kill").args(["-KILL", &victim.to_string()]).status().unwrap().success());
+    let (status, stderr) = ends_within(job, killed, 10, "rank 1 was killed");
     assert!(!status.success(), "a job that lost a rank must fail");
     assert!(stderr.contains("rank 1"), "the launcher's message names the rank: {stderr}");
     assert!(pid_of_rank(&tag, 0).is_none(), "rank 0 is gone too");
+}
+
+#[test]
+fn ctrl_c_on_the_launcher_stops_every_rank_with_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = format!("interrupt-{}", std::process::id());
+    let job = start_long_job(dir.path(), &tag);
+    let pressed = std::time::Instant::now();
+    assert!(Command::new("kill").args(["-INT", &job.id().to_string()]).status().unwrap().success());
+    let (_, stderr) = ends_within(job, pressed, 20, "Ctrl-C");
+    assert!(pid_of_rank(&tag, 0).is_none() && pid_of_rank(&tag, 1).is_none(), "both ranks are gone");
+    let run = std::fs::read_dir(dir.path().join("saved/long")).unwrap().next().unwrap().unwrap().path();
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["stopped_by"], "interrupted", "{stderr}");
+    let steps = summary["global_steps"].as_u64().unwrap();
+    let checkpoint = run.join(format!("checkpoint-step{steps}.safetensors"));
+    assert!(checkpoint.exists(), "rank 0 saved where both ranks stopped: {stderr}");
+    assert!(!weights(&checkpoint).is_empty(), "the checkpoint loads");
+    assert_eq!(stderr.matches("Ctrl-C: stopping after this step").count(), 1, "rank 0 alone says so: {stderr}");
 }

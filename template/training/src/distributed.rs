@@ -26,6 +26,8 @@ pub mod launch;
 pub mod local;
 #[cfg(feature = "distributed")]
 pub mod mpi;
+#[cfg(feature = "nccl")]
+pub mod nccl;
 
 /// The operations data-parallel training needs from the processes it runs on.
 pub trait Collective: Send + Sync {
@@ -136,6 +138,26 @@ impl Group {
         self.world() == 1
     }
 
+    /// This group, with the gradients' all-reduce moved onto `device` where it can be: with the
+    /// `nccl` feature and a CUDA device, an NCCL communicator over the ranks' GPUs; otherwise
+    /// this group as it is. Every rank calls it at the same point, with devices of one kind.
+    pub fn for_device(&self, device: &candle_core::Device) -> Result<Group, CollectiveError> {
+        if self.is_single() || self.0.reduces_on(device) {
+            return Ok(self.clone());
+        }
+        #[cfg(feature = "nccl")]
+        if let Some(nccl) = nccl::Nccl::join(self, device)? {
+            return Ok(Group::new(Arc::new(nccl)));
+        }
+        Ok(self.clone())
+    }
+
+    /// Whether the gradients of variables on `device` are summed there, without a copy to host
+    /// memory.
+    pub fn reduces_on(&self, device: &candle_core::Device) -> bool {
+        self.0.reduces_on(device)
+    }
+
     /// Whether this process writes the run folder, logs to its file and shows progress: rank 0.
     pub fn is_writer(&self) -> bool {
         self.rank() == 0
@@ -170,26 +192,46 @@ impl Group {
         }
         let fail = |what: String| self.error(what);
         // Decided from the variables, not the gradients, so every rank takes the same path.
-        if vars.first().is_some_and(|(_, v)| self.0.reduces_on(v.device())) {
-            return self.sum_gradients_on_device(vars, grads);
-        }
-        let mut flat = Vec::with_capacity(vars.iter().map(|(_, v)| v.elem_count()).sum());
-        for (name, var) in vars {
-            match grads.get(var.as_tensor()) {
-                Some(g) => flat.extend(
-                    g.flatten_all()
-                        .and_then(|g| g.to_dtype(candle_core::DType::F32))
-                        .and_then(|g| g.to_vec1::<f32>())
-                        .map_err(|e| fail(format!("reading the gradient of {name}: {e}")))?,
-                ),
-                None => flat.resize(flat.len() + var.elem_count(), 0.0),
+        let Some((_, first)) = vars.first() else { return Ok(()) };
+        let device = first.device().clone();
+        let summed = if self.0.reduces_on(&device) {
+            // Where the gradients live (NCCL on GPUs): one flat tensor, one all-reduce.
+            let parts = vars
+                .iter()
+                .map(|(name, var)| {
+                    match grads.get(var.as_tensor()) {
+                        Some(g) => g.flatten_all().and_then(|g| g.to_dtype(candle_core::DType::F32)),
+                        None => Tensor::zeros(var.elem_count(), candle_core::DType::F32, &device),
+                    }
+                    .map_err(|e| fail(format!("reading the gradient of {name}: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let flat = Tensor::cat(&parts, 0).map_err(|e| fail(format!("joining the gradients: {e}")))?;
+            self.0.all_reduce_sum_tensor(&flat)?
+        } else {
+            // Through host memory (MPI on CPUs, or on GPUs without NCCL).
+            let mut flat = Vec::with_capacity(vars.iter().map(|(_, v)| v.elem_count()).sum());
+            for (name, var) in vars {
+                match grads.get(var.as_tensor()) {
+                    Some(g) => flat.extend(
+                        g.flatten_all()
+                            .and_then(|g| g.to_dtype(candle_core::DType::F32))
+                            .and_then(|g| g.to_vec1::<f32>())
+                            .map_err(|e| fail(format!("reading the gradient of {name}: {e}")))?,
+                    ),
+                    None => flat.resize(flat.len() + var.elem_count(), 0.0),
+                }
             }
-        }
-        self.0.all_reduce_sum(&mut flat)?;
+            self.0.all_reduce_sum(&mut flat)?;
+            let len = flat.len();
+            Tensor::from_vec(flat, len, &device).map_err(|e| fail(format!("copying the summed gradients: {e}")))?
+        };
         let mut offset = 0;
         for (name, var) in vars {
             let n = var.elem_count();
-            let summed = Tensor::from_slice(&flat[offset..offset + n], var.shape(), var.device())
+            let summed = summed
+                .narrow(0, offset, n)
+                .and_then(|g| g.reshape(var.shape()))
                 .and_then(|g| g.to_dtype(var.dtype()))
                 .map_err(|e| fail(format!("writing the gradient of {name}: {e}")))?;
             grads.insert(var.as_tensor(), summed);
@@ -197,17 +239,76 @@ impl Group {
         }
         Ok(())
     }
+}
 
-    /// One device all-reduce per gradient, where the gradients live (NCCL on GPUs).
-    fn sum_gradients_on_device(&self, vars: &[(String, Var)], grads: &mut GradStore) -> Result<(), CollectiveError> {
-        for (name, var) in vars {
-            let local = match grads.get(var.as_tensor()) {
-                Some(g) => g.clone(),
-                None => var.zeros_like().map_err(|e| self.error(format!("zeroing the gradient of {name}: {e}")))?,
-            };
-            let summed = self.0.all_reduce_sum_tensor(&local)?;
-            grads.insert(var.as_tensor(), summed);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A device all-reduce on the CPU: the tensor's numbers summed through the host group, so that
+    /// `sum_gradients`' device path (one flat tensor, summed once, then split) runs without a GPU.
+    struct OnDevice(Group);
+
+    impl Collective for OnDevice {
+        fn rank(&self) -> usize {
+            self.0.rank()
         }
-        Ok(())
+        fn world(&self) -> usize {
+            self.0.world()
+        }
+        fn all_reduce_sum(&self, values: &mut [f32]) -> Result<(), CollectiveError> {
+            self.0 .0.all_reduce_sum(values)
+        }
+        fn all_reduce_sum_f64(&self, values: &mut [f64]) -> Result<(), CollectiveError> {
+            self.0 .0.all_reduce_sum_f64(values)
+        }
+        fn broadcast(&self, bytes: &mut Vec<u8>) -> Result<(), CollectiveError> {
+            self.0 .0.broadcast(bytes)
+        }
+        fn reduces_on(&self, _device: &candle_core::Device) -> bool {
+            true
+        }
+        fn all_reduce_sum_tensor(&self, tensor: &Tensor) -> Result<Tensor, CollectiveError> {
+            let mut values = tensor.to_vec1::<f32>().map_err(|e| self.0.error(e.to_string()))?;
+            self.0 .0.all_reduce_sum(&mut values)?;
+            Tensor::new(values, tensor.device()).map_err(|e| self.0.error(e.to_string()))
+        }
+    }
+
+    #[test]
+    fn gradients_summed_on_the_device_equal_those_summed_through_the_host() {
+        let cpu = candle_core::Device::Cpu;
+        let vars: Vec<(String, Var)> = vec![
+            ("a.weight".into(), Var::zeros((2, 3), candle_core::DType::F32, &cpu).unwrap()),
+            ("b.bias".into(), Var::zeros(4, candle_core::DType::F32, &cpu).unwrap()),
+        ];
+        let sums = local::run(2, |group| {
+            // Rank r's gradients; rank 1 has none for b.bias (an empty part of the batch).
+            let grads_of = || {
+                let mut grads = GradStore::default();
+                let r = group.rank() as f32;
+                let a: Vec<f32> = (0..6).map(|i| r * 10.0 + i as f32).collect();
+                grads.insert(vars[0].1.as_tensor(), Tensor::from_vec(a, (2, 3), &cpu).unwrap());
+                if group.rank() == 0 {
+                    grads.insert(vars[1].1.as_tensor(), Tensor::new(&[1f32, 2., 3., 4.], &cpu).unwrap());
+                }
+                grads
+            };
+            let read = |grads: &GradStore| -> Vec<Vec<f32>> {
+                vars.iter().map(|(_, v)| grads.get(v.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap()).collect()
+            };
+            let (mut host, mut device) = (grads_of(), grads_of());
+            group.sum_gradients(&vars, &mut host).unwrap();
+            let on_device = Group::new(Arc::new(OnDevice(group.clone())));
+            assert!(on_device.reduces_on(&cpu));
+            on_device.sum_gradients(&vars, &mut device).unwrap();
+            assert_eq!(device.get(vars[0].1.as_tensor()).unwrap().dims(), &[2, 3]);
+            (read(&host), read(&device))
+        });
+        let expected = vec![vec![10f32, 12., 14., 16., 18., 20.], vec![1., 2., 3., 4.]];
+        for (rank, (host, device)) in sums.into_iter().enumerate() {
+            assert_eq!(host, expected, "rank {rank}, through the host");
+            assert_eq!(device, expected, "rank {rank}, on the device");
+        }
     }
 }

@@ -96,11 +96,15 @@ pub struct TrainOptions {
 pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Summary, TrainError> {
     let wall = Instant::now();
     let trainer = &config.trainer;
-    let group = &options.group;
     // Rank 0 alone writes the run folder; the other ranks compute and log to the console.
-    let writer = group.is_writer();
-    let (device, why) = config.device.select_for(group.local_rank())?;
+    let writer = options.group.is_writer();
+    let (device, why) = config.device.select_for(options.group.local_rank())?;
     info!("device: {why}");
+    // On GPUs (with the `nccl` feature) the gradients are summed by NCCL, on the devices.
+    let group = &options.group.for_device(&device)?;
+    if !group.is_single() && !device.is_cpu() && !group.reduces_on(&device) && writer {
+        info!("the gradients are summed through host memory over MPI: build with `--features nccl` to sum them on the GPUs");
+    }
     if !device.is_cpu() {
         // GPU dropout masks come from the device's generator, one per rank (so N GPU ranks match
         // one process only without dropout); on the CPU, from set_dropout_stream, per sample.
