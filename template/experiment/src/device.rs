@@ -84,10 +84,16 @@ impl DeviceSpec {
 impl DeviceSpec {
     /// The device of the process with `local_rank` among a data-parallel job's processes on this
     /// machine, one GPU each: the configured CUDA ordinal plus the local rank (`"cuda"` puts
-    /// local rank 1 on cuda:1); the CPU is every rank's CPU.
+    /// local rank 1 on cuda:1), unless the launcher left each rank a single visible GPU
+    /// (`CUDA_VISIBLE_DEVICES` with one entry, as `srun --gpus-per-task=1` does), which is then the
+    /// configured one; the CPU is every rank's CPU.
     pub fn select_for(self, local_rank: usize) -> Result<(Device, String), DeviceError> {
         match self {
             _ if local_rank == 0 => self.select(),
+            Self::Cuda(_) if one_visible_gpu(std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref()) => {
+                let (device, _) = self.select()?;
+                Ok((device, format!("device \"{self}\" in the config: the one GPU CUDA_VISIBLE_DEVICES leaves this rank")))
+            }
             Self::Cuda(n) => {
                 let (device, _) = Self::Cuda(n + local_rank).select()?;
                 Ok((device, format!("device \"{self}\" in the config, plus local rank {local_rank}: cuda:{}", n + local_rank)))
@@ -99,6 +105,11 @@ impl DeviceSpec {
             _ => self.select(),
         }
     }
+}
+
+/// Whether `CUDA_VISIBLE_DEVICES` (its value) leaves the process exactly one GPU.
+fn one_visible_gpu(visible: Option<&str>) -> bool {
+    visible.is_some_and(|v| v.split(',').filter(|d| !d.trim().is_empty()).count() == 1)
 }
 
 /// The CUDA devices that open, in words, for error messages.
@@ -140,6 +151,15 @@ mod tests {
             assert!(device.is_cpu());
             assert!(why.contains("without the `cuda` feature"), "{why}");
         }
+    }
+
+    #[test]
+    fn a_rank_left_one_gpu_by_its_launcher_takes_it() {
+        assert!(one_visible_gpu(Some("3")));
+        assert!(one_visible_gpu(Some("GPU-5f2c1a")));
+        assert!(!one_visible_gpu(Some("0,1")));
+        assert!(!one_visible_gpu(Some("")));
+        assert!(!one_visible_gpu(None));
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //! Batch normalisation computes its statistics over each rank's part of the batch (as PyTorch's
 //! DDP does without `SyncBatchNorm`), so a model with BatchNorm trained on N ranks is close to,
 //! not equal to, the one-process model; every other layer shipped here computes the same
-//! function on N ranks as on one.
+//! function on N ranks as on one. Before each validation every rank takes rank 0's running
+//! statistics ([`Group::copy_from_rank0`], DDP's `broadcast_buffers`), so the validation numbers
+//! are those of the model rank 0 saves, and a resumed run continues exactly.
 
 use std::fmt;
 use std::sync::Arc;
@@ -183,6 +185,39 @@ impl Group {
         CollectiveError { rank: self.rank(), world: self.world(), what }
     }
 
+    /// Sets each of `vars` to rank 0's value on every rank: one all-reduce of rank 0's numbers and
+    /// the other ranks' zeros, which leaves rank 0's exactly (x + 0 = x).
+    pub fn copy_from_rank0(&self, vars: &[(String, Var)]) -> Result<(), CollectiveError> {
+        if self.is_single() || vars.is_empty() {
+            return Ok(());
+        }
+        let fail = |what: String| self.error(what);
+        let mut flat = Vec::with_capacity(vars.iter().map(|(_, v)| v.elem_count()).sum());
+        for (name, var) in vars {
+            if self.is_writer() {
+                flat.extend(
+                    var.flatten_all()
+                        .and_then(|v| v.to_dtype(candle_core::DType::F32))
+                        .and_then(|v| v.to_vec1::<f32>())
+                        .map_err(|e| fail(format!("reading {name}: {e}")))?,
+                );
+            } else {
+                flat.resize(flat.len() + var.elem_count(), 0.0);
+            }
+        }
+        self.0.all_reduce_sum(&mut flat)?;
+        let mut offset = 0;
+        for (name, var) in vars {
+            let n = var.elem_count();
+            Tensor::from_slice(&flat[offset..offset + n], var.shape(), var.device())
+                .and_then(|v| v.to_dtype(var.dtype()))
+                .and_then(|v| var.set(&v))
+                .map_err(|e| fail(format!("setting {name} to rank 0's: {e}")))?;
+            offset += n;
+        }
+        Ok(())
+    }
+
     /// Replaces each of `vars`' gradients in `grads` by its sum over the ranks: one all-reduce of
     /// all of them, in the order of `vars` (the same on every rank). A variable without a gradient
     /// here (a rank whose part of the batch was empty) contributes zeros.
@@ -272,6 +307,22 @@ mod tests {
             let mut values = tensor.to_vec1::<f32>().map_err(|e| self.0.error(e.to_string()))?;
             self.0 .0.all_reduce_sum(&mut values)?;
             Tensor::new(values, tensor.device()).map_err(|e| self.0.error(e.to_string()))
+        }
+    }
+
+    #[test]
+    fn every_rank_ends_with_rank_zeros_layer_state() {
+        let values = local::run(3, |group| {
+            let r = group.rank() as f32;
+            let mean = Var::from_tensor(&Tensor::new(&[r + 1.0, -(r + 2.0)], &candle_core::Device::Cpu).unwrap()).unwrap();
+            let var = Var::from_tensor(&Tensor::new(&[[0.5 + r]], &candle_core::Device::Cpu).unwrap()).unwrap();
+            let vars = vec![("bn.running_mean".to_string(), mean.clone()), ("bn.running_var".to_string(), var.clone())];
+            group.copy_from_rank0(&vars).unwrap();
+            (mean.to_vec1::<f32>().unwrap(), var.flatten_all().unwrap().to_vec1::<f32>().unwrap(), var.dims().to_vec())
+        });
+        for (rank, (mean, var, dims)) in values.into_iter().enumerate() {
+            assert_eq!(mean, vec![1.0, -2.0], "rank {rank}");
+            assert_eq!((var, dims), (vec![0.5], vec![1, 1]), "rank {rank}");
         }
     }
 

@@ -162,6 +162,12 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
     // The gradients summed over the processes, in the same order on each.
     let mut reduced: Vec<(String, candle_core::Var)> = trainable.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
     reduced.sort_by(|a, b| a.0.cmp(&b.0));
+    // Layer state (batch-norm running statistics), which each rank updates from its own part.
+    let mut layer_state: Vec<(String, candle_core::Var)> = {
+        let data = varmap.data().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        data.iter().filter(|(name, _)| model::is_state(name)).map(|(n, v)| (n.clone(), v.clone())).collect()
+    };
+    layer_state.sort_by(|a, b| a.0.cmp(&b.0));
     let mut optimizer = Optimizer::new(&config.optimizer, trainable);
     let mut state = TrainerState::default();
     if let Some(path) = &options.resume {
@@ -264,6 +270,10 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
             seconds,
             ..Default::default()
         };
+        // Every rank validates (and rank 0 saves) with rank 0's running statistics, as PyTorch's
+        // DDP does with `broadcast_buffers`; without this, each rank would score its part of the
+        // validation set with statistics no checkpoint holds.
+        group.copy_from_rank0(&layer_state)?;
         let val = evaluate_sharded(model.as_ref(), &val_loader, config, &spec.classes, group)?;
         state.epoch = epoch;
         state.step_in_epoch = 0;

@@ -21,6 +21,13 @@ pub enum LaunchError {
     NotBuilt { world: usize, launcher: &'static str, variable: &'static str },
     #[error("starting MPI: {0}")]
     Mpi(#[from] CollectiveError),
+    #[error(
+        "{launcher} started {world} processes ({variable}={world}), but MPI sees {mpi} in this one's job, so \
+         each would train alone; the MPI library this binary uses cannot talk to that launcher: under Slurm try \
+         `srun --mpi=pmix` (or `--mpi=pmi2`; `srun --mpi=list` shows the choices), or start the job with the \
+         `mpirun` of the MPI the program was built against"
+    )]
+    WorldMismatch { world: usize, mpi: usize, launcher: &'static str, variable: &'static str },
 }
 
 /// How many processes the launcher started, by which launcher, from `variable`; `None` when no
@@ -41,8 +48,14 @@ pub fn from_environment() -> Result<Group, LaunchError> {
 }
 
 #[cfg(feature = "distributed")]
-fn join(_world: usize, _launcher: &'static str, _variable: &'static str) -> Result<Group, LaunchError> {
-    Ok(Group::new(std::sync::Arc::new(super::mpi::Mpi::init()?)))
+fn join(world: usize, launcher: &'static str, variable: &'static str) -> Result<Group, LaunchError> {
+    use super::Collective;
+    let mpi = super::mpi::Mpi::init()?;
+    // A launcher MPI cannot talk to leaves every process an MPI job of its own.
+    if mpi.world() != world {
+        return Err(LaunchError::WorldMismatch { world, mpi: mpi.world(), launcher, variable });
+    }
+    Ok(Group::new(std::sync::Arc::new(mpi)))
 }
 
 #[cfg(not(feature = "distributed"))]

@@ -4,6 +4,10 @@
 //! extra synchronisation is needed. Rank 0 makes NCCL's unique id and the host group carries it
 //! to the others, as Horovod does.
 //!
+//! The communicator sums on the stream candle gives the thread that joined it (candle's CUDA
+//! devices use per-thread default streams): call [`Collective::all_reduce_sum_tensor`] from the
+//! thread that trains, as the trainer does, or the sum is not ordered after the backward pass.
+//!
 //! Built with the `nccl` feature (which brings `cuda` and `distributed`); it needs the CUDA
 //! toolkit and NCCL (`libnccl2`, `libnccl-dev`) where it is built and run.
 
@@ -46,7 +50,9 @@ impl Nccl {
         };
         let mut id = Vec::new();
         if host.is_writer() && cuda.is_some() {
-            let made = Id::new().map_err(|e| host.error(format!("NCCL could not make its unique id ({:?})", e.0)))?;
+            let made = Id::new().map_err(|e| {
+                host.error(format!("NCCL could not make its unique id ({:?}); NCCL_DEBUG=INFO makes NCCL say why", e.0))
+            })?;
             id = made.internal().iter().map(|&c| c as u8).collect();
         }
         host.0.broadcast(&mut id)?;
@@ -60,7 +66,10 @@ impl Nccl {
                 for (to, from) in internal.iter_mut().zip(&id) {
                     *to = *from as c_char;
                 }
-                let comm = Comm::from_rank(cuda.cuda_stream(), host.rank(), host.world(), Id::uninit(internal))
+                let stream = cuda.cuda_stream();
+                // NCCL joins the GPU that is current on this thread: make it this rank's.
+                stream.context().bind_to_thread().map_err(|e| host.error(format!("making this rank's GPU current for NCCL: {e}")))?;
+                let comm = Comm::from_rank(stream, host.rank(), host.world(), Id::uninit(internal))
                     .map_err(|e| {
                         host.error(format!(
                             "joining NCCL's communicator failed ({:?}); NCCL_DEBUG=INFO in the environment makes \
@@ -129,7 +138,7 @@ impl AllReduceSum<'_> {
         let mut received = device.alloc_zeros::<T>(sent.len())?;
         self.0
             .all_reduce(sent, &mut received, &ReduceOp::Sum)
-            .map_err(|e| candle_core::Error::Msg(format!("ncclAllReduce failed ({:?})", e.0)))?;
+            .map_err(|e| candle_core::Error::Msg(format!("ncclAllReduce failed ({:?}); NCCL_DEBUG=INFO says why", e.0)))?;
         Ok(received)
     }
 }
