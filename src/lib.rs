@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 pub mod idx;
 pub mod images;
 pub mod real_data;
+pub mod tables;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

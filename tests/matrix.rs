@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+#[path = "matrix/tables.rs"]
+mod tables;
 #[path = "matrix/user_edits.rs"]
 mod user_edits;
 
@@ -169,6 +171,13 @@ fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Resu
     }
     if variant.backend == "cpu" && variant.onnx && variant.model == "cnn" {
         report.push_str(&user_edits::user_edits_check(&name, project, &bin)?);
+    }
+    if variant.backend == "cpu" && variant.onnx && variant.model == "mlp" {
+        report.push_str(&tables::tables_check(&name, project, &bin)?);
+    }
+    if variant.backend == "cpu" && variant.onnx && variant.model == "cnn" {
+        tables::cnn_refuses_a_table(&name, project, &bin)?;
+        report.push_str("  cnn refuses a table");
     }
     Ok(report)
 }

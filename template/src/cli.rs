@@ -14,7 +14,7 @@ use experiment::{Config, RunDir};
 use training::TrainOptions;
 
 #[derive(Debug, Parser)]
-#[command(version, about = "Train and evaluate an image classifier with Candle")]
+#[command(version, about = "Train and evaluate a model with Candle: images or tables, classes, labels or values")]
 pub struct Cli {
     /// The experiment configuration [default: config.json; for evaluate and train --resume, the run's config.json].
     #[arg(long, global = true, value_name = "FILE")]
@@ -48,14 +48,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Predict the class of PNG or JPEG files with a checkpoint.
+    /// Predict the class of PNG or JPEG files, or the targets of a CSV table's rows, with a checkpoint.
     Predict {
         #[command(flatten)]
         model: ModelSource,
         /// Image files (any size, colour or grey: converted to the model's channels and size, then
-        /// standardised as in training; the mnist type's invert_light_background inverts dark-on-light images).
-        #[arg(required = true, value_name = "IMAGE")]
+        /// standardised as in training; the mnist type's invert_light_background inverts dark-on-light
+        /// images), or one CSV table (a model trained on `csv` data): its rows need the training's
+        /// input columns, and a CSV of predictions is written, one row per input row.
+        #[arg(required = true, value_name = "FILE")]
         images: Vec<PathBuf>,
+        /// Where a table's predictions go (written whole, then renamed into place); default: stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
         /// Show the K most likely classes of each image [default: 1].
         #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         top_k: u64,
@@ -160,8 +165,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print_evaluation(&result, json);
             Ok(())
         }
-        Command::Predict { model, images, top_k, json } => {
+        Command::Predict { model, images, output, top_k, json } => {
             crate::logging::init(&logger, None)?;
+            if let [table] = images.as_slice()
+                && table.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("tsv"))
+            {
+                return predict_table(&cli.config, &cli.set, &model, table, output.as_deref());
+            }
+            if output.is_some() {
+                anyhow::bail!("--output is for the predictions of a CSV table; image predictions print to stdout");
+            }
             #[cfg(feature = "onnx")]
             let from_onnx = match &model.onnx {
                 Some(file) => {
@@ -276,32 +289,91 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The loss and metrics, per-class accuracy and confusion matrix, as text or (`--json`) as one
-/// JSON object on one line.
+/// The loss and metrics with the task's tables (per-class accuracy and the confusion matrix,
+/// per-label scores, or per-target errors), as text or (`--json`) as one JSON object on one line.
 fn print_evaluation(result: &experiment::evaluate::Evaluation, json: bool) {
+    use model::TaskKind;
     if json {
         let mut object = serde_json::json!({
+            "task": result.task,
             "loss": result.loss,
             "samples": result.samples,
-            "per_class_accuracy": result.per_class_accuracy,
-            "confusion": result.confusion,
             "classes": result.classes,
-            "per_class": result.per_class,
         });
+        match result.task {
+            TaskKind::Classification => {
+                object["per_class_accuracy"] = serde_json::json!(result.per_class_accuracy);
+                object["confusion"] = serde_json::json!(result.confusion);
+                object["per_class"] = serde_json::json!(result.per_class);
+            }
+            TaskKind::MultiLabel => object["per_label"] = serde_json::json!(result.per_class),
+            TaskKind::Regression => object["per_target"] = serde_json::json!(result.per_target),
+        }
         for (name, value) in &result.metrics {
             object[name] = serde_json::json!(value);
         }
         println!("{object}");
-    } else {
-        println!("{} images: loss {:.4}", result.samples, result.loss);
-        for (name, value) in &result.metrics {
-            println!("{name}: {value:.4}");
-        }
-        println!("{}", result.per_class_line());
-        println!("{}", result.per_class_table());
-        println!("confusion matrix (rows: true class, columns: predicted class):");
-        println!("{}", result.confusion_table());
+        return;
     }
+    let what = if result.task == TaskKind::Classification { "images" } else { "samples" };
+    println!("{} {what}: loss {:.4}", result.samples, result.loss);
+    for (name, value) in &result.metrics {
+        println!("{name}: {value:.4}");
+    }
+    match result.task {
+        TaskKind::Classification => {
+            println!("{}", result.per_class_line());
+            println!("{}", result.per_class_table());
+            println!("confusion matrix (rows: true class, columns: predicted class):");
+            println!("{}", result.confusion_table());
+        }
+        TaskKind::MultiLabel => println!("{}", result.per_class_table()),
+        TaskKind::Regression => println!("{}", result.per_target_table()),
+    }
+}
+
+/// `predict` on a CSV table: one row of predictions per row, to `output` (atomically) or stdout.
+fn predict_table(
+    config: &Option<PathBuf>,
+    set: &[String],
+    model: &ModelSource,
+    table: &Path,
+    output: Option<&Path>,
+) -> anyhow::Result<()> {
+    #[cfg(feature = "onnx")]
+    let from_onnx = model.onnx.as_ref().map(|file| -> anyhow::Result<_> {
+        let onnx = inference::onnx::OnnxModel::load(file)?;
+        Ok(inference::onnx::predict_onnx_table(&onnx, table)?)
+    });
+    #[cfg(not(feature = "onnx"))]
+    let from_onnx: Option<anyhow::Result<inference::predict::TablePredictions>> = None;
+    let predictions = match from_onnx {
+        Some(predictions) => predictions?,
+        None => {
+            let checkpoint = model.checkpoint.as_ref().context("pass --checkpoint PATH")?;
+            let config = checkpoint_config(config, set, checkpoint)?;
+            let restored = inference::restore(checkpoint, &config)?;
+            let task = experiment::task::Task::new(&restored.spec.target, &config);
+            inference::predict::predict_table(
+                restored.model.as_ref(),
+                &restored.spec,
+                &task,
+                table,
+                &config.data_loader,
+                &restored.device,
+            )?
+        }
+    };
+    let csv = predictions.to_csv();
+    match output {
+        None => print!("{csv}"),
+        Some(path) => {
+            experiment::checkpoint::write_atomically(path, csv.as_bytes())
+                .with_context(|| format!("writing the predictions to {}", path.display()))?;
+            println!("wrote {} predictions to {}", predictions.rows.len(), path.display());
+        }
+    }
+    Ok(())
 }
 
 /// --config if given, else the config saved in the checkpoint's run folder; --set applies to both.

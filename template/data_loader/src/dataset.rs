@@ -1,5 +1,9 @@
 //! What a dataset is to the training loop (the [`Dataset`] trait: a length, a device, and gathering a
 //! batch by indices, augmented or not), and [`TensorDataset`], a split staged on the device once.
+//!
+//! Inputs are f32 `[n, ...sample shape]` (images `[n, channels, rows, cols]`, table rows
+//! `[n, features]`); targets are whatever the task's are: class indices `[n]` u32, labels
+//! `[n, labels]` f32 0/1, or values `[n, values]` f32.
 
 use std::borrow::Cow;
 
@@ -10,7 +14,7 @@ use crate::error::{DataError, Result};
 use crate::mnist::MnistSplit;
 use crate::normalize::Normalize;
 
-/// A source of labelled samples the training loop can batch from.
+/// A source of samples with their targets, which the training loop batches from.
 pub trait Dataset {
     /// Number of samples.
     fn len(&self) -> usize;
@@ -21,8 +25,8 @@ pub trait Dataset {
     }
 
     /// Gather the samples at `indices` (a u32 tensor on the dataset's device) into
-    /// (images `[b, channels, rows, cols]` f32, labels `[b]` u32), each sample augmented by
-    /// `augment` when given (training).
+    /// (inputs `[b, ...sample shape]` f32, targets `[b, ...]`), each image augmented by `augment`
+    /// when given (training).
     fn batch(&self, indices: &Tensor, augment: Option<&EpochAugment>) -> candle_core::Result<(Tensor, Tensor)>;
 
     /// Where the batches live; index tensors must be created here.
@@ -38,9 +42,9 @@ pub trait Dataset {
 /// (fast, no per-step host copies). MNIST's 60,000 images take 188 MB as f32.
 #[derive(Clone, Debug)]
 pub struct TensorDataset {
-    /// `[n, channels, rows, cols]` f32, normalised.
+    /// `[n, ...sample shape]` f32, normalised.
     images: Tensor,
-    /// `[n]` u32.
+    /// `[n, ...]`: class indices (u32), labels or values (f32).
     labels: Tensor,
     /// Each channel's standardised black, which augmentation pads with.
     black: Vec<f32>,
@@ -95,23 +99,30 @@ impl TensorDataset {
         Ok(Self::new(images, labels)?.with_black(normalize.black()))
     }
 
-    /// Wraps tensors already prepared: images `[n, c, rows, cols]` f32 and labels `[n]` u32 on one device.
+    /// Wraps tensors already prepared on one device: inputs `[n, ...]` f32 (images
+    /// `[n, c, rows, cols]`, rows `[n, features]`) and targets `[n]` u32 (classes) or `[n, k]` f32
+    /// (labels, values).
     pub fn new(images: Tensor, labels: Tensor) -> Result<Self> {
-        let problem = if images.rank() != 4 || images.dtype() != DType::F32 {
+        let targets_ok = match labels.rank() {
+            1 => labels.dtype() == DType::U32,
+            2 => labels.dtype() == DType::F32,
+            _ => false,
+        };
+        let problem = if images.rank() < 2 || images.dtype() != DType::F32 {
             Some(format!(
-                "images must be [n, channels, rows, cols] f32, got {:?} {:?}",
+                "inputs must be [n, ...] f32 (images [n, channels, rows, cols], rows [n, features]), got {:?} {:?}",
                 images.dims(),
                 images.dtype()
             ))
-        } else if labels.rank() != 1 || labels.dtype() != DType::U32 {
+        } else if !targets_ok {
             Some(format!(
-                "labels must be [n] u32, got {:?} {:?}",
+                "targets must be [n] u32 class indices or [n, k] f32 labels or values, got {:?} {:?}",
                 labels.dims(),
                 labels.dtype()
             ))
         } else if images.dims()[0] != labels.dims()[0] {
             Some(format!(
-                "{} images but {} labels",
+                "{} samples but {} targets",
                 images.dims()[0],
                 labels.dims()[0]
             ))
@@ -139,12 +150,12 @@ impl TensorDataset {
         self
     }
 
-    /// All images, `[n, channels, rows, cols]` f32.
+    /// All inputs, `[n, ...sample shape]` f32.
     pub fn images(&self) -> &Tensor {
         &self.images
     }
 
-    /// All labels, `[n]` u32.
+    /// All targets, `[n, ...]`.
     pub fn labels(&self) -> &Tensor {
         &self.labels
     }

@@ -171,6 +171,20 @@ pub enum DataError {
     )]
     Unreadable { path: PathBuf, reason: String },
 
+    /// A CSV table that cannot be read, a value in it that cannot be encoded, or a
+    /// `data_loader.args` setting that does not fit the table. Reads as
+    /// `data/houses.csv, line 17, column "rooms": "abc" is not a number; ...`.
+    #[error("{path}{}: {message}", at(line, column))]
+    Table {
+        path: PathBuf,
+        /// The 1-based line of the row at fault, where one row is.
+        line: Option<u64>,
+        /// The column at fault, where there is one.
+        column: Option<String>,
+        /// What is wrong and what to do about it.
+        message: String,
+    },
+
     /// Candle failed while staging tensors.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
@@ -190,6 +204,18 @@ fn list_failures(attempts: &[MirrorFailure]) -> String {
         .iter()
         .map(|a| format!("\n  - {}: {}", a.url, a.reason))
         .collect()
+}
+
+/// `, line 17, column "rooms"`, or the parts of it that are known.
+fn at(line: &Option<u64>, column: &Option<String>) -> String {
+    let mut at = String::new();
+    if let Some(line) = line {
+        at.push_str(&format!(", line {line}"));
+    }
+    if let Some(column) = column {
+        at.push_str(&format!(", column \"{column}\""));
+    }
+    at
 }
 
 /// Results of this crate.

@@ -34,6 +34,7 @@ pub mod normalize;
 mod shuffle;
 pub mod split;
 pub mod streamed;
+pub mod table;
 
 pub use augment::{Augment, EpochAugment};
 pub use dataset::{Dataset, TensorDataset};

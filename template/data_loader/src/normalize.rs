@@ -3,7 +3,7 @@
 //! the default initialisations expect. [`ChannelStats`] measures the numbers on a data set (what
 //! `"normalize": "auto"` uses).
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -93,7 +93,8 @@ impl Normalize {
     }
 }
 
-/// Standardisation resolved for a channel count: exactly one mean and one std per channel.
+/// Standardisation resolved for a channel count: exactly one mean and one std per channel (for a
+/// table's feature vectors, per feature: dimension 1 is the "channel" of both).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Channels {
     pub mean: Vec<f32>,
@@ -120,15 +121,21 @@ impl Channels {
         (0..self.channels()).map(|c| std::array::from_fn(|p| self.apply(c, p as u8))).collect()
     }
 
-    /// Standardises `[n, channels, h, w]` values already scaled to [0, 1] (as `predict` and the
-    /// ONNX checks prepare them), with the same arithmetic as the tables.
+    /// Standardises `[n, channels, ...]` values (images scaled to [0, 1], as `predict` and the
+    /// ONNX checks prepare them, or `[n, features]` table rows), with the same arithmetic as the tables.
     pub fn apply_tensor(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (mean, std) = (self.as_tensor(&self.mean, x.device())?, self.as_tensor(&self.std, x.device())?);
+        let dims = self.broadcast_dims(x.rank());
+        let mean = Tensor::from_slice(&self.mean, dims.as_slice(), x.device())?;
+        let std = Tensor::from_slice(&self.std, dims.as_slice(), x.device())?;
         x.broadcast_sub(&mean)?.broadcast_div(&std)
     }
 
-    fn as_tensor(&self, values: &[f32], device: &Device) -> candle_core::Result<Tensor> {
-        Tensor::from_slice(values, (1, values.len(), 1, 1), device)
+    /// `[1, channels, 1, ...]` for inputs of rank `rank`: the shape the means and stds broadcast
+    /// from (the ONNX graph's constants have it too).
+    pub fn broadcast_dims(&self, rank: usize) -> Vec<usize> {
+        let mut dims = vec![1; rank.max(2)];
+        dims[1] = self.channels();
+        dims
     }
 }
 
@@ -261,6 +268,7 @@ impl<'de> Deserialize<'de> for NormalizeSetting {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
 
     #[test]
     fn one_number_is_every_channel_and_a_list_is_one_per_channel() {

@@ -11,7 +11,7 @@ use crate::loss::LossConfig;
 use crate::metrics::Metric;
 use crate::optimizer::OptimizerConfig;
 use crate::schedule::SchedulerConfig;
-use model::ModelConfig;
+use model::{ModelConfig, TaskKind};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,10 +26,16 @@ pub struct Config {
     pub device: DeviceSpec,
     pub data_loader: DataLoaderConfig,
     pub model: ModelConfig,
+    /// Left out (or null): the task's default (`cross_entropy`, `binary_cross_entropy`, `mse`);
+    /// a loaded config always has it ([`Config::loss`]).
     #[serde(default)]
-    pub loss: LossConfig,
-    #[serde(default = "default_metrics")]
-    pub metrics: Vec<Metric>,
+    pub loss: Option<LossConfig>,
+    /// Left out (or null): the task's defaults ([`Metric::defaults`]).
+    #[serde(default)]
+    pub metrics: Option<Vec<Metric>>,
+    /// Multi-label targets: a label is predicted when its probability is at least this.
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
     pub optimizer: OptimizerConfig,
     #[serde(default)]
     pub lr_scheduler: SchedulerConfig,
@@ -41,8 +47,8 @@ fn default_seed() -> u64 {
     42
 }
 
-fn default_metrics() -> Vec<Metric> {
-    vec![Metric::Accuracy]
+fn default_threshold() -> f64 {
+    0.5
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,9 +60,11 @@ pub struct TrainerConfig {
     pub save_period: usize,
     /// How many of the best epoch checkpoints to keep besides `model_best`.
     pub save_top_k: usize,
-    /// `"min val_loss"`, `"max val_accuracy"`, `"max val_macro_f1"` (any metric in `metrics`,
-    /// prefixed by `val_` or, for loss and accuracy, `train_`) or `"off"`.
-    pub monitor: Monitor,
+    /// `"min val_loss"`, `"max val_accuracy"`, `"max val_macro_f1"`, `"min val_rmse"` (any metric
+    /// the run computes, prefixed by `val_`, or `train_loss` and, for classification,
+    /// `train_accuracy`) or `"off"`. Left out: `"max val_accuracy"` for classification, `"min
+    /// val_loss"` for the other tasks (`train_` without a validation set).
+    pub monitor: Option<Monitor>,
     /// Stop after this many epochs without improvement of `monitor` (0: never).
     pub early_stop: usize,
     pub log_every_steps: usize,
@@ -81,7 +89,7 @@ impl Default for TrainerConfig {
             save_dir: PathBuf::from("saved"),
             save_period: 1,
             save_top_k: 1,
-            monitor: Monitor::Max("val_accuracy".into()),
+            monitor: None,
             early_stop: 5,
             log_every_steps: 50,
             grad_clip_norm: None,
@@ -107,19 +115,43 @@ impl Monitor {
         matches!(self, Self::Min(m) | Self::Max(m) if m.starts_with("val_"))
     }
 
-    /// What a run with `metrics` can monitor: the validation loss and every metric, and the
-    /// training loss and accuracy (the running values of each epoch's steps).
-    pub fn choices(metrics: &[Metric]) -> Vec<String> {
-        let mut names = vec!["val_loss".to_owned(), "val_accuracy".to_owned()];
+    /// What a `task` run with `metrics` can monitor: the validation loss and every metric, and
+    /// the training loss and (classification) accuracy, the running values of each epoch's steps.
+    pub fn choices(task: TaskKind, metrics: &[Metric]) -> Vec<String> {
+        let mut names = vec!["val_loss".to_owned()];
+        if task == TaskKind::Classification {
+            names.push("val_accuracy".to_owned());
+        }
         names.extend(metrics.iter().filter(|m| **m != Metric::Accuracy).map(|m| format!("val_{}", m.name())));
-        names.extend(["train_loss".to_owned(), "train_accuracy".to_owned()]);
+        names.push("train_loss".to_owned());
+        if task == TaskKind::Classification {
+            names.push("train_accuracy".to_owned());
+        }
         names
     }
 
+    /// What a `task` run watches when `trainer.monitor` is left out.
+    pub fn default_for(task: TaskKind, has_validation: bool) -> Self {
+        let split = if has_validation { "val" } else { "train" };
+        match task {
+            TaskKind::Classification => Self::Max(format!("{split}_accuracy")),
+            _ => Self::Min(format!("{split}_loss")),
+        }
+    }
+
+    /// Whether a larger value of the watched metric is better.
+    pub fn higher_is_better(&self) -> Option<bool> {
+        match self {
+            Self::Off => None,
+            Self::Max(_) => Some(true),
+            Self::Min(_) => Some(false),
+        }
+    }
+
     /// An error listing the valid names when the run does not compute the watched value.
-    fn check(&self, metrics: &[Metric]) -> Result<(), String> {
+    fn check(&self, task: TaskKind, metrics: &[Metric]) -> Result<(), String> {
         let (Self::Min(name) | Self::Max(name)) = self else { return Ok(()) };
-        let choices = Self::choices(metrics);
+        let choices = Self::choices(task, metrics);
         if choices.contains(name) {
             return Ok(());
         }
@@ -211,9 +243,35 @@ impl Config {
         let mut canonical = String::with_capacity(text.len());
         write_type_first(&value, &mut canonical);
         let mut de = serde_json::Deserializer::from_str(&canonical);
-        let config: Config = serde_path_to_error::deserialize(&mut de).map_err(|e| invalid(path, e))?;
+        let mut config: Config = serde_path_to_error::deserialize(&mut de).map_err(|e| invalid(path, e))?;
         config.check().map_err(|message| ConfigError::Rule { path: path.to_path_buf(), message })?;
+        // What was left to the task is written out, so the run's config.json says what ran.
+        let task = config.task();
+        config.loss.get_or_insert_with(|| LossConfig::default_for(task));
+        config.metrics.get_or_insert_with(|| Metric::defaults(task));
+        let has_validation = config.data_loader.has_validation();
+        config.trainer.monitor.get_or_insert_with(|| Monitor::default_for(task, has_validation));
         Ok(config)
+    }
+
+    /// The task the data's targets make (classification for images, as configured for tables).
+    pub fn task(&self) -> TaskKind {
+        self.data_loader.task()
+    }
+
+    /// The loss: as configured, or the task's default.
+    pub fn loss(&self) -> LossConfig {
+        self.loss.clone().unwrap_or_else(|| LossConfig::default_for(self.task()))
+    }
+
+    /// The metrics: as configured, or the task's defaults.
+    pub fn metrics(&self) -> Vec<Metric> {
+        self.metrics.clone().unwrap_or_else(|| Metric::defaults(self.task()))
+    }
+
+    /// What decides the best checkpoint and early stopping: as configured, or the task's default.
+    pub fn monitor(&self) -> Monitor {
+        self.trainer.monitor.clone().unwrap_or_else(|| Monitor::default_for(self.task(), self.data_loader.has_validation()))
     }
 
     /// Rules serde cannot express.
@@ -230,21 +288,26 @@ impl Config {
         if let Some(norm) = self.trainer.grad_clip_norm.filter(|n| !(n.is_finite() && *n > 0.0)) {
             return Err(format!("`trainer.grad_clip_norm` must be a positive number or null, got {norm}"));
         }
-        if !self.data_loader.has_validation() && self.trainer.monitor.watches_validation() {
+        let task = self.task();
+        let monitor = self.monitor();
+        if !self.data_loader.has_validation() && monitor.watches_validation() {
             return Err(format!(
-                "`trainer.monitor` is \"{}\" but `data_loader.args.validation_split` is 0, so there is no \
-                 validation set; set a validation split, monitor a train_* metric, or \"off\"",
-                self.trainer.monitor
+                "`trainer.monitor` is \"{monitor}\" but `data_loader.args.validation_split` is 0, so there is no \
+                 validation set; set a validation split, monitor a train_* metric, or \"off\""
             ));
         }
-        self.trainer.monitor.check(&self.metrics)?;
+        self.loss().check(task)?;
+        Metric::check_all(&self.metrics(), task)?;
+        monitor.check(task, &self.metrics())?;
+        if task == TaskKind::MultiLabel && !(self.threshold > 0.0 && self.threshold < 1.0) {
+            return Err(format!("`threshold` must be a probability strictly between 0 and 1, got {}", self.threshold));
+        }
         if self.trainer.freeze_loaded && self.trainer.init_from.is_none() {
             return Err("`trainer.freeze_loaded` needs `trainer.init_from`: the checkpoint whose parameters to freeze".into());
         }
         self.data_loader.check()?;
         self.optimizer.check()?;
-        self.lr_scheduler.check()?;
-        self.loss.check()
+        self.lr_scheduler.check()
     }
 
     /// The config as pretty JSON, as saved into the run directory.

@@ -1,19 +1,20 @@
-//! One pass over a dataset without gradients: mean loss, metrics, the confusion matrix and, per
-//! class (by name), precision, recall and F1.
+//! One pass over a dataset without gradients: mean loss and the task's metrics, with its tables
+//! (the confusion matrix and per-class scores, per-label scores, or per-target errors), and how
+//! they print.
 
 use std::collections::BTreeMap;
 
-use candle_core::{DType, Result, Tensor};
+use candle_core::{DType, Result};
 use data_loader::{DataLoader, Dataset};
-use model::Classifier;
+use model::{Classifier, TaskKind};
 
-use crate::loss::LossConfig;
-use crate::metrics::Metric;
+use crate::task::Task;
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Evaluation {
+    pub task: TaskKind,
     pub loss: f64,
-    /// Metric name -> fraction correct, e.g. "accuracy" -> 0.98.
+    /// Metric name -> value, e.g. "accuracy" -> 0.98, "rmse" -> 3.2.
     pub metrics: BTreeMap<String, f64>,
     pub samples: usize,
     pub seconds: f64,
@@ -25,16 +26,19 @@ pub struct Evaluation {
     /// `confusion`; NaN (null in JSON) for a class without images.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_class_accuracy: Vec<f64>,
-    /// The class names, in label order (the rows and columns of `confusion`).
+    /// The class, label or value names, in output order (the rows and columns of `confusion`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,
-    /// Per class: precision, recall, F1 and the number of images.
+    /// Per class (or label): precision, recall, F1 and the number of samples that have it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_class: Vec<ClassScores>,
+    /// Per regression target: MSE, RMSE, MAE and R².
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_target: Vec<TargetScores>,
 }
 
-/// One class's scores from the confusion matrix; NaN (null in JSON) where undefined (no images of
-/// the class for recall, no predictions of it for precision).
+/// One class's (or label's) scores; NaN (null in JSON) where undefined (no samples of the class
+/// for recall, no predictions of it for precision).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct ClassScores {
     pub precision: f64,
@@ -43,31 +47,31 @@ pub struct ClassScores {
     pub support: u64,
 }
 
-/// Precision, recall and F1 of every class of `confusion` (`confusion[true][predicted]`).
-pub fn class_scores(confusion: &[Vec<u64>]) -> Vec<ClassScores> {
-    (0..confusion.len())
-        .map(|c| {
-            let tp = confusion[c].get(c).copied().unwrap_or(0) as f64;
-            let support: u64 = confusion[c].iter().sum();
-            let predicted: u64 = confusion.iter().map(|row| row.get(c).copied().unwrap_or(0)).sum();
-            let precision = if predicted == 0 { f64::NAN } else { tp / predicted as f64 };
-            let recall = if support == 0 { f64::NAN } else { tp / support as f64 };
-            let f1 = if support == 0 && predicted == 0 {
-                f64::NAN
-            } else if tp == 0.0 {
-                0.0
-            } else {
-                2.0 * precision * recall / (precision + recall)
-            };
-            ClassScores { precision, recall, f1, support }
-        })
-        .collect()
+impl ClassScores {
+    /// The scores of `tp` true positives, `fp` false positives and `fn_` false negatives.
+    pub fn from_counts(tp: u64, fp: u64, fn_: u64) -> Self {
+        let (predicted, support) = (tp + fp, tp + fn_);
+        let precision = if predicted == 0 { f64::NAN } else { tp as f64 / predicted as f64 };
+        let recall = if support == 0 { f64::NAN } else { tp as f64 / support as f64 };
+        let f1 = if support == 0 && predicted == 0 {
+            f64::NAN
+        } else if tp == 0 {
+            0.0
+        } else {
+            2.0 * precision * recall / (precision + recall)
+        };
+        Self { precision, recall, f1, support }
+    }
 }
 
-/// The mean F1 over the classes where it is defined; NaN when there is none.
-pub fn macro_f1(scores: &[ClassScores]) -> f64 {
-    let defined: Vec<f64> = scores.iter().map(|s| s.f1).filter(|f| !f.is_nan()).collect();
-    if defined.is_empty() { f64::NAN } else { defined.iter().sum::<f64>() / defined.len() as f64 }
+/// One regression target's scores, in its own units; R² is NaN (null) for a target without variance.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct TargetScores {
+    pub name: String,
+    pub mse: f64,
+    pub rmse: f64,
+    pub mae: f64,
+    pub r2: f64,
 }
 
 impl Evaluation {
@@ -94,11 +98,18 @@ impl Evaluation {
         format!("per-class accuracy: {}", cells.join("  "))
     }
 
-    /// Precision, recall, F1 and the image count of each class, one row per class, by name.
+    /// The metrics on one line, by name: `accuracy 0.9812  macro_f1 0.9790`.
+    pub fn metrics_line(&self) -> String {
+        let cells: Vec<String> = self.metrics.iter().map(|(name, v)| format!("{name} {}", number(*v))).collect();
+        cells.join("  ")
+    }
+
+    /// Precision, recall, F1 and the sample count of each class (or label), one row each, by name.
     pub fn per_class_table(&self) -> String {
+        let (what, count) = if self.task == TaskKind::MultiLabel { ("label", "samples") } else { ("class", "images") };
         let width = (0..self.per_class.len()).map(|c| self.class_name(c).len()).max().unwrap_or(0).max(5);
         let cell = |v: f64| if v.is_nan() { format!("{:>10}", "n/a") } else { format!("{v:>10.4}") };
-        let mut out = format!("{:<width$}{:>10}{:>10}{:>10}{:>8}", "class", "precision", "recall", "f1", "images");
+        let mut out = format!("{what:<width$}{:>10}{:>10}{:>10}{count:>8}", "precision", "recall", "f1");
         for (class, s) in self.per_class.iter().enumerate() {
             let name = self.class_name(class);
             out.push_str(&format!(
@@ -108,6 +119,17 @@ impl Evaluation {
                 cell(s.f1),
                 s.support
             ));
+        }
+        out
+    }
+
+    /// MSE, RMSE, MAE and R² of each regression target, one row each, in the target's units.
+    pub fn per_target_table(&self) -> String {
+        let width = self.per_target.iter().map(|t| t.name.len()).max().unwrap_or(0).max(6);
+        let mut out = format!("{:<width$}{:>12}{:>12}{:>12}{:>10}", "target", "mse", "rmse", "mae", "r2");
+        for t in &self.per_target {
+            let r2 = if t.r2.is_nan() { "n/a (constant target)".to_owned() } else { format!("{:.4}", t.r2) };
+            out.push_str(&format!("\n{:<width$}{:>12}{:>12}{:>12}{r2:>10}", t.name, number(t.mse), number(t.rmse), number(t.mae)));
         }
         out
     }
@@ -132,17 +154,22 @@ impl Evaluation {
     }
 }
 
+/// A metric's value for tables: 4 decimals, or 4 significant digits for large numbers; `n/a` for NaN.
+fn number(v: f64) -> String {
+    if v.is_nan() {
+        "n/a".to_owned()
+    } else if v.abs() >= 1000.0 {
+        format!("{v:.4e}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
 /// Evaluate `model` in inference mode (no dropout) over every batch of `loader`.
-pub fn evaluate<D: Dataset>(
-    model: &dyn Classifier,
-    loader: &DataLoader<'_, D>,
-    loss: &LossConfig,
-    metrics: &[Metric],
-    classes: &[String],
-) -> Result<Evaluation> {
+pub fn evaluate<D: Dataset>(model: &dyn Classifier, loader: &DataLoader<'_, D>, task: &Task) -> Result<Evaluation> {
     let start = std::time::Instant::now();
-    let tally = Tally::count(model, loader, loss, metrics, classes.len())?;
-    Ok(tally.finish(metrics, classes, start.elapsed().as_secs_f64()))
+    let tally = Tally::count(model, loader, task)?;
+    Ok(tally.finish(task, start.elapsed().as_secs_f64()))
 }
 
 /// The counts an evaluation is computed from: sums over samples, so the tallies of the shards of
@@ -151,43 +178,24 @@ pub fn evaluate<D: Dataset>(
 pub struct Tally {
     pub loss_sum: f64,
     pub samples: usize,
-    /// Correct predictions per counted metric, accuracy first ([`Tally::counted`]).
-    pub correct: Vec<f64>,
-    /// Rows the true class, columns the predicted, `classes` × `classes`.
-    pub confusion: Vec<Vec<u64>>,
+    /// The task's sums ([`Task::count`]).
+    pub sums: Vec<f64>,
 }
 
 impl Tally {
-    /// The metrics counted per sample: accuracy, then the configured others that are counted.
-    fn counted(metrics: &[Metric]) -> Vec<Metric> {
-        let mut all = vec![Metric::Accuracy];
-        all.extend(metrics.iter().filter(|m| **m != Metric::Accuracy && m.is_counted()).copied());
-        all
-    }
-
     /// Count over every batch of `loader`, in inference mode.
-    pub fn count<D: Dataset>(
-        model: &dyn Classifier,
-        loader: &DataLoader<'_, D>,
-        loss: &LossConfig,
-        metrics: &[Metric],
-        classes: usize,
-    ) -> Result<Self> {
-        let counted = Self::counted(metrics);
-        let mut tally =
-            Self { loss_sum: 0.0, samples: 0, correct: vec![0.0; counted.len()], confusion: vec![vec![0; classes]; classes] };
+    pub fn count<D: Dataset>(model: &dyn Classifier, loader: &DataLoader<'_, D>, task: &Task) -> Result<Self> {
+        let mut tally = Self { loss_sum: 0.0, samples: 0, sums: vec![0.0; task.sums_len()] };
         for batch in loader.epoch(0) {
-            let (images, labels) = batch?;
-            let n = labels.dims1()?;
+            let (inputs, targets) = batch?;
+            let n = targets.dim(0)?;
             if n == 0 {
                 continue;
             }
-            let logits = model.forward_t(&images, false)?;
-            count_confusion(&mut tally.confusion, &logits, &labels)?;
-            tally.loss_sum += f64::from(loss.compute(&logits, &labels)?.to_scalar::<f32>()?) * n as f64;
-            for (metric, c) in counted.iter().zip(&mut tally.correct) {
-                *c += metric.correct(&logits, &labels)?;
-            }
+            let outputs = model.forward_t(&inputs, false)?;
+            let loss = task.loss(&outputs, &targets)?.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+            tally.loss_sum += f64::from(loss) * n as f64;
+            task.count(&outputs, &targets, &mut tally.sums)?;
             tally.samples += n;
         }
         Ok(tally)
@@ -196,8 +204,7 @@ impl Tally {
     /// Every count as one list of numbers (to be summed over processes).
     pub fn to_sums(&self) -> Vec<f64> {
         let mut sums = vec![self.loss_sum, self.samples as f64];
-        sums.extend(&self.correct);
-        sums.extend(self.confusion.iter().flatten().map(|&c| c as f64));
+        sums.extend(&self.sums);
         sums
     }
 
@@ -205,77 +212,22 @@ impl Tally {
     pub fn set_sums(&mut self, sums: &[f64]) {
         self.loss_sum = sums[0];
         self.samples = sums[1].round() as usize;
-        let (correct, cells) = sums[2..].split_at(self.correct.len());
-        self.correct.copy_from_slice(correct);
-        for (cell, &sum) in self.confusion.iter_mut().flatten().zip(cells) {
-            *cell = sum.round() as u64;
-        }
+        self.sums.copy_from_slice(&sums[2..]);
     }
 
     /// The evaluation these counts give.
-    pub fn finish(self, metrics: &[Metric], classes: &[String], seconds: f64) -> Evaluation {
-        let denom = self.samples.max(1) as f64;
-        let per_class = class_scores(&self.confusion);
-        let mut values: BTreeMap<String, f64> =
-            Self::counted(metrics).iter().zip(&self.correct).map(|(m, c)| (m.name(), c / denom)).collect();
-        if metrics.contains(&Metric::MacroF1) {
-            values.insert(Metric::MacroF1.name(), macro_f1(&per_class));
-        }
-        Evaluation {
-            loss: self.loss_sum / denom,
-            metrics: values,
-            samples: self.samples,
-            seconds,
-            per_class_accuracy: per_class_accuracy(&self.confusion),
-            confusion: self.confusion,
-            classes: classes.to_vec(),
-            per_class,
-        }
+    pub fn finish(self, task: &Task, seconds: f64) -> Evaluation {
+        let mut evaluation =
+            Evaluation { loss: self.loss_sum / self.samples.max(1) as f64, samples: self.samples, seconds, ..Default::default() };
+        task.finish(&self.sums, self.samples, &mut evaluation);
+        evaluation
     }
-}
-
-fn count_confusion(confusion: &mut [Vec<u64>], logits: &Tensor, labels: &Tensor) -> Result<()> {
-    let predicted = logits.argmax(1)?.to_vec1::<u32>()?;
-    let labels = labels.to_dtype(DType::U32)?.to_vec1::<u32>()?;
-    for (truth, guess) in labels.iter().zip(&predicted) {
-        // A label beyond the model's classes cannot be placed; the loss has already refused it.
-        if let Some(cell) = confusion.get_mut(*truth as usize).and_then(|row| row.get_mut(*guess as usize)) {
-            *cell += 1;
-        }
-    }
-    Ok(())
-}
-
-/// The diagonal of `confusion` over its row sums.
-pub fn per_class_accuracy(confusion: &[Vec<u64>]) -> Vec<f64> {
-    confusion
-        .iter()
-        .enumerate()
-        .map(|(class, row)| {
-            let total: u64 = row.iter().sum();
-            if total == 0 { f64::NAN } else { row.get(class).copied().unwrap_or(0) as f64 / total as f64 }
-        })
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
-
-    #[test]
-    fn the_confusion_matrix_counts_true_rows_against_predicted_columns() {
-        let logits = Tensor::new(&[[0.9f32, 0.1, 0.0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.0, 0.1, 0.9]], &Device::Cpu)
-            .unwrap();
-        let labels = Tensor::new(&[0u32, 1, 1, 2], &Device::Cpu).unwrap();
-        let mut confusion = vec![vec![0; 3]; 3];
-        count_confusion(&mut confusion, &logits, &labels).unwrap();
-        count_confusion(&mut confusion, &logits, &labels).unwrap();
-        // Class 1 is right once and taken for class 0 once, per batch.
-        assert_eq!(confusion, vec![vec![2, 0, 0], vec![2, 2, 0], vec![0, 0, 2]]);
-        let per_class = per_class_accuracy(&confusion);
-        assert_eq!(per_class, vec![1.0, 0.5, 1.0]);
-    }
+    use crate::task::classification::{class_scores, per_class_accuracy};
 
     #[test]
     fn the_confusion_table_is_aligned_under_its_header() {
@@ -288,25 +240,6 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines, [" true\\pred     0     1", "         0  1234     5", "         1     0     7"]);
         assert_eq!(evaluation.per_class_line(), "per-class accuracy: 0 0.9960  1 n/a");
-    }
-
-    #[test]
-    fn precision_recall_and_f1_per_class_and_their_macro_mean() {
-        // cat: 3 right, 1 taken for dog; dog: 2 right; bird: never present, predicted once.
-        let confusion = vec![vec![3, 1, 0], vec![0, 2, 1], vec![0, 0, 0]];
-        let scores = class_scores(&confusion);
-        assert_eq!((scores[0].precision, scores[0].recall, scores[0].support), (1.0, 0.75, 4));
-        assert!((scores[0].f1 - 2.0 * 0.75 / 1.75).abs() < 1e-12);
-        assert_eq!((scores[1].precision, scores[1].recall), (2.0 / 3.0, 2.0 / 3.0));
-        // No images of bird but one prediction: precision 0, recall undefined, F1 0.
-        assert!(scores[2].recall.is_nan());
-        assert_eq!((scores[2].precision, scores[2].f1), (0.0, 0.0));
-        let expected = (scores[0].f1 + scores[1].f1 + 0.0) / 3.0;
-        assert!((macro_f1(&scores) - expected).abs() < 1e-12);
-        // A class absent from both the images and the predictions does not count.
-        let scores = class_scores(&[vec![2, 0], vec![0, 0]]);
-        assert!(scores[1].f1.is_nan());
-        assert_eq!(macro_f1(&scores), 1.0);
     }
 
     #[test]
@@ -327,10 +260,4 @@ mod tests {
         assert!(per_class.contains("0.8333") && per_class.lines().count() == 3, "{per_class}");
     }
 
-    #[test]
-    fn a_class_without_images_has_no_accuracy() {
-        let per_class = per_class_accuracy(&[vec![3, 1], vec![0, 0]]);
-        assert_eq!(per_class[0], 0.75);
-        assert!(per_class[1].is_nan());
-    }
 }

@@ -17,6 +17,7 @@ pub mod resume;
 pub mod retention;
 pub mod run_dir;
 pub mod schedule;
+pub mod task;
 
 pub use config::{Config, ConfigError};
 pub use run_dir::RunDir;

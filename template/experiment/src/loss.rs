@@ -1,111 +1,135 @@
-//! The loss (`config.json` `loss`): cross-entropy with optional label smoothing.
+//! The loss (`config.json` `loss`), picked by name from a registry like the models': each loss is
+//! one file in `loss/` with its args (defaults, checks) and its [`Loss`] impl, which says which
+//! tasks it fits. A loss that does not fit the data's task is a config error that lists the ones
+//! that do.
+//!
+//! Every loss sees the model's outputs `[batch, outputs]` and the batch's targets as the task has
+//! them: class indices `[batch]` u32 (classification), 0/1 labels `[batch, labels]` f32
+//! (multi-label), or values `[batch, values]` f32 (regression, both sides standardised as the
+//! data spec records, so the loss is the same whatever the targets' units).
 
-use candle_core::{D, DType, Result, Tensor};
-use serde::{Deserialize, Serialize};
+pub mod binary_cross_entropy;
+pub mod cross_entropy;
+pub mod regression;
 
+use candle_core::{Result, Tensor};
+use model::TaskKind;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "args", rename_all = "snake_case", deny_unknown_fields)]
-pub enum LossConfig {
-    CrossEntropy(CrossEntropyArgs),
-}
+/// One loss: its args are the struct implementing it (with `Default`, and serde through
+/// `model::optional_args!`, so `"args"` may be left out).
+pub trait Loss {
+    /// The tasks whose targets this loss takes.
+    const TASKS: &'static [TaskKind];
 
-impl Default for LossConfig {
-    fn default() -> Self {
-        Self::CrossEntropy(CrossEntropyArgs::default())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CrossEntropyArgs {
-    /// Weight of the uniform distribution mixed into the targets, in [0, 1).
-    pub label_smoothing: f64,
-}
-
-impl LossConfig {
-    pub(crate) fn check(&self) -> std::result::Result<(), String> {
-        let Self::CrossEntropy(args) = self;
-        if !(0.0..1.0).contains(&args.label_smoothing) {
-            return Err(format!("`loss.args.label_smoothing` must be in [0, 1), got {}", args.label_smoothing));
-        }
+    /// Checks the args before any work starts; the message names the key (`loss.args.delta`).
+    fn check(&self) -> std::result::Result<(), String> {
         Ok(())
     }
 
-    /// Mean loss over the batch: logits [batch, classes] f32, targets [batch] u32.
-    pub fn compute(&self, logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-        let Self::CrossEntropy(args) = self;
-        if logits.device().is_cpu() && logits.dtype() == DType::F32 && targets.dtype() == DType::U32 {
-            let op = kernels::loss::CrossEntropy { smoothing: args.label_smoothing as f32 };
-            return logits.contiguous()?.apply_op2(&targets.contiguous()?, op);
+    /// The mean loss over the batch, a scalar.
+    fn compute(&self, outputs: &Tensor, targets: &Tensor) -> Result<Tensor>;
+}
+
+/// Declares `LossConfig` (config.json's `"loss": {"type": ..., "args": ...}`), one variant per
+/// line: `Variant(module::Args)`, where `module` is the file in `loss/` and `Args` implements [`Loss`].
+macro_rules! registry {
+    ($( $variant:ident($module:ident::$args:ident) ),+ $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(tag = "type", content = "args", rename_all = "snake_case", deny_unknown_fields)]
+        pub enum LossConfig {
+            $( $variant($module::$args), )+
         }
-        self.compute_with_tensor_ops(logits, targets)
+
+        impl LossConfig {
+            /// Every registered loss with its default args, in registry order.
+            pub fn all() -> Vec<LossConfig> {
+                vec![$( Self::$variant(Default::default()), )+]
+            }
+
+            /// The `type` in config.json.
+            pub fn name(&self) -> String {
+                serde_json::to_value(self).ok().and_then(|v| v["type"].as_str().map(str::to_owned)).unwrap_or_default()
+            }
+
+            /// The tasks this loss fits.
+            pub fn tasks(&self) -> &'static [TaskKind] {
+                match self {
+                    $( Self::$variant(_) => <$module::$args as Loss>::TASKS, )+
+                }
+            }
+
+            fn check_args(&self) -> std::result::Result<(), String> {
+                match self {
+                    $( Self::$variant(args) => args.check(), )+
+                }
+            }
+
+            /// The mean loss of the batch (see the module docs for what `outputs` and `targets` are).
+            pub fn compute(&self, outputs: &Tensor, targets: &Tensor) -> Result<Tensor> {
+                match self {
+                    $( Self::$variant(args) => args.compute(outputs, targets), )+
+                }
+            }
+        }
+    };
+}
+
+// The loss registry: one line per loss. To add your own, write src/loss/my_loss.rs with
+// `#[derive(Default, ...)] pub struct MyLossArgs` implementing `Loss`, add `pub mod my_loss;`
+// above, and a line here:
+//     MyLoss(my_loss::MyLossArgs),
+registry! {
+    CrossEntropy(cross_entropy::CrossEntropyArgs),
+    BinaryCrossEntropy(binary_cross_entropy::BinaryCrossEntropyArgs),
+    Mse(regression::MseArgs),
+    L1(regression::L1Args),
+    Huber(regression::HuberArgs),
+}
+
+impl LossConfig {
+    /// The loss a task trains with when `config.json` names none.
+    pub fn default_for(task: TaskKind) -> Self {
+        match task {
+            TaskKind::Classification => Self::CrossEntropy(Default::default()),
+            TaskKind::MultiLabel => Self::BinaryCrossEntropy(Default::default()),
+            TaskKind::Regression => Self::Mse(Default::default()),
+        }
     }
 
-    /// The same loss as tensor ops, for every device and dtype.
-    fn compute_with_tensor_ops(&self, logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-        let Self::CrossEntropy(args) = self;
-        let log_probs = candle_nn::ops::log_softmax(logits, D::Minus1)?;
-        // [batch]: -log p(target)
-        let nll = log_probs.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?;
-        if args.label_smoothing == 0.0 {
-            return nll.mean_all();
+    /// The args' own checks, then whether the loss fits `task`: an error naming `loss.type` and
+    /// listing the losses that do.
+    pub fn check(&self, task: TaskKind) -> std::result::Result<(), String> {
+        self.check_args()?;
+        if self.tasks().contains(&task) {
+            return Ok(());
         }
-        // [batch]: cross-entropy against the uniform distribution
-        let uniform = log_probs.mean(D::Minus1)?.neg()?;
-        let eps = args.label_smoothing;
-        ((nll * (1.0 - eps))? + (uniform * eps)?)?.mean_all()
+        let fitting: Vec<String> = Self::all().iter().filter(|l| l.tasks().contains(&task)).map(Self::name).collect();
+        Err(format!(
+            "`loss.type` is {:?}, which does not fit this data's {task} targets; use one of {fitting:?}",
+            self.name()
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
 
-    fn loss(smoothing: f64) -> f32 {
-        let logits = Tensor::new(&[[2.0f32, 0.0, 0.0], [0.0, 1.0, 3.0]], &Device::Cpu).unwrap();
-        let targets = Tensor::new(&[0u32, 1], &Device::Cpu).unwrap();
-        let cfg = LossConfig::CrossEntropy(CrossEntropyArgs { label_smoothing: smoothing });
-        cfg.compute(&logits, &targets).unwrap().to_scalar::<f32>().unwrap()
-    }
-
-    /// PyTorch's definition (F.cross_entropy with label_smoothing), computed by hand:
-    /// log-softmax rows [-0.2395, -2.2395, -2.2395] and [-3.1698, -2.1698, -0.1698];
-    /// nll = (0.2395 + 2.1698) / 2 = 1.20470; uniform = (4.7185 / 3 + 5.5095 / 3) / 2 = 1.70470;
-    /// smoothed = 0.9 * nll + 0.1 * uniform = 1.25470.
     #[test]
-    fn matches_pytorch_definition() {
-        assert!((loss(0.0) - 1.204_70).abs() < 1e-4, "{}", loss(0.0));
-        assert!((loss(0.1) - 1.254_70).abs() < 1e-4, "{}", loss(0.1));
-    }
-
-    /// The fused CPU op equals the tensor-op form in value and in its gradient.
-    #[test]
-    fn fused_loss_and_gradient_match_the_tensor_ops() {
-        let values: Vec<f32> = (0..50).map(|i| ((i * 29 % 17) as f32 - 8.0) / 3.0).collect();
-        let targets = Tensor::new(&[3u32, 0, 9, 5, 1], &Device::Cpu).unwrap();
-        for smoothing in [0.0, 0.1] {
-            let cfg = LossConfig::CrossEntropy(CrossEntropyArgs { label_smoothing: smoothing });
-            let logits = candle_core::Var::from_slice(&values, (5, 10), &Device::Cpu).unwrap();
-            let run = |loss: Tensor| {
-                let grad = loss.backward().unwrap().get(logits.as_tensor()).unwrap().flatten_all().unwrap();
-                (loss.to_scalar::<f32>().unwrap(), grad.to_vec1::<f32>().unwrap())
-            };
-            let (fused, fused_grad) = run(cfg.compute(logits.as_tensor(), &targets).unwrap());
-            let (reference, reference_grad) = run(cfg.compute_with_tensor_ops(logits.as_tensor(), &targets).unwrap());
-            assert!((fused - reference).abs() < 1e-5, "smoothing {smoothing}: {fused} vs {reference}");
-            for (a, b) in fused_grad.iter().zip(&reference_grad) {
-                assert!((a - b).abs() < 1e-6, "smoothing {smoothing}: gradient {a} vs {b}");
-            }
+    fn a_loss_that_does_not_fit_the_task_lists_the_ones_that_do() {
+        let err = LossConfig::default_for(TaskKind::Classification).check(TaskKind::Regression).unwrap_err();
+        assert!(err.contains("`loss.type` is \"cross_entropy\""), "{err}");
+        assert!(err.contains(r#"["mse", "l1", "huber"]"#), "{err}");
+        for task in TaskKind::ALL {
+            LossConfig::default_for(task).check(task).expect("each task's default fits it");
         }
     }
 
     #[test]
-    fn a_target_outside_the_classes_is_an_error() {
-        let logits = Tensor::zeros((2, 10), candle_core::DType::F32, &Device::Cpu).unwrap();
-        let targets = Tensor::new(&[1u32, 10], &Device::Cpu).unwrap();
-        let err = LossConfig::default().compute(&logits, &targets).unwrap_err().to_string();
-        assert!(err.contains("target 10"), "{err}");
+    fn args_may_be_left_out() {
+        let loss: LossConfig = serde_json::from_str(r#"{"type": "huber"}"#).unwrap();
+        assert_eq!(loss, LossConfig::Huber(Default::default()));
+        let loss: LossConfig = serde_json::from_str(r#"{"type": "mse", "args": {}}"#).unwrap();
+        assert_eq!(loss.name(), "mse");
     }
 }

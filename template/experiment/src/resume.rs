@@ -48,19 +48,20 @@ pub fn find_checkpoint(path: &Path) -> Result<(PathBuf, TrainerState), ResumeErr
     best.ok_or_else(|| ResumeError::NoCheckpoint { path: path.to_path_buf() })
 }
 
-/// `config` for resuming the run in `run_dir`: with `"normalize": "auto"`, the numbers that run
-/// measured (its config.json) instead of measuring again, so a resumed run standardises exactly as
-/// it started even if the data has changed since.
+/// `config` for resuming the run in `run_dir`: with what that run measured on its training
+/// split (its config.json: `"normalize": "auto"`'s numbers, a table's encoding) instead of
+/// measuring again, so a resumed run prepares its data exactly as it started even if the data has
+/// changed since.
 pub fn with_recorded_normalize(config: crate::Config, run_dir: &Path) -> crate::Config {
-    if !matches!(config.data_loader.normalize(), data_loader::NormalizeSetting::Auto) {
+    if !config.data_loader.needs_fitting() {
         return config;
     }
     let recorded = crate::Config::load(&run_dir.join("config.json"), &[]).ok();
-    match recorded.as_ref().map(|r| r.data_loader.normalize()) {
-        Some(data_loader::NormalizeSetting::Fixed(numbers)) => {
-            let data_loader = config.data_loader.with_normalize(numbers.clone());
+    match recorded.and_then(|r| r.data_loader.fitted()) {
+        Some(fitted) => {
+            let data_loader = config.data_loader.with_fitted(&fitted);
             crate::Config { data_loader, ..config }
         }
-        _ => config,
+        None => config,
     }
 }

@@ -9,7 +9,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::checkpoint::write_atomically;
 use crate::config::Config;
 
-pub const METRICS_HEADER: &str = "epoch,split,loss,accuracy,lr,seconds,samples_per_sec";
+/// metrics.csv's header: `metric` is the task's headline metric (`accuracy` for classification,
+/// e.g. `rmse` for a regression), the fourth column.
+pub fn metrics_header(metric: &str) -> String {
+    format!("epoch,split,loss,{metric},lr,seconds,samples_per_sec")
+}
 
 pub struct RunDir {
     path: PathBuf,
@@ -21,7 +25,8 @@ pub struct EpochRecord {
     pub epoch: usize,
     pub split: &'static str,
     pub loss: f64,
-    pub accuracy: f64,
+    /// The headline metric (NaN where not computed: a training row of a task without a running metric).
+    pub metric: f64,
     pub lr: f64,
     pub seconds: f64,
     pub samples_per_sec: f64,
@@ -69,20 +74,21 @@ impl RunDir {
         self.path.join(name)
     }
 
-    /// Append rows to metrics.csv, writing the header first if the file is new.
-    pub fn append_metrics(&self, rows: &[EpochRecord]) -> std::io::Result<()> {
+    /// Append rows to metrics.csv, writing the header (with the headline `metric`'s name) first if
+    /// the file is new.
+    pub fn append_metrics(&self, metric: &str, rows: &[EpochRecord]) -> std::io::Result<()> {
         let path = self.file("metrics.csv");
         let new = !path.exists();
         let mut file = OpenOptions::new().create(true).append(true).open(path)?;
         let mut text = String::new();
         if new {
-            text.push_str(METRICS_HEADER);
+            text.push_str(&metrics_header(metric));
             text.push('\n');
         }
         for r in rows {
             text.push_str(&format!(
                 "{},{},{:.6},{:.6},{:.8},{:.3},{:.1}\n",
-                r.epoch, r.split, r.loss, r.accuracy, r.lr, r.seconds, r.samples_per_sec
+                r.epoch, r.split, r.loss, r.metric, r.lr, r.seconds, r.samples_per_sec
             ));
         }
         file.write_all(text.as_bytes())?;

@@ -13,12 +13,12 @@ use std::path::Path;
 
 use experiment::evaluate::{Evaluation, evaluate};
 
-/// Which images to evaluate on.
+/// Which samples to evaluate on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EvalSplit {
     /// The held-out part of the training files (same seed, same split as in training).
     Val,
-    /// The t10k test files.
+    /// The test files (t10k, `test/`, the `test` table).
     Test,
 }
 
@@ -29,9 +29,9 @@ pub enum InferenceError {
     #[error(transparent)]
     Data(#[from] data_loader::DataError),
     #[error(
-        "the model in {checkpoint} was trained on images {:?} in {} classes, but the data now gives \
-         images {:?} in {} classes; evaluate with the data it was trained on",
-        trained.input_shape, trained.num_classes(), now.input_shape, now.num_classes()
+        "the model in {checkpoint} was trained on samples {:?} with {}, but the data now gives \
+         samples {:?} with {}; evaluate with the data it was trained on",
+        trained.input_shape, trained.target.describe(), now.input_shape, now.target.describe()
     )]
     DataChanged { checkpoint: std::path::PathBuf, trained: model::DataSpec, now: model::DataSpec },
     #[error("evaluation failed: {0}")]
@@ -44,8 +44,8 @@ pub fn evaluate_checkpoint(
     config: &experiment::Config,
     split: EvalSplit,
 ) -> Result<Evaluation, InferenceError> {
-    // The numbers training measured, never measured again here: "auto" is an error that says where they are.
-    config.data_loader.normalize().fixed()?;
+    // What training measured, never measured again here: its absence is an error that says where it is.
+    config.data_loader.check_fitted()?;
     let Restored { model, device, spec, .. } = restore(checkpoint, config)?;
     let spec = &spec;
     let dataset = match split {
@@ -60,5 +60,6 @@ pub fn evaluate_checkpoint(
         EvalSplit::Test => config.data_loader.load_test(spec, &device)?,
     };
     let loader = config.data_loader.loader(&dataset, false, config.seed)?;
-    Ok(evaluate(model.as_ref(), &loader, &config.loss, &config.metrics, &spec.classes)?)
+    let task = experiment::task::Task::new(&spec.target, config);
+    Ok(evaluate(model.as_ref(), &loader, &task)?)
 }

@@ -1,6 +1,7 @@
-//! Predicting the class of image files (PNG or JPEG, any size, colour or grey): each image is
-//! turned into the model's input as the data spec says (its channels, resized to its size) and
-//! classified; the answer names the class.
+//! Predicting with a trained model: the class of image files (PNG or JPEG, any size, colour or
+//! grey: each image is turned into the model's input as the data spec says, its channels, resized
+//! to its size, and classified; the answer names the class), and the targets of a table's rows
+//! (a CSV of the task's answers: class and probability, labels and their probabilities, or values).
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,10 @@ pub enum PredictError {
     Candle(#[from] candle_core::Error),
     #[error(transparent)]
     Data(#[from] data_loader::DataError),
+    #[error(
+        "this model predicts {task} targets from {what}; {advice}"
+    )]
+    Unsupported { task: model::TaskKind, what: &'static str, advice: &'static str },
 }
 
 /// One image as the model sees it.
@@ -50,7 +55,7 @@ pub struct Ranked {
 impl Prediction {
     /// The prediction for `file` from its `probabilities` over `spec`'s classes.
     pub fn new(file: &Path, probabilities: Vec<f32>, inverted: bool, spec: &DataSpec) -> Self {
-        let name = |class: usize| spec.classes.get(class).cloned().unwrap_or_else(|| class.to_string());
+        let name = |class: usize| spec.classes().get(class).cloned().unwrap_or_else(|| class.to_string());
         let mut order: Vec<usize> = (0..probabilities.len()).collect();
         order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]).then(a.cmp(&b)));
         let top: Vec<Ranked> =
@@ -60,13 +65,87 @@ impl Prediction {
     }
 }
 
+/// Image files can be classified: an error for a model of table rows (say to pass a CSV) or of
+/// another task.
+pub fn check_image_classifier(spec: &DataSpec) -> Result<(), PredictError> {
+    if spec.image_shape().is_none() {
+        return Err(PredictError::Unsupported {
+            task: spec.task(),
+            what: "table rows, not images",
+            advice: "pass a CSV file of rows with the training columns: predict --checkpoint C rows.csv",
+        });
+    }
+    if spec.task() != model::TaskKind::Classification {
+        return Err(PredictError::Unsupported {
+            task: spec.task(),
+            what: "images",
+            advice: "predicting image files is for classifiers; evaluate it with `evaluate` instead",
+        });
+    }
+    Ok(())
+}
+
+/// Predictions for the rows of a table: the header and one record per row, the row's line in
+/// the file first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TablePredictions {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl TablePredictions {
+    /// As CSV text (comma-separated, fields quoted where they need it).
+    pub fn to_csv(&self) -> String {
+        let quote = |field: &String| {
+            if field.contains([',', '"', '\n', '\r']) { format!("\"{}\"", field.replace('"', "\"\"")) } else { field.clone() }
+        };
+        let line = |fields: &[String]| fields.iter().map(quote).collect::<Vec<_>>().join(",") + "\n";
+        std::iter::once(line(&self.header)).chain(self.rows.iter().map(|r| line(r))).collect()
+    }
+}
+
+/// Predicts every row of the table at `rows` with `model` (built for `spec`), each row encoded
+/// as `data` (the run's `csv` data section, with the encoding training recorded) encodes it. The
+/// table needs the input columns; targets, if present, are not read.
+pub fn predict_table(
+    model: &dyn Classifier,
+    spec: &DataSpec,
+    task: &experiment::task::Task,
+    rows: &Path,
+    data: &experiment::data::DataLoaderConfig,
+    device: &Device,
+) -> Result<TablePredictions, PredictError> {
+    let experiment::data::DataLoaderConfig::Csv(args) = data else {
+        return Err(PredictError::Unsupported {
+            task: spec.task(),
+            what: "images, not table rows",
+            advice: "pass image files (PNG or JPEG), not a CSV",
+        });
+    };
+    let table = args.read_rows(rows)?;
+    let inputs = args.inputs(&table, device)?;
+    let header = std::iter::once("line".to_owned()).chain(task.prediction_header()).collect();
+    let mut out = TablePredictions { header, rows: Vec::with_capacity(table.len()) };
+    const CHUNK: usize = 4096;
+    for start in (0..table.len()).step_by(CHUNK) {
+        let n = CHUNK.min(table.len() - start);
+        let outputs = model.forward_t(&inputs.narrow(0, start, n)?, false)?.to_vec2::<f32>()?;
+        for (i, row) in outputs.iter().enumerate() {
+            let fields = task.prediction_fields(row);
+            out.rows.push(std::iter::once(table.line(start + i).to_string()).chain(fields).collect());
+        }
+    }
+    Ok(out)
+}
+
 /// Decode `path` and make it `spec`'s input: grey (one channel) or RGB (three), resized to the
 /// spec's height and width, as the data loaders do. With `invert_light_background` (the `mnist`
 /// type's option), a grey image whose border is light is inverted, so that a dark stroke drawn on
 /// paper looks like the light-on-dark digits the model learnt.
 pub fn prepare(path: &Path, spec: &DataSpec, invert_light_background: bool) -> Result<Prepared, PredictError> {
+    check_image_classifier(spec)?;
     let image = image::open(path).map_err(|source| PredictError::Image { path: path.to_path_buf(), source })?;
-    let (height, width) = spec.image_size();
+    let (height, width) = spec.image_size().expect("checked: an image spec");
     let (w, h) = (width as u32, height as u32);
     let filter = image::imageops::FilterType::Triangle;
     let image = if image.width() == w && image.height() == h { image } else { image.resize_exact(w, h, filter) };
@@ -100,12 +179,12 @@ pub fn predict(
     data: &experiment::data::DataLoaderConfig,
     device: &Device,
 ) -> Result<Vec<Prediction>, PredictError> {
+    check_image_classifier(spec)?;
     let normalize = data.channel_normalize(spec.channels())?;
-    let [c, h, w] = spec.input_shape;
     let mut predictions = Vec::with_capacity(files.len());
     for file in files {
         let prepared = prepare(file, spec, data.inverts_light_background())?;
-        let input = Tensor::from_vec(prepared.pixels, (1, c, h, w), device)?;
+        let input = Tensor::from_vec(prepared.pixels, spec.batch_dims(1), device)?;
         let input = normalize.apply_tensor(&input)?;
         let logits = model.forward_t(&input, false)?;
         let probabilities: Vec<f32> = candle_nn::ops::softmax(&logits, D::Minus1)?.squeeze(0)?.to_vec1()?;

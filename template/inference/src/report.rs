@@ -1,6 +1,7 @@
-//! `report RUN_DIR`: charts of a run (`loss.png`, `accuracy.png`, `lr.png` from metrics.csv, and
-//! `confusion.png` from evaluating its best checkpoint) and `report.md` with the numbers, written
-//! into the run folder. Works on a finished run and on one that was stopped or is still going.
+//! `report RUN_DIR`: charts of a run (`loss.png`, the headline metric's chart, `accuracy.png` for
+//! a classification or e.g. `rmse.png`, `lr.png` from metrics.csv, and for a classification
+//! `confusion.png` from evaluating its best checkpoint) and `report.md` with the numbers (the
+//! per-class, per-label or per-target scores of that checkpoint), written into the run folder. Works on a finished run and on one that was stopped or is still going.
 
 pub mod charts;
 pub mod history;
@@ -15,6 +16,7 @@ use charts::{BLUE_SERIES, ChartError, LineChart, ORANGE_SERIES, Series, Values};
 use history::{History, RunSummary};
 
 pub const LOSS_PNG: &str = "loss.png";
+/// The headline metric chart of a classification run ([`metric_chart`]).
 pub const ACCURACY_PNG: &str = "accuracy.png";
 pub const LR_PNG: &str = "lr.png";
 pub const CONFUSION_PNG: &str = "confusion.png";
@@ -87,10 +89,18 @@ pub fn report(run_dir: &Path, options: &ReportOptions) -> Result<Report, ReportE
     let mut charts = Vec::new();
     if !history.rows.is_empty() {
         let loss = |r: &history::EpochRow| r.loss;
-        let accuracy = |r: &history::EpochRow| r.accuracy;
+        let metric = |r: &history::EpochRow| r.metric;
+        let (metric_png, metric_title) = (metric_chart(&history.metric), format!("{} per epoch", history.metric));
         let curves = [
             (LOSS_PNG, "Loss per epoch", "loss", Values::FromZero, history.series("train", loss), history.series("val", loss)),
-            (ACCURACY_PNG, "Accuracy per epoch", "accuracy", Values::Fraction, history.series("train", accuracy), history.series("val", accuracy)),
+            (
+                metric_png.as_str(),
+                metric_title.as_str(),
+                history.metric.as_str(),
+                metric_values(&history.metric),
+                history.series("train", metric),
+                history.series("val", metric),
+            ),
         ];
         for (file, title, y_label, values, train, val) in curves {
             let series = [
@@ -114,7 +124,7 @@ pub fn report(run_dir: &Path, options: &ReportOptions) -> Result<Report, ReportE
         charts.push(path);
     }
     let confusion = confusion_matrix(run_dir, options)?;
-    if let Some((_, evaluation)) = &confusion {
+    if let Some((_, evaluation)) = confusion.as_ref().filter(|(_, e)| !e.confusion.is_empty()) {
         let path = run_dir.join(CONFUSION_PNG);
         let title = format!(
             "Confusion matrix: {} split, {} images, accuracy {:.2}%",
@@ -162,6 +172,19 @@ fn confusion_matrix(run_dir: &Path, options: &ReportOptions) -> Result<Option<(P
     Ok(Some((checkpoint, evaluation)))
 }
 
+/// The headline metric's chart: `accuracy.png`, `rmse.png`, ...
+pub fn metric_chart(metric: &str) -> String {
+    format!("{metric}.png")
+}
+
+/// Fractions in [0, 1] get an axis that stops at 1; errors (rmse, mae, mse) one from 0.
+fn metric_values(metric: &str) -> Values {
+    match metric.parse::<experiment::metrics::Metric>() {
+        Ok(m) if m.higher_is_better() && m != experiment::metrics::Metric::R2 => Values::Fraction,
+        _ => Values::FromZero,
+    }
+}
+
 fn split_name(split: EvalSplit) -> &'static str {
     match split {
         EvalSplit::Val => "val",
@@ -171,6 +194,30 @@ fn split_name(split: EvalSplit) -> &'static str {
 
 fn number(value: Option<f64>) -> String {
     value.filter(|v| v.is_finite()).map_or("n/a".into(), |v| format!("{v:.4}"))
+}
+
+/// The scores of a multi-label or regression checkpoint: its metrics, then per label precision,
+/// recall and F1, or per target MSE, RMSE, MAE and R².
+fn scores_markdown(md: &mut String, checkpoint: &str, split: &str, e: &Evaluation) {
+    let _ = writeln!(md, "## Scores\n\n`{checkpoint}` on the {split} split: {} samples, loss {}.\n", e.samples, number(Some(e.loss)));
+    md.push_str("| metric | value |\n|---|---|\n");
+    for (metric, value) in &e.metrics {
+        let _ = writeln!(md, "| {metric} | {} |", number(Some(*value)));
+    }
+    md.push('\n');
+    if !e.per_target.is_empty() {
+        md.push_str("| target | MSE | RMSE | MAE | R² |\n|---|---|---|---|---|\n");
+        for t in &e.per_target {
+            let row = [t.mse, t.rmse, t.mae, t.r2].map(|v| number(Some(v)));
+            let _ = writeln!(md, "| {} | {} |", t.name, row.join(" | "));
+        }
+    } else {
+        md.push_str("| label | samples | precision | recall | F1 |\n|---|---|---|---|---|\n");
+        for (label, s) in e.per_class.iter().enumerate() {
+            let row = [s.precision, s.recall, s.f1].map(|v| number(Some(v)));
+            let _ = writeln!(md, "| {} | {} | {} |", e.class_name(label), s.support, row.join(" | "));
+        }
+    }
 }
 
 /// report.md: status, the numbers, the charts.
@@ -214,7 +261,8 @@ fn markdown(run_dir: &Path, history: &History, summary: Option<&RunSummary>, rep
         row(&format!("best {}", s.monitor), format!("{}{best}", number(s.best_metric)));
         for (split, numbers) in [("train", &s.final_train), ("validation", &s.final_val)] {
             if let Some(n) = numbers {
-                row(&format!("last epoch, {split} loss / accuracy"), format!("{} / {}", number(n.loss), number(n.accuracy())));
+                let metric = &history.metric;
+                row(&format!("last epoch, {split} loss / {metric}"), format!("{} / {}", number(n.loss), number(n.metric(metric))));
             }
         }
         row("wall time", s.wall_seconds.map_or("n/a".into(), |w| format!("{w:.1} s")));
@@ -222,21 +270,27 @@ fn markdown(run_dir: &Path, history: &History, summary: Option<&RunSummary>, rep
         row("epochs finished (metrics.csv)", report.epochs.to_string());
         for (split, label) in [("train", "train"), ("val", "validation")] {
             if let Some(r) = history.last(split) {
-                row(&format!("epoch {}, {label} loss / accuracy", r.epoch), format!("{} / {}", number(Some(r.loss)), number(Some(r.accuracy))));
+                let metric = &history.metric;
+                row(&format!("epoch {}, {label} loss / {metric}", r.epoch), format!("{} / {}", number(Some(r.loss)), number(Some(r.metric))));
             }
         }
-        if let Some(r) = history.best_accuracy("val") {
-            row("best validation accuracy", format!("{} at epoch {}", number(Some(r.accuracy)), r.epoch));
+        if let Some(r) = history.best_metric("val") {
+            row(&format!("best validation {}", history.metric), format!("{} at epoch {}", number(Some(r.metric)), r.epoch));
         }
     }
     md.push('\n');
     if history.rows.is_empty() {
-        md.push_str("No epoch has finished yet, so there are no loss, accuracy or learning-rate charts.\n\n");
+        md.push_str("No epoch has finished yet, so there are no loss, metric or learning-rate charts.\n\n");
     } else {
         md.push_str("## Training curves\n\n");
-        for (file, alt) in [(LOSS_PNG, "Loss per epoch"), (ACCURACY_PNG, "Accuracy per epoch"), (LR_PNG, "Learning rate per epoch")] {
+        let (metric_png, metric_alt) = (metric_chart(&history.metric), format!("{} per epoch", history.metric));
+        for (file, alt) in [(LOSS_PNG, "Loss per epoch"), (metric_png.as_str(), metric_alt.as_str()), (LR_PNG, "Learning rate per epoch")] {
             let _ = writeln!(md, "![{alt}]({file})\n");
         }
+    }
+    if let Some((checkpoint, e)) = report.confusion.as_ref().filter(|(_, e)| e.confusion.is_empty()) {
+        scores_markdown(&mut md, &name(checkpoint), split_name(split), e);
+        return md;
     }
     md.push_str("## Confusion matrix\n\n");
     match &report.confusion {

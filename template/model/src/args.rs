@@ -1,4 +1,5 @@
-//! Deserializing a model's `args`: missing or `null` means the defaults.
+//! Deserializing the `args` of a `{"type": ..., "args": ...}` section (a model's, a loss's):
+//! missing or `null` means the defaults.
 //!
 //! `ModelConfig` is adjacently tagged (`{"type": ..., "args": ...}`). When `"args"` is absent, serde hands
 //! the payload a deserializer that only answers `deserialize_option` (with "none"); a derived struct asks
@@ -14,13 +15,13 @@ use serde::Deserializer;
 use serde::de::{Error, Visitor};
 
 /// A config struct whose derived deserializer is available as `deserialize_present`.
-pub(crate) trait Args: Default + Sized {
+pub trait Args: Default + Sized {
     /// Deserializes `args` that are present (an object).
     fn deserialize_present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error>;
 }
 
 /// `None`, `null` or `()` give `T::default()`; anything else goes to the derived deserializer.
-pub(crate) fn deserialize_or_default<'de, D: Deserializer<'de>, T: Args>(
+pub fn deserialize_or_default<'de, D: Deserializer<'de>, T: Args>(
     deserializer: D,
 ) -> Result<T, D::Error> {
     struct OptionalArgs<T>(PhantomData<T>);
@@ -30,7 +31,7 @@ pub(crate) fn deserialize_or_default<'de, D: Deserializer<'de>, T: Args>(
 
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str(
-                "the model's args as an object (`{}` or leaving `args` out means the defaults)",
+                "the args as an object (`{}` or leaving `args` out means the defaults)",
             )
         }
 
@@ -52,6 +53,7 @@ pub(crate) fn deserialize_or_default<'de, D: Deserializer<'de>, T: Args>(
 
 /// Implements `Serialize`, `Deserialize` and [`Args`] for a struct that derives both serde traits with
 /// `#[serde(remote = "Self", default, deny_unknown_fields)]`.
+#[macro_export]
 macro_rules! optional_args {
     ($config:ty) => {
         impl $crate::args::Args for $config {
@@ -83,4 +85,3 @@ macro_rules! optional_args {
     };
 }
 
-pub(crate) use optional_args;

@@ -27,7 +27,7 @@ pub struct CnnConfig {
     pub dropout2: f32,
 }
 
-crate::args::optional_args!(CnnConfig);
+crate::optional_args!(CnnConfig);
 
 impl Default for CnnConfig {
     fn default() -> Self {
@@ -71,7 +71,7 @@ impl Cnn {
         let conv = Conv2dConfig::default();
         // Two unpadded 3x3 convolutions take each side from s to s - 4, the pool halves it (floor).
         let shrink = 2 * (KERNEL - 1);
-        let (height, width) = spec.image_size();
+        let [channels, height, width] = spec.require_image("cnn").map_err(candle_core::Error::Msg)?;
         let smallest = shrink + POOL;
         if height < smallest || width < smallest {
             candle_core::bail!(
@@ -81,12 +81,12 @@ impl Cnn {
         }
         let pooled = ((height - shrink) / POOL) * ((width - shrink) / POOL);
         Ok(Self {
-            conv1: conv2d(spec.channels(), CONV1_CHANNELS, KERNEL, conv, vb.pp("conv1"))?,
+            conv1: conv2d(channels, CONV1_CHANNELS, KERNEL, conv, vb.pp("conv1"))?,
             conv2: conv2d(CONV1_CHANNELS, CONV2_CHANNELS, KERNEL, conv, vb.pp("conv2"))?,
             dropout1: Dropout::new(cfg.dropout1),
             fc1: linear(CONV2_CHANNELS * pooled, FC1_WIDTH, vb.pp("fc1"))?,
             dropout2: Dropout::new(cfg.dropout2),
-            fc2: linear(FC1_WIDTH, spec.num_classes(), vb.pp("fc2"))?,
+            fc2: linear(FC1_WIDTH, spec.outputs(), vb.pp("fc2"))?,
         })
     }
 }
@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn logits_are_batch_by_classes() {
         let (_, model) = build(&default_config());
-        let classes = test_spec().num_classes();
+        let classes = test_spec().outputs();
         assert_eq!(output_dims(model.as_ref(), 1), [1, classes]);
         assert_eq!(output_dims(model.as_ref(), 5), [5, classes]);
     }
@@ -144,8 +144,8 @@ mod tests {
     fn has_pytorch_nets_parameters_for_the_datas_shape() {
         let (varmap, _) = build(&default_config());
         let spec = test_spec();
-        let [c, h, w] = spec.input_shape;
-        let classes = spec.num_classes();
+        let [c, h, w] = spec.image_shape().unwrap();
+        let classes = spec.outputs();
         let fc1_in = 64 * ((h - 4) / 2) * ((w - 4) / 2);
         let expected = (32 * c * 9 + 32) + (64 * 32 * 9 + 64) + (fc1_in * 128 + 128) + (128 * classes + classes);
         assert_eq!(crate::parameter_count(&varmap), expected);

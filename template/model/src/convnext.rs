@@ -28,7 +28,7 @@ pub struct ConvNextConfig {
     pub dims: Vec<usize>,
 }
 
-crate::args::optional_args!(ConvNextConfig);
+crate::optional_args!(ConvNextConfig);
 
 impl Default for ConvNextConfig {
     fn default() -> Self {
@@ -61,7 +61,9 @@ impl ConvNextConfig {
 
     /// Checks that the stages fit images of `spec`'s size.
     pub fn check_fits(&self, spec: &DataSpec) -> std::result::Result<(), ConfigError> {
-        let (height, width) = spec.image_size();
+        let [_, height, width] = spec
+            .require_image("convnext")
+            .map_err(|reason| ConfigError { model: "convnext", field: "type", reason })?;
         let max_stages = max_stages(height.min(width));
         if self.dims.len() > max_stages {
             return Err(ConfigError {
@@ -224,7 +226,7 @@ impl ConvNext {
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             stem_conv: conv2d(
-                spec.channels(),
+                spec.require_image("convnext").map_err(candle_core::Error::Msg)?[0],
                 first,
                 STEM_STRIDE,
                 stem,
@@ -234,7 +236,7 @@ impl ConvNext {
             stages,
             head_norm: LayerNorm::new(last, LN_EPS, vb.pp("head").pp("norm"))?,
             head_fc1: linear(last, HEAD_WIDTH, vb.pp("head").pp("fc1"))?,
-            head_fc2: linear(HEAD_WIDTH, spec.num_classes(), vb.pp("head").pp("fc2"))?,
+            head_fc2: linear(HEAD_WIDTH, spec.outputs(), vb.pp("head").pp("fc2"))?,
         })
     }
 }
@@ -279,7 +281,7 @@ mod tests {
             .windows(2)
             .map(|p| norm(p[0]) + conv(p[0], p[1], 2))
             .sum();
-        let classes = test_spec().num_classes();
+        let classes = test_spec().outputs();
         let head = norm(last) + (last * 64 + 64) + (64 * classes + classes);
         stem + blocks + downsamples + head
     }
@@ -287,7 +289,7 @@ mod tests {
     #[test]
     fn logits_are_batch_by_classes() {
         let (_, model) = build(&default_config());
-        let classes = test_spec().num_classes();
+        let classes = test_spec().outputs();
         assert_eq!(output_dims(model.as_ref(), 1), [1, classes]);
         assert_eq!(output_dims(model.as_ref(), 5), [5, classes]);
     }
@@ -309,7 +311,7 @@ mod tests {
                 expected_parameters(&dims),
                 "{dims:?}"
             );
-            assert_eq!(output_dims(model.as_ref(), 2), [2, test_spec().num_classes()], "{dims:?}");
+            assert_eq!(output_dims(model.as_ref(), 2), [2, test_spec().outputs()], "{dims:?}");
         }
     }
 
@@ -421,7 +423,7 @@ mod tests {
             "{err}"
         );
         let spec = test_spec();
-        let (h, w) = spec.image_size();
+        let (h, w) = spec.image_size().unwrap();
         let fits = max_stages(h.min(w));
         let err = ConvNextConfig {
             dims: vec![8; fits + 1],

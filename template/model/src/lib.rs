@@ -1,7 +1,8 @@
 //! The models, the layers they are built from, and the registry that picks one from `config.json`.
 //!
-//! Every model turns images `[batch, channels, height, width]` (f32) into logits `[batch, classes]`,
-//! with the shape and the classes taken from the data ([`DataSpec`]), and is built from a
+//! Every model turns samples `[batch, ...input_shape]` (f32: images `[batch, channels, height,
+//! width]`, table rows `[batch, features]`) into outputs `[batch, outputs]` (logits of the classes
+//! or labels, or values), with the shape and the target taken from the data ([`DataSpec`]), and is built from a
 //! `VarBuilder`, so the same code initialises a fresh model for training and loads a checkpoint for
 //! inference; the `.pp("name")` paths are the checkpoint keys. Each model lives in its own file behind
 //! the feature of the same name, because a generated project ships exactly one of them.
@@ -22,12 +23,13 @@ compile_error!(
 );
 
 pub mod activation;
-mod args;
+pub mod args;
 pub mod batch_norm;
 mod dropout;
 mod error;
 pub mod graph;
 pub mod module;
+pub mod output;
 mod spec;
 pub mod conv;
 pub mod layer_norm;
@@ -46,7 +48,7 @@ pub use dropout::{Dropout, set_dropout_stream};
 pub use error::ConfigError;
 pub use layer_norm::{ChannelNorm, LayerNorm};
 pub use module::{Candle, Classifier, Export, Flow, Layer, Module, Network, Sequential};
-pub use spec::DataSpec;
+pub use spec::{DataSpec, Target, TaskKind, Values};
 
 /// Whether the VarMap entry `name` is layer state (a batch norm's running statistics), which
 /// checkpoints save but no gradient or optimiser touches.
@@ -103,7 +105,7 @@ macro_rules! registry {
                 }
             }
 
-            /// Builds the model for `spec`'s images and classes. With a `VarBuilder` over a fresh
+            /// Builds the model for `spec`'s samples and targets. With a `VarBuilder` over a fresh
             /// `VarMap` this creates and initialises the parameters; over a loaded checkpoint it
             /// reads them by name.
             pub fn build(&self, spec: &DataSpec, vb: VarBuilder) -> candle_core::Result<Box<dyn Classifier>> {
@@ -159,7 +161,7 @@ mod tests {
         let model = ModelConfig::default()
             .build(&spec, vb)
             .expect("default model builds");
-        let [c, h, w] = spec.input_shape;
+        let [c, h, w] = spec.image_shape().expect("the test spec is images");
         let xs = Tensor::zeros((2, h, w), DType::F32, &Device::Cpu).expect("zeros");
         let err = model
             .forward_t(&xs, false)

@@ -25,7 +25,7 @@ pub struct MlpConfig {
     pub dropout: f32,
 }
 
-crate::args::optional_args!(MlpConfig);
+crate::optional_args!(MlpConfig);
 
 impl Default for MlpConfig {
     fn default() -> Self {
@@ -75,7 +75,7 @@ impl Mlp {
             .map(|(i, pair)| linear(pair[0], pair[1], vb.pp(format!("fc{}", i + 1))))
             .collect::<Result<Vec<_>>>()?;
         let last = *dims.last().expect("dims starts with the input size");
-        let out = linear(last, spec.num_classes(), vb.pp(format!("fc{}", dims.len())))?;
+        let out = linear(last, spec.outputs(), vb.pp(format!("fc{}", dims.len())))?;
         Ok(Self {
             hidden,
             out,
@@ -112,15 +112,36 @@ mod tests {
     #[test]
     fn logits_are_batch_by_classes() {
         let (_, model) = build(&default_config());
-        let classes = test_spec().num_classes();
+        let classes = test_spec().outputs();
         assert_eq!(output_dims(model.as_ref(), 1), [1, classes]);
         assert_eq!(output_dims(model.as_ref(), 5), [5, classes]);
+    }
+
+    /// Table rows `[batch, features]` in, values in their own units out: the head is the
+    /// target's width and the output layer undoes the targets' standardisation.
+    #[test]
+    fn takes_feature_vectors_and_gives_values_in_their_units() {
+        use crate::{Target, Values};
+        use candle_core::{DType, Device, Tensor};
+        let values = Values { names: vec!["price".into(), "rent".into()], mean: vec![100.0, 5.0], std: vec![10.0, 1.0] };
+        let spec = DataSpec::with_target([6], Target::Values(values)).unwrap();
+        let varmap = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let model = default_config().build(&spec, vb).unwrap();
+        let xs = Tensor::zeros((4, 6), DType::F32, &Device::Cpu).unwrap();
+        let ys = model.forward_t(&xs, false).unwrap();
+        assert_eq!(ys.dims(), [4, 2]);
+        // Zero inputs give the biases' output, scaled: near the targets' means, not near 0.
+        let first = ys.to_vec2::<f32>().unwrap()[0].clone();
+        assert!((first[0] - 100.0).abs() < 30.0 && (first[1] - 5.0).abs() < 3.0, "{first:?}");
+        let wrong = Tensor::zeros((4, 7), DType::F32, &Device::Cpu).unwrap();
+        assert!(model.forward_t(&wrong, false).unwrap_err().to_string().contains("expected samples [batch, 6]"));
     }
 
     #[test]
     fn default_parameter_count_follows_the_data() {
         let (varmap, _) = build(&default_config());
-        let (inputs, classes) = (test_spec().sample_len(), test_spec().num_classes());
+        let (inputs, classes) = (test_spec().sample_len(), test_spec().outputs());
         // 203,530 on MNIST.
         assert_eq!(crate::parameter_count(&varmap), inputs * 256 + 256 + 256 * classes + classes);
     }
@@ -152,7 +173,7 @@ mod tests {
                 "fc3.weight"
             ]
         );
-        let (inputs, classes) = (test_spec().sample_len(), test_spec().num_classes());
+        let (inputs, classes) = (test_spec().sample_len(), test_spec().outputs());
         assert_eq!(
             crate::parameter_count(&varmap),
             inputs * 64 + 64 + 64 * 32 + 32 + 32 * classes + classes
@@ -168,7 +189,7 @@ mod tests {
         });
         let (varmap, _) = build(&cfg);
         assert_eq!(crate::parameter_names(&varmap), ["fc1.bias", "fc1.weight"]);
-        let (inputs, classes) = (test_spec().sample_len(), test_spec().num_classes());
+        let (inputs, classes) = (test_spec().sample_len(), test_spec().outputs());
         assert_eq!(crate::parameter_count(&varmap), inputs * classes + classes);
     }
 

@@ -10,6 +10,7 @@ use candle_core::{Result, Tensor};
 
 use crate::DataSpec;
 use crate::graph::{Graph, Value};
+use crate::output::Unstandardize;
 
 /// One layer: its forward pass, and the ONNX ops that compute exactly the same at inference.
 pub trait Layer: Send + Sync {
@@ -191,7 +192,8 @@ impl Flow for Export<'_> {
     }
 }
 
-/// A classifier: logits `[batch, classes]` from images `[batch, channels, height, width]`.
+/// A trained model as everything after training sees it: outputs `[batch, outputs]` (logits of
+/// the classes or labels, or values in their own units) from samples `[batch, ...input_shape]`.
 ///
 /// `Send + Sync` so a model can sit behind an `Arc` in a server or be shared with a data-loading thread.
 pub trait Classifier: Send + Sync {
@@ -200,44 +202,51 @@ pub trait Classifier: Send + Sync {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor>;
 
     /// Records the inference-time model into `g`: `x` is the standardised input, the result the
-    /// logits. Models built from [`Module`]s ([`Network`]) record their layers; other
+    /// outputs. Models built from [`Module`]s ([`Network`]) record their layers; other
     /// classifiers (an ONNX file run by tract, say) cannot be exported.
     fn emit(&self, _g: &mut Graph, _x: &Value) -> Result<Value> {
         candle_core::bail!("this classifier is not built from layers and cannot be exported")
     }
 
-    /// Inference on `xs` that returns every layer's output by name (the last one is the logits).
+    /// Inference on `xs` that returns every layer's output by name (the last one is the outputs).
     fn trace(&self, xs: &Tensor) -> Result<Vec<(String, Tensor)>> {
         Ok(vec![("logits".to_owned(), self.forward_t(xs, false)?)])
     }
 }
 
-/// A [`Module`] built for a data spec, as a [`Classifier`] (what the registry returns).
+/// A [`Module`] built for a data spec, as a [`Classifier`] (what the registry returns): the
+/// module, then the output layer the target needs ([`Unstandardize`] for scaled values).
 pub struct Network<M> {
     spec: DataSpec,
     module: M,
+    output: Option<Unstandardize>,
 }
 
 impl<M: Module> Network<M> {
     pub fn new(spec: &DataSpec, module: M) -> Self {
-        Self { spec: spec.clone(), module }
+        Self { spec: spec.clone(), module, output: Unstandardize::for_target(&spec.target) }
+    }
+
+    fn run<F: Flow>(&self, f: &mut F, x: F::Value) -> Result<F::Value> {
+        let y = self.module.run(f, x)?;
+        self.output.run(f, y)
     }
 }
 
 impl<M: Module> Classifier for Network<M> {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         self.spec.check_input(xs)?;
-        self.module.run(&mut Candle::new(train), xs.clone())
+        self.run(&mut Candle::new(train), xs.clone())
     }
 
     fn emit(&self, g: &mut Graph, x: &Value) -> Result<Value> {
-        self.module.run(&mut Export::new(g), x.clone())
+        self.run(&mut Export::new(g), x.clone())
     }
 
     fn trace(&self, xs: &Tensor) -> Result<Vec<(String, Tensor)>> {
         self.spec.check_input(xs)?;
         let mut flow = Candle::tracing();
-        self.module.run(&mut flow, xs.clone())?;
+        self.run(&mut flow, xs.clone())?;
         Ok(flow.outputs())
     }
 }

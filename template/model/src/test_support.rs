@@ -24,7 +24,7 @@ pub(crate) fn build(cfg: &ModelConfig) -> (VarMap, Box<dyn Classifier>) {
 /// pixels, with labels cycling through the classes of [`test_spec`].
 pub(crate) fn fixed_batch(batch: usize) -> (Tensor, Tensor) {
     let spec = test_spec();
-    let [c, h, w] = spec.input_shape;
+    let [c, h, w] = spec.image_shape().expect("test images");
     let len = batch * spec.sample_len();
     let mut state: u64 = 0x5eed;
     let pixels: Vec<f32> = (0..len)
@@ -41,7 +41,7 @@ pub(crate) fn fixed_batch(batch: usize) -> (Tensor, Tensor) {
         &Device::Cpu,
     )
     .expect("length matches the shape");
-    let labels: Vec<u32> = (0..batch as u32).map(|i| i % spec.num_classes() as u32).collect();
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i % spec.outputs() as u32).collect();
     let ys = Tensor::from_vec(labels, batch, &Device::Cpu).expect("length matches the shape");
     (xs, ys)
 }

@@ -95,10 +95,10 @@ fn default_config_validates_and_builds_a_classifier() {
     let model = cfg.build(&spec, vb).expect("builds");
     assert!(model::parameter_count(&varmap) > 0);
 
-    let [c, h, w] = spec.input_shape;
+    let [c, h, w] = spec.image_shape().unwrap();
     let xs = Tensor::zeros((3, c, h, w), DType::F32, &Device::Cpu).expect("zeros");
     let logits = model.forward_t(&xs, false).expect("forward");
-    assert_eq!(logits.dims(), [3, spec.num_classes()]);
+    assert_eq!(logits.dims(), [3, spec.outputs()]);
 }
 
 #[test]
@@ -119,7 +119,7 @@ fn a_checkpoint_loads_into_a_fresh_model_with_the_same_outputs() {
         .expect("opens");
     let loaded = cfg.build(&spec(), vb).expect("every key is in the checkpoint");
 
-    let [c, h, w] = spec().input_shape;
+    let [c, h, w] = spec().image_shape().unwrap();
     let xs = Tensor::ones((2, c, h, w), DType::F32, &Device::Cpu).expect("ones");
     let a: Vec<Vec<f32>> = model
         .forward_t(&xs, false)

@@ -88,6 +88,7 @@ pub fn bench(config: &Config, options: &BenchOptions) -> Result<BenchReport, Tra
     let spec = config.data_loader.spec()?;
     let Built { varmap, model } = build_model(config, &spec, &device)?;
     let (images, labels) = random_batch(&spec, options.batch_size, config.seed, &device)?;
+    let task = experiment::task::Task::new(&spec.target, config);
     let mut optimizer = Optimizer::new(&config.optimizer, model::trainable_vars(&varmap));
     let lr = config.optimizer.lr();
 
@@ -96,7 +97,7 @@ pub fn bench(config: &Config, options: &BenchOptions) -> Result<BenchReport, Tra
             BenchMode::Train => {
                 model::set_dropout_stream(config.seed, global_step, 0);
                 let logits = model.forward_t(&images, true)?;
-                let loss = config.loss.compute(&logits, &labels)?;
+                let loss = task.loss(&logits, &labels)?;
                 let _ = loss.to_scalar::<f32>()?;
                 optimizer.step(&loss.backward()?, lr)?;
             }
@@ -133,7 +134,8 @@ pub fn bench(config: &Config, options: &BenchOptions) -> Result<BenchReport, Tra
     })
 }
 
-/// Uniform images of `spec`'s shape in [0, 1) and labels of its classes, drawn once from the seed.
+/// Uniform samples of `spec`'s shape in [0, 1) and targets of its kind (classes, 0/1 labels,
+/// values around the recorded means), drawn once from the seed.
 fn random_batch(
     spec: &model::DataSpec,
     batch_size: usize,
@@ -143,13 +145,23 @@ fn random_batch(
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let images: Vec<f32> = (0..batch_size * spec.sample_len()).map(|_| rng.random::<f32>()).collect();
-    let labels: Vec<u32> = (0..batch_size).map(|_| rng.random_range(0..spec.num_classes() as u32)).collect();
-    let [c, h, w] = spec.input_shape;
-    let shape = [batch_size, c, h, w];
-    Ok((
-        Tensor::from_vec(images, &shape[..], device)?.to_dtype(DType::F32)?,
-        Tensor::from_vec(labels, batch_size, device)?,
-    ))
+    let outputs = spec.outputs();
+    let targets = match &spec.target {
+        model::Target::Classes(_) => {
+            let classes: Vec<u32> = (0..batch_size).map(|_| rng.random_range(0..outputs as u32)).collect();
+            Tensor::from_vec(classes, batch_size, device)?
+        }
+        model::Target::Labels(_) => {
+            let labels: Vec<f32> = (0..batch_size * outputs).map(|_| f32::from(u8::from(rng.random::<bool>()))).collect();
+            Tensor::from_vec(labels, (batch_size, outputs), device)?
+        }
+        model::Target::Values(v) => {
+            let values: Vec<f32> =
+                (0..batch_size * outputs).map(|i| (v.mean[i % outputs] + v.std[i % outputs] * (rng.random::<f64>() - 0.5)) as f32).collect();
+            Tensor::from_vec(values, (batch_size, outputs), device)?
+        }
+    };
+    Ok((Tensor::from_vec(images, spec.batch_dims(batch_size), device)?.to_dtype(DType::F32)?, targets))
 }
 
 fn device_name(device: &Device) -> String {

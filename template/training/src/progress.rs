@@ -29,11 +29,12 @@ impl EpochProgress {
         Self { bar, log_every: log_every as u64, epoch }
     }
 
-    /// After each step.
-    pub fn step(&self, global_step: u64, loss: f64, accuracy: f64, samples_per_sec: f64, lr: f64) {
+    /// After each step; `accuracy` is the running one (classification only).
+    pub fn step(&self, global_step: u64, loss: f64, accuracy: Option<f64>, samples_per_sec: f64, lr: f64) {
         match &self.bar {
             Some(bar) => {
-                bar.set_message(format!("loss {loss:.4} acc {accuracy:.3} {samples_per_sec:.0} samples/s"));
+                let accuracy = accuracy.map(|a| format!(" acc {a:.3}")).unwrap_or_default();
+                bar.set_message(format!("loss {loss:.4}{accuracy} {samples_per_sec:.0} samples/s"));
                 bar.inc(1);
             }
             None if global_step.is_multiple_of(self.log_every) => {

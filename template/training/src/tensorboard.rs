@@ -19,7 +19,9 @@ use proto::SummaryValue;
 /// keys a series by tag, and one tag on two step axes would draw as one tangled line.
 pub const STEP_LOSS: &str = "train_step/loss";
 pub const STEP_LR: &str = "train_step/lr";
-/// Per epoch (step = epoch), the numbers of the metrics.csv rows.
+/// Per epoch (step = epoch), the numbers of the metrics.csv rows, for a classification: other
+/// tasks have their headline metric in place of accuracy (`val/rmse`), and `train/` only where
+/// training computes it.
 pub const EPOCH_TAGS: [&str; 6] =
     ["train/loss", "train/accuracy", "val/loss", "val/accuracy", "epoch/seconds", "epoch/samples_per_sec"];
 /// The resolved config, as a JSON code block in Markdown, at step 0.
@@ -149,8 +151,14 @@ impl TrainingLog {
         }
         let mut writer = EventWriter::create(run.path())?;
         writer.text(CONFIG_TAG, 0, &format!("```json\n{}\n```", config.to_json()))?;
-        let classes: Vec<String> = spec.classes.iter().enumerate().map(|(i, c)| format!("{i}: {c}")).collect();
-        let data = format!("images {:?} (channels, height, width)\n\nclasses:\n\n{}", spec.input_shape, classes.join("\n\n"));
+        let names: Vec<String> = spec.target.names().iter().enumerate().map(|(i, c)| format!("{i}: {c}")).collect();
+        let what = match spec.task() {
+            model::TaskKind::Classification => "classes",
+            model::TaskKind::MultiLabel => "labels",
+            model::TaskKind::Regression => "values",
+        };
+        let shape = if spec.image_shape().is_some() { "images" } else { "samples" };
+        let data = format!("{shape} {:?}\n\n{what}:\n\n{}", spec.input_shape, names.join("\n\n"));
         writer.text(DATA_TAG, 0, &data)?;
         writer.flush()?;
         Ok(Self { writer: Some(writer) })
@@ -164,22 +172,26 @@ impl TrainingLog {
         }
     }
 
-    /// The epoch's metrics.csv rows, then a flush: a run stopped later keeps a readable file.
-    pub fn epoch(&mut self, epoch: usize, rows: &[EpochRecord]) -> Result<(), TensorBoardError> {
+    /// The epoch's metrics.csv rows (`metric`: the headline metric's name), then a flush: a run
+    /// stopped later keeps a readable file.
+    pub fn epoch(&mut self, epoch: usize, metric: &str, rows: &[EpochRecord]) -> Result<(), TensorBoardError> {
         let Some(writer) = &mut self.writer else { return Ok(()) };
-        let mut values = Vec::new();
+        let (train_metric, val_metric) = (format!("train/{metric}"), format!("val/{metric}"));
+        let mut values: Vec<(&str, f64)> = Vec::new();
         for row in rows {
             match row.split {
                 "train" => values.extend([
                     ("train/loss", row.loss),
-                    ("train/accuracy", row.accuracy),
+                    (train_metric.as_str(), row.metric),
                     ("epoch/seconds", row.seconds),
                     ("epoch/samples_per_sec", row.samples_per_sec),
                 ]),
-                "val" => values.extend([("val/loss", row.loss), ("val/accuracy", row.accuracy)]),
+                "val" => values.extend([("val/loss", row.loss), (val_metric.as_str(), row.metric)]),
                 _ => {}
             }
         }
+        // A metric training does not compute (NaN) is left out rather than drawn as a gap.
+        values.retain(|(_, v)| !v.is_nan());
         writer.scalars(epoch as u64, &values)?;
         writer.flush()
     }

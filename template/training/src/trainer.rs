@@ -16,7 +16,7 @@ use experiment::checkpoint::{self, CheckpointError, TrainerState};
 use experiment::{Built, build_model};
 use experiment::config::{Config, Monitor};
 use experiment::evaluate::{Evaluation, Tally};
-use experiment::metrics::Metric;
+use experiment::task::Task;
 use experiment::retention::{self, Kept};
 use experiment::run_dir::{EpochRecord, RunDir};
 
@@ -40,10 +40,10 @@ pub enum TrainError {
     )]
     Anomaly { what: &'static str, value: f64, step: u64, epoch: usize },
     #[error(
-        "cannot resume from {checkpoint}: its model was built for images {:?} in {} classes, but the data \
-         now gives images {:?} in {} classes; resume with the data it was trained on, or start a new run \
+        "cannot resume from {checkpoint}: its model was built for samples {:?} with {}, but the data \
+         now gives samples {:?} with {}; resume with the data it was trained on, or start a new run \
          (trainer.init_from-style transfer is a new run, not a resume)",
-        saved.input_shape, saved.num_classes(), now.input_shape, now.num_classes()
+        saved.input_shape, saved.target.describe(), now.input_shape, now.target.describe()
     )]
     DataChanged { checkpoint: PathBuf, saved: DataSpec, now: DataSpec },
     #[error(transparent)]
@@ -112,13 +112,14 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
     }
     let splits = config.data_loader.load_train_val(config.seed, &device)?;
     let resolved;
-    let config = if matches!(config.data_loader.normalize(), data_loader::NormalizeSetting::Auto) {
-        // The run's config.json (and TensorBoard's copy) get the measured numbers: evaluate,
-        // predict, export and --resume then standardise exactly as this run does.
-        resolved = Config { data_loader: config.data_loader.with_normalize(splits.normalize.clone()), ..config.clone() };
+    let config = if config.data_loader.needs_fitting() {
+        // The run's config.json (and TensorBoard's copy) get what was measured on the training
+        // split (the standardisation, a table's encoding): evaluate, predict, export and
+        // --resume then prepare data exactly as this run does.
+        resolved = Config { data_loader: config.data_loader.with_fitted(&splits.fitted), ..config.clone() };
         if writer {
             run.save_config(&resolved).map_err(|source| TrainError::RunDir { path: run.file("config.json"), source })?;
-            info!("normalize \"auto\" recorded in {}", run.file("config.json").display());
+            info!("what the training split measured is recorded in {}", run.file("config.json").display());
         }
         &resolved
     } else {
@@ -138,7 +139,10 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
     }
 
     let spec = &splits.spec;
-    info!("data: images {:?}, {} classes", spec.input_shape, spec.num_classes());
+    info!("data: samples {:?}, {} ({})", spec.input_shape, spec.target.describe(), spec.task());
+    let task = Task::new(&spec.target, config);
+    let headline = task.headline();
+    let monitor = config.monitor();
     let Built { varmap, model } = build_model(config, spec, &device)?;
     let parameters = model::parameter_count(&varmap);
     info!("model: {} with {parameters} parameters", config.model.name());
@@ -196,21 +200,21 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
         let mut partial = state.partial;
         let mut lr = base_lr;
         for batch in train_loader.epoch_from(epoch as u64, state.step_in_epoch) {
-            let (images, labels) = batch?;
+            let (inputs, targets) = batch?;
             lr = config.lr_scheduler.lr(base_lr, state.global_step as usize, total_steps);
             // This process's part of the global batch: where it starts, and its share.
             let (global, offset) = train_loader.batch_len_and_offset(state.step_in_epoch);
-            let n = labels.dims1()?;
+            let n = targets.dim(0)?;
             model::set_dropout_stream(config.seed, state.global_step, offset as u64);
             let (mut grads, mut sums) = if n == 0 {
                 (candle_core::backprop::GradStore::default(), [0.0, 0.0, 0.0])
             } else {
-                let logits = model.forward_t(&images, true)?;
-                let mut loss = config.loss.compute(&logits, &labels)?;
+                let outputs = model.forward_t(&inputs, true)?;
+                let mut loss = task.loss(&outputs, &targets)?;
                 if !group.is_single() {
                     loss = (loss * (n as f64 / global as f64))?;
                 }
-                let correct = Metric::Accuracy.correct(&logits, &labels)?;
+                let correct = task.count_running(&outputs, &targets)?;
                 (loss.backward()?, [f64::from(loss.to_scalar::<f32>()?), correct, 0.0])
             };
             // Ctrl-C reaches the ranks at different steps: they stop at the first step any saw it.
@@ -240,7 +244,7 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
             progress.step(
                 state.global_step,
                 partial.loss_sum / partial.samples as f64,
-                partial.correct / partial.samples as f64,
+                task.running_metric().map(|_| partial.correct / partial.samples as f64),
                 partial.samples as f64 / seconds,
                 lr,
             );
@@ -265,7 +269,11 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
         let seconds = partial.seconds + start.elapsed().as_secs_f64();
         let train_eval = Evaluation {
             loss: partial.loss_sum / partial.samples.max(1) as f64,
-            metrics: [("accuracy".to_string(), partial.correct / partial.samples.max(1) as f64)].into(),
+            metrics: task
+                .running_metric()
+                .map(|name| (name.to_string(), partial.correct / partial.samples.max(1) as f64))
+                .into_iter()
+                .collect(),
             samples: partial.samples,
             seconds,
             ..Default::default()
@@ -274,35 +282,39 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
         // DDP does with `broadcast_buffers`; without this, each rank would score its part of the
         // validation set with statistics no checkpoint holds.
         group.copy_from_rank0(&layer_state)?;
-        let val = evaluate_sharded(model.as_ref(), &val_loader, config, &spec.classes, group)?;
+        let val = evaluate_sharded(model.as_ref(), &val_loader, &task, group)?;
         state.epoch = epoch;
         state.step_in_epoch = 0;
         state.partial = Default::default();
+        let train_running = match task.running_metric() {
+            Some(name) => format!(" {name} {:.4}", train_eval.metrics.get(name).copied().unwrap_or(f64::NAN)),
+            None => String::new(),
+        };
         info!(
-            "epoch {epoch}/{}: train loss {:.4} acc {:.4} | val loss {:.4} acc {:.4} | {:.1}s, {:.0} samples/s",
-            trainer.epochs, train_eval.loss, train_eval.accuracy(), val.loss, val.accuracy(), seconds,
+            "epoch {epoch}/{}: train loss {:.4}{train_running} | val loss {:.4} {} | {:.1}s, {:.0} samples/s",
+            trainer.epochs, train_eval.loss, val.loss, val.metrics_line(), seconds,
             partial.samples as f64 / seconds
         );
         let record = |split, e: &Evaluation, secs: f64| EpochRecord {
-            epoch, split, loss: e.loss, accuracy: e.accuracy(), lr, seconds: secs,
+            epoch, split, loss: e.loss, metric: e.metrics.get(&headline).copied().unwrap_or(f64::NAN), lr, seconds: secs,
             samples_per_sec: e.samples as f64 / secs.max(1e-9),
         };
         let rows = [record("train", &train_eval, seconds), record("val", &val, val.seconds)];
         if writer {
-            run.append_metrics(&rows).map_err(io)?;
+            run.append_metrics(&headline, &rows).map_err(io)?;
         }
-        tensorboard.epoch(epoch, &rows)?;
+        tensorboard.epoch(epoch, &headline, &rows)?;
 
-        let monitored = monitored_value(&trainer.monitor, &train_eval, &val);
-        if let Some(value) = monitored.filter(|v| is_improvement(&trainer.monitor, *v, state.best_metric)) {
+        let monitored = monitored_value(&monitor, &train_eval, &val);
+        if let Some(value) = monitored.filter(|v| is_improvement(&monitor, *v, state.best_metric)) {
             state.best_metric = Some(value);
             state.best_epoch = Some(epoch);
             state.epochs_without_improvement = 0;
             if writer {
                 checkpoint::save(&run.file("model_best.safetensors"), &varmap, spec, None, Some(&state))?;
-                info!("new best {} = {value:.4}: saved model_best.safetensors", trainer.monitor);
+                info!("new best {monitor} = {value:.4}: saved model_best.safetensors");
             }
-        } else if trainer.monitor != Monitor::Off {
+        } else if monitor != Monitor::Off {
             state.epochs_without_improvement += 1;
         }
         let early_stop = trainer.early_stop > 0 && state.epochs_without_improvement >= trainer.early_stop;
@@ -316,7 +328,7 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
             break;
         }
         if early_stop {
-            info!("early stop: {} did not improve for {} epochs", trainer.monitor, trainer.early_stop);
+            info!("early stop: {monitor} did not improve for {} epochs", trainer.early_stop);
             stopped_by = "early_stop";
             break;
         }
@@ -324,7 +336,7 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
     let summary = Summary {
         model: config.model.name().to_string(),
         parameters,
-        monitor: trainer.monitor.to_string(),
+        monitor: monitor.to_string(),
         best_metric: state.best_metric,
         best_epoch: state.best_epoch,
         epochs_run: state.epoch,
@@ -355,11 +367,7 @@ fn save_epoch_checkpoint(
     config: &Config,
 ) -> Result<(), TrainError> {
     let file = format!("checkpoint-epoch{epoch}.safetensors");
-    let higher_is_better = match config.trainer.monitor {
-        Monitor::Off => None,
-        Monitor::Max(_) => Some(true),
-        Monitor::Min(_) => Some(false),
-    };
+    let higher_is_better = config.monitor().higher_is_better();
     let kept = Kept { file: file.clone(), epoch, metric: monitored };
     let obsolete = retention::admit(&mut state.kept, kept, config.trainer.save_top_k, higher_is_better);
     checkpoint::save(&run.file(&file), varmap, spec, Some(&optimizer.state_tensors()), Some(state))?;
@@ -428,14 +436,13 @@ fn clip_gradients(
 fn evaluate_sharded<D: data_loader::Dataset>(
     model: &dyn model::Classifier,
     loader: &data_loader::DataLoader<'_, D>,
-    config: &Config,
-    classes: &[String],
+    task: &Task,
     group: &crate::distributed::Group,
 ) -> Result<Evaluation, TrainError> {
     let start = Instant::now();
-    let mut tally = Tally::count(model, loader, &config.loss, &config.metrics, classes.len())?;
+    let mut tally = Tally::count(model, loader, task)?;
     let mut sums = tally.to_sums();
     group.sum_f64(&mut sums)?;
     tally.set_sums(&sums);
-    Ok(tally.finish(&config.metrics, classes, start.elapsed().as_secs_f64()))
+    Ok(tally.finish(task, start.elapsed().as_secs_f64()))
 }

@@ -55,7 +55,7 @@ fn data_bench_feeds_training_from_the_configured_data_and_reports_the_wait() {
     let config = Config::from_json(include_str!("../../config.json"), Path::new("config.json"), &[section, "device=cpu".into()]).unwrap();
     let options = BenchOptions { mode: BenchMode::Train, steps: 4, warmup: 1, batch_size: 8 };
     let report = training::bench::data::bench_data(&config, &options).unwrap();
-    assert_eq!((report.data, report.cache, report.augment, report.image_shape), ("image_folder", "stream", true, [3, 16, 16]));
+    assert_eq!((report.data, report.cache, report.augment, report.image_shape.clone()), ("image_folder", "stream", true, vec![3, 16, 16]));
     assert!(report.loader_images_per_sec > 0.0 && report.train_samples_per_sec > 0.0, "{report:?}");
     assert!((0.0..1.0).contains(&report.data_wait_share), "{report:?}");
     assert!(report.summary().contains("waiting for data"), "{}", report.summary());

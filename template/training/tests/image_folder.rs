@@ -67,7 +67,7 @@ fn streaming_trains_exactly_as_in_memory_and_records_the_class_names() {
         assert_eq!(summary.global_steps, 8, "{cache}");
         let last = run.file("checkpoint-epoch2.safetensors");
         let spec = checkpoint::read_spec(&last).unwrap();
-        assert_eq!(spec.classes, CLASSES);
+        assert_eq!(spec.classes(), CLASSES);
         assert_eq!(spec.input_shape, [3, 16, 20]);
         finals.push(weights(&last));
     }
@@ -171,12 +171,12 @@ fn a_resume_with_an_auto_config_keeps_the_numbers_the_run_measured() {
     let config = image_folder_config(dir.path(), "memory", &[r#"data_loader.args.normalize="auto""#, "trainer.epochs=1"]);
     let run = RunDir::create(&config).unwrap();
     train(&config, &run, &TrainOptions::default()).unwrap();
-    let measured = experiment::Config::load(&run.file("config.json"), &[]).unwrap().data_loader.normalize().clone();
-    assert!(matches!(measured, data_loader::NormalizeSetting::Fixed(_)));
+    let measured = experiment::Config::load(&run.file("config.json"), &[]).unwrap().data_loader.normalize().cloned();
+    assert!(matches!(measured, Some(data_loader::NormalizeSetting::Fixed(_))));
     // The images change; resuming with the "auto" config still uses the recorded numbers.
     write_folder(&dir.path().join("images"), "train", 20);
     let resumed = experiment::resume::with_recorded_normalize(config.clone(), run.path());
-    assert_eq!(resumed.data_loader.normalize(), &measured);
+    assert_eq!(resumed.data_loader.normalize(), measured.as_ref());
     // Evaluating with the "auto" config is refused, naming the key, instead of measuring again.
     let err = config.data_loader.channel_normalize(3).unwrap_err().to_string();
     assert!(err.contains("data_loader.args.normalize"), "{err}");

@@ -250,8 +250,13 @@ fn new_checks_that_tensors_fit() {
         let err = TensorDataset::new(images.clone(), labels).expect_err("mismatch");
         assert!(matches!(err, DataError::Shape(_)), "{err}");
     }
-    let flat = Tensor::zeros((3, 4), DType::F32, &device).expect("flat images");
-    let err = TensorDataset::new(flat, Tensor::zeros(3, DType::U32, &device).expect("labels"));
+    // Table rows [n, features] with any target of a task: classes, labels or values.
+    let rows = Tensor::zeros((3, 4), DType::F32, &device).expect("rows");
+    for targets in [Tensor::zeros(3, DType::U32, &device), Tensor::zeros((3, 2), DType::F32, &device)] {
+        assert_eq!(TensorDataset::new(rows.clone(), targets.expect("targets")).expect("rows fit").len(), 3);
+    }
+    let scalars = Tensor::zeros(3, DType::F32, &device).expect("not samples");
+    let err = TensorDataset::new(scalars, Tensor::zeros(3, DType::U32, &device).expect("labels"));
     assert!(matches!(err, Err(DataError::Shape(_))));
 }
 

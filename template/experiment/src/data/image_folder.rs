@@ -143,15 +143,15 @@ impl ImageFolderArgs {
 
     pub(super) fn load_train_val(&self, seed: u64, device: &Device) -> data_loader::Result<Splits> {
         let spec = self.spec()?;
-        let train = self.list("train", &spec.classes)?;
+        let train = self.list("train", spec.classes())?;
         let (train_files, val_files) = if self.data_dir.join("val").is_dir() {
-            (train.files, self.list("val", &spec.classes)?.files)
+            (train.files, self.list("val", spec.classes())?.files)
         } else {
             let (train_idx, val_idx) = data_loader::train_val_indices(train.files.len(), self.validation_split, seed)?;
             let pick = |idx: &[u32]| idx.iter().map(|&i| train.files[i as usize].clone()).collect::<Vec<_>>();
             (pick(&train_idx), pick(&val_idx))
         };
-        info!("data: {} classes from {}", spec.num_classes(), self.data_dir.join("train").display());
+        info!("data: {} classes from {}", spec.outputs(), self.data_dir.join("train").display());
         let normalize = match &self.normalize {
             NormalizeSetting::Fixed(normalize) => normalize.clone(),
             NormalizeSetting::Auto => self.measure(&train_files, device)?,
@@ -160,7 +160,7 @@ impl ImageFolderArgs {
             train: self.dataset(train_files, &normalize, device)?,
             val: self.dataset(val_files, &normalize, device)?,
             spec,
-            normalize,
+            fitted: super::Fitted::Normalize(normalize),
         })
     }
 
@@ -177,7 +177,7 @@ impl ImageFolderArgs {
     }
 
     pub(super) fn load_test(&self, spec: &DataSpec, device: &Device) -> data_loader::Result<SplitData> {
-        if self.format().sample_shape() != spec.input_shape {
+        if self.format().sample_shape()[..] != spec.input_shape[..] {
             return Err(DataError::Shape(format!(
                 "`data_loader.args` gives images {:?} (channels, image_size) but the model was trained on {:?}",
                 self.format().sample_shape(),
@@ -191,7 +191,7 @@ impl ImageFolderArgs {
                 problem: "no such folder: put test images in test/<class>/, or evaluate with --split val".into(),
             });
         }
-        self.dataset(self.list("test", &spec.classes)?.files, self.normalize.fixed()?, device)
+        self.dataset(self.list("test", spec.classes())?.files, self.normalize.fixed()?, device)
     }
 
     /// The files as a dataset: decoded once into memory, or streamed.

@@ -111,13 +111,13 @@ impl MnistArgs {
             train: SplitData::InMemory(stage(&train_idx)?),
             val: SplitData::InMemory(stage(&val_idx)?),
             spec,
-            normalize,
+            fitted: super::Fitted::Normalize(normalize),
         })
     }
 
     pub(super) fn load_test(&self, spec: &DataSpec, device: &Device) -> data_loader::Result<SplitData> {
         let split = mnist::load(&self.data_dir, mnist::Split::Test)?;
-        if split.sample_shape() != spec.input_shape {
+        if split.sample_shape()[..] != spec.input_shape[..] {
             return Err(DataError::Shape(format!(
                 "the test images in {} are {:?} but the model was trained on {:?}",
                 self.data_dir.display(),
@@ -125,7 +125,7 @@ impl MnistArgs {
                 spec.input_shape
             )));
         }
-        split.check_classes(spec.num_classes())?;
+        split.check_classes(spec.outputs())?;
         Ok(SplitData::InMemory(TensorDataset::from_mnist(&split, None, self.normalize.fixed()?, device)?))
     }
 }

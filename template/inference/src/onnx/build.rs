@@ -1,6 +1,7 @@
-//! Assembling the ONNX model of a trained classifier: the `input` pixels, the standardisation,
-//! the model's graph, the `logits` output, the versions, and the metadata a user of the file
-//! needs (config, class labels, input specification, training metrics).
+//! Assembling the ONNX model of a trained model: the `input` (pixels, or a table's encoded row),
+//! the standardisation, the model's graph (with its output layer), the `logits` output (logits of
+//! the classes or labels, or the values in their units), the versions, and the metadata a user of
+//! the file needs (config, data spec, target names, input and output specification, training metrics).
 
 use std::path::Path;
 
@@ -14,9 +15,10 @@ use super::graph::{graph_proto, unused_variables};
 use super::proto::{Dim, entry};
 use super::{OnnxError, opset};
 
-/// The graph input: float32 `[batch, channels, height, width]`, pixels in [0, 1].
+/// The graph input: float32 `[batch, ...input_shape]`: pixels in [0, 1], or a table's encoded row.
 pub const INPUT_NAME: &str = "input";
-/// The graph output: float32 `[batch, classes]`.
+/// The graph output: float32 `[batch, outputs]`; the name stays `logits` for every task (for a
+/// regression it holds the values).
 pub const OUTPUT_NAME: &str = "logits";
 /// The symbolic batch dimension of the input and the output.
 pub const BATCH_DIM: &str = "batch";
@@ -54,12 +56,12 @@ impl Recording {
     /// names, each of which must appear in the graph.
     pub fn of(config: &experiment::Config, spec: &DataSpec, model: &dyn Classifier, variables: &[String]) -> Result<Self, OnnxError> {
         let name = config.model.name();
-        let normalize = config.data_loader.channel_normalize(spec.channels())?;
+        let normalize = config.data_loader.input_normalize(spec)?;
         let mut g = Graph::new();
-        let [channels, height, width] = spec.input_shape;
-        let input_dims = vec![Dim::Symbolic(BATCH_DIM.to_owned()), Dim::Fixed(channels), Dim::Fixed(height), Dim::Fixed(width)];
+        let input_dims =
+            std::iter::once(Dim::Symbolic(BATCH_DIM.to_owned())).chain(spec.input_shape.iter().map(|&d| Dim::Fixed(d))).collect();
         let pixels = g.input(INPUT_NAME, input_dims);
-        let x = standardise(&mut g, &pixels, &normalize);
+        let x = standardise(&mut g, &pixels, &normalize, spec.input_shape.len() + 1);
         let logits = model.emit(&mut g, &x).map_err(|e| OnnxError::Emit { model: name.to_owned(), reason: e.to_string() })?;
         let unused = unused_variables(&g, variables);
         if !unused.is_empty() {
@@ -72,7 +74,7 @@ impl Recording {
     /// The file's model, at `opset`, with its metadata; `run_dir` is the checkpoint's run folder,
     /// whose summary.json (if any) goes into the metadata.
     pub fn model_proto(&self, config: &experiment::Config, spec: &DataSpec, opset: i64, run_dir: Option<&Path>) -> Result<ModelProto, OnnxError> {
-        let dims = [Dim::Symbolic(BATCH_DIM.to_owned()), Dim::Fixed(spec.num_classes())];
+        let dims = [Dim::Symbolic(BATCH_DIM.to_owned()), Dim::Fixed(spec.outputs())];
         let graph = graph_proto(&self.graph, config.model.name(), &self.logits, &dims, false);
         let mut proto = model_proto(config, spec, graph, opset, self.graph.required_opset())?;
         proto.metadata_props = metadata(config, spec, &self.normalize, run_dir).iter().map(|(k, v)| entry(k, v)).collect();
@@ -82,17 +84,18 @@ impl Recording {
     /// The same graph with every layer's output as an extra graph output, and the layers' names
     /// with the output each has: for finding the first layer whose output differs.
     pub fn layer_outputs_proto(&self, config: &experiment::Config, spec: &DataSpec, opset: i64) -> Result<(ModelProto, Vec<(String, String)>), OnnxError> {
-        let dims = [Dim::Symbolic(BATCH_DIM.to_owned()), Dim::Fixed(spec.num_classes())];
+        let dims = [Dim::Symbolic(BATCH_DIM.to_owned()), Dim::Fixed(spec.outputs())];
         let graph = graph_proto(&self.graph, config.model.name(), &self.logits, &dims, true);
         let marks = self.graph.marks().iter().map(|(path, value)| (path.clone(), value.name().to_owned())).collect();
         Ok((model_proto(config, spec, graph, opset, self.graph.required_opset())?, marks))
     }
 }
 
-/// `(x - mean[c]) / std[c]` per channel, as the data loader standardises pixels (the graph takes
-/// pixels in [0, 1]); the constants are `[1, channels, 1, 1]`.
-pub(crate) fn standardise(g: &mut Graph, x: &Value, normalize: &Channels) -> Value {
-    let dims = [1, normalize.channels(), 1, 1];
+/// `(x - mean[c]) / std[c]` along dimension 1 (per channel of an image, per input of a table
+/// row), as the data loader standardises (the graph takes pixels in [0, 1], or rows encoded but
+/// not standardised); the constants are `[1, channels, 1, ...]` for inputs of rank `rank`.
+pub(crate) fn standardise(g: &mut Graph, x: &Value, normalize: &Channels, rank: usize) -> Value {
+    let dims = normalize.broadcast_dims(rank);
     let mean = g.constant("normalize/mean", &dims, &normalize.mean);
     let std = g.constant("normalize/std", &dims, &normalize.std);
     let centered = g.node("Sub", 7, &[x, &mean], vec![], "normalize/Sub");
@@ -108,7 +111,7 @@ fn model_proto(config: &experiment::Config, spec: &DataSpec, graph: GraphProto, 
         producer_name: PRODUCER_NAME.to_owned(),
         producer_version: env!("CARGO_PKG_VERSION").to_owned(),
         model_version: 1,
-        doc_string: format!("image classifier ({name}) of {} classes exported from a candle checkpoint", spec.num_classes()),
+        doc_string: format!("{} model ({name}) of {} exported from a candle checkpoint", spec.task(), spec.target.describe()),
         graph: MessageField::some(graph),
         ..Default::default()
     })
@@ -121,44 +124,69 @@ fn metadata(
     normalize: &Channels,
     run_dir: Option<&Path>,
 ) -> Vec<(&'static str, String)> {
-    let [channels, height, width] = spec.input_shape;
-    let colours = if channels == 1 { "grey" } else { "RGB, channel-major" };
-    let classes = spec.num_classes();
     let mut entries = vec![
         ("producer_name", PRODUCER_NAME.to_owned()),
         ("producer_version", env!("CARGO_PKG_VERSION").to_owned()),
         ("model_type", config.model.name().to_owned()),
+        ("task", spec.task().to_string()),
         (CONFIG_KEY, config.to_json()),
         (SPEC_KEY, serde_json::to_string(spec).expect("a spec serializes")),
-        (
-            "class_labels",
-            serde_json::to_string(&spec.classes).expect("strings serialize"),
-        ),
-        (
-            "input_spec",
-            format!(
-                "{INPUT_NAME}: float32 [{BATCH_DIM}, {channels}, {height}, {width}] ({colours}), pixels \
-                 scaled to [0, 1], row by row; the graph itself standardises channel c as \
-                 (x - mean[c]) / std[c] with mean {:?} and std {:?}",
-                normalize.mean, normalize.std
-            ),
-        ),
-        (
-            "normalize",
-            serde_json::json!({ "mean": normalize.mean, "std": normalize.std }).to_string(),
-        ),
-        (
-            "output_spec",
-            format!(
-                "{OUTPUT_NAME}: float32 [{BATCH_DIM}, {classes}], unnormalised scores for the \
-                 class_labels (softmax gives probabilities)"
-            ),
-        ),
+        // The names of the outputs, in order: class names, label names or value names.
+        ("class_labels", serde_json::to_string(spec.target.names()).expect("strings serialize")),
+        ("input_spec", input_spec(config, spec, normalize)),
+        ("normalize", serde_json::json!({ "mean": normalize.mean, "std": normalize.std }).to_string()),
+        ("output_spec", output_spec(spec, config.threshold)),
     ];
+    if let Some(names) = config.data_loader.input_names() {
+        entries.push(("input_names", serde_json::to_string(&names).expect("strings serialize")));
+    }
     if let Some(summary) = run_dir.and_then(training_summary) {
         entries.push(("training_metrics", summary));
     }
     entries
+}
+
+/// What the graph's input holds, in words: image pixels, or a table row's encoding.
+fn input_spec(config: &experiment::Config, spec: &DataSpec, normalize: &Channels) -> String {
+    let standardised = format!("(x - mean[i]) / std[i] with mean {:?} and std {:?}", normalize.mean, normalize.std);
+    match spec.image_shape() {
+        Some([channels, height, width]) => {
+            let colours = if channels == 1 { "grey" } else { "RGB, channel-major" };
+            format!(
+                "{INPUT_NAME}: float32 [{BATCH_DIM}, {channels}, {height}, {width}] ({colours}), pixels scaled to \
+                 [0, 1], row by row; the graph itself standardises channel i as {standardised}"
+            )
+        }
+        None => {
+            let names = config.data_loader.input_names().unwrap_or_default();
+            format!(
+                "{INPUT_NAME}: float32 [{BATCH_DIM}, {}], one row per sample, the inputs in the order of input_names: \
+                 a numeric column's value as written, a categorical column one-hot (1 for its category \
+                 `column=value`, 0 for the others; `column=<unknown>` for a category training did not see, \
+                 where there is such an input); the graph itself standardises input i as {standardised} \
+                 ({} inputs)",
+                spec.sample_len(),
+                names.len()
+            )
+        }
+    }
+}
+
+/// What the graph's output holds for the spec's task.
+fn output_spec(spec: &DataSpec, threshold: f64) -> String {
+    let n = spec.outputs();
+    match spec.task() {
+        model::TaskKind::Classification => format!(
+            "{OUTPUT_NAME}: float32 [{BATCH_DIM}, {n}], unnormalised scores for the class_labels (softmax gives probabilities)"
+        ),
+        model::TaskKind::MultiLabel => format!(
+            "{OUTPUT_NAME}: float32 [{BATCH_DIM}, {n}], one logit per label of class_labels; sigmoid gives each label's \
+             probability; training predicted a label at probability >= {threshold} (`threshold`)"
+        ),
+        model::TaskKind::Regression => format!(
+            "{OUTPUT_NAME}: float32 [{BATCH_DIM}, {n}], the predicted values of class_labels, in the targets' own units"
+        ),
+    }
 }
 
 /// The run's summary.json (best metric, final train and validation metrics), compacted; `None`

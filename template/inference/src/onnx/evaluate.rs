@@ -3,19 +3,18 @@
 //! same split with pixels only scaled to [0, 1]; loss and metrics are then computed by training's
 //! own `evaluate`, so the numbers compare one to one with `evaluate --checkpoint`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use candle_core::{D, Device, Tensor};
-use data_loader::Normalize;
 use model::Classifier;
 use experiment::data::DataLoaderConfig;
 use experiment::evaluate::{Evaluation, evaluate};
 
 use super::{OnnxError, OnnxModel};
 use crate::EvalSplit;
-use crate::predict::{Prediction, prepare};
+use crate::predict::{Prediction, TablePredictions, predict_table, prepare};
 
-/// An ONNX model seen as a [`Classifier`] over pixels in [0, 1] (not standardised).
+/// An ONNX model seen as a [`Classifier`] over unstandardised inputs (the graph standardises).
 struct PixelClassifier<'a>(&'a OnnxModel);
 
 impl Classifier for PixelClassifier<'_> {
@@ -23,7 +22,7 @@ impl Classifier for PixelClassifier<'_> {
         let batch = xs.dim(0)?;
         let pixels = xs.flatten_all()?.to_vec1::<f32>()?;
         let logits = self.0.run(&pixels).map_err(candle_core::Error::wrap)?;
-        Tensor::from_vec(logits, (batch, self.0.spec().num_classes()), xs.device())
+        Tensor::from_vec(logits, (batch, self.0.spec().outputs()), xs.device())
     }
 }
 
@@ -41,14 +40,8 @@ pub fn evaluate_onnx(
         EvalSplit::Test => data.load_test(onnx.spec(), &device)?,
     };
     let loader = data.loader(&dataset, false, config.seed)?;
-    evaluate(
-        &PixelClassifier(onnx),
-        &loader,
-        &config.loss,
-        &config.metrics,
-        &onnx.spec().classes,
-    )
-    .map_err(OnnxError::Evaluate)
+    let task = experiment::task::Task::new(&onnx.spec().target, config);
+    evaluate(&PixelClassifier(onnx), &loader, &task).map_err(OnnxError::Evaluate)
 }
 
 /// Classifies each image file with `onnx`, prepared as `predict` does for a checkpoint (as the
@@ -60,15 +53,25 @@ pub fn predict_onnx(onnx: &OnnxModel, files: &[PathBuf]) -> Result<Vec<Predictio
     for file in files {
         let prepared = prepare(file, spec, invert)?;
         let logits = onnx.run(&prepared.pixels)?;
-        let logits = Tensor::from_vec(logits, spec.num_classes(), &Device::Cpu)?;
+        let logits = Tensor::from_vec(logits, spec.outputs(), &Device::Cpu)?;
         let probabilities: Vec<f32> = candle_nn::ops::softmax(&logits, D::Minus1)?.to_vec1()?;
         predictions.push(Prediction::new(file, probabilities, prepared.inverted, spec));
     }
     Ok(predictions)
 }
 
-/// The same data section with pixels only scaled to [0, 1] (`Normalize::identity()`): the graph
-/// standardises them as the data loader does, `(pixel / 255 - mean) / std`.
+/// Predicts every row of the table at `rows` with `onnx`, each row encoded as `predict` encodes
+/// it for a checkpoint (as the config in the file's metadata says), but not standardised: the
+/// graph does that.
+pub fn predict_onnx_table(onnx: &OnnxModel, rows: &Path) -> Result<TablePredictions, OnnxError> {
+    let config = onnx.config(&[])?;
+    let task = experiment::task::Task::new(&onnx.spec().target, &config);
+    let data = unstandardised(&config.data_loader);
+    Ok(predict_table(&PixelClassifier(onnx), onnx.spec(), &task, rows, &data, &Device::Cpu)?)
+}
+
+/// The same data section with inputs not standardised (pixels only scaled to [0, 1], table rows
+/// only encoded): the graph standardises them as the data loader does.
 fn unstandardised(data: &DataLoaderConfig) -> DataLoaderConfig {
-    data.with_normalize(Normalize::identity())
+    data.unstandardised()
 }

@@ -31,7 +31,7 @@ mod tests;
 pub use build::{BATCH_DIM, CONFIG_KEY, INPUT_NAME, OUTPUT_NAME, Recording, build_model_proto};
 pub use check::{StructureError, check_model};
 pub use error::OnnxError;
-pub use evaluate::{evaluate_onnx, predict_onnx};
+pub use evaluate::{evaluate_onnx, predict_onnx, predict_onnx_table};
 pub use export::{
     ExportOptions, ExportReport, default_output, export_checkpoint, report_path, save,
 };

@@ -70,8 +70,8 @@ impl OnnxModel {
         &self.spec
     }
 
-    /// Logits `[batch, classes]` row by row, from `pixels`: `batch` images of the spec's
-    /// `[channels, height, width]` row by row, values in [0, 1] (not standardised: the graph does that).
+    /// Outputs `[batch, outputs]` row by row, from `pixels`: `batch` samples of the spec's shape
+    /// row by row, not standardised (the graph does that): images' pixels in [0, 1], tables' encoded rows.
     pub fn run(&self, pixels: &[f32]) -> Result<Vec<f32>, OnnxError> {
         let per_image = self.spec.sample_len();
         if pixels.is_empty() || !pixels.len().is_multiple_of(per_image) {
@@ -81,8 +81,7 @@ impl OnnxModel {
             });
         }
         let batch = pixels.len() / per_image;
-        let [c, h, w] = self.spec.input_shape;
-        let shape = [batch, c, h, w];
+        let shape = self.spec.batch_dims(batch);
         let tract_error = |e| OnnxError::tract("run", &self.origin, &e);
         let input = Tensor::from_shape(&shape, pixels).map_err(tract_error)?;
         let outputs = self
@@ -92,7 +91,7 @@ impl OnnxModel {
         let logits = outputs[0]
             .to_plain_array_view::<f32>()
             .map_err(tract_error)?;
-        let classes = self.spec.num_classes();
+        let classes = self.spec.outputs();
         if logits.shape() != [batch, classes] {
             return Err(OnnxError::Tract {
                 action: "use",

@@ -3,7 +3,7 @@
 //! same pixels standardised, and the logits must agree.
 
 use candle_core::{Device, Tensor};
-use data_loader::{Channels, Dataset, Normalize};
+use data_loader::{Channels, Dataset};
 use model::{Classifier, DataSpec};
 use serde::Serialize;
 
@@ -12,7 +12,8 @@ use tract_onnx::prelude::{Framework, InferenceModelExt, IntoRunnable, IntoTValue
 
 use super::{OnnxError, OnnxModel};
 
-/// The largest absolute difference allowed between tract's and candle's logits.
+/// The largest absolute difference allowed between tract's and candle's logits (for values, this
+/// times the largest |value|, at least 1).
 pub const TOLERANCE: f32 = 1e-4;
 
 /// The batch sizes checked: one image, a few, and one that no kernel is tuned for.
@@ -48,10 +49,7 @@ impl Samples {
         match validation_pixels(config, spec, count) {
             Ok(pixels) => Self {
                 pixels,
-                source: format!(
-                    "validation images from {}",
-                    config.data_loader.data_dir().display()
-                ),
+                source: format!("validation samples from {}", config.data_loader.source()),
             },
             Err(why) => Self::random(spec, count, config.seed, &why),
         }
@@ -120,9 +118,15 @@ pub fn verify(
         next += batch;
         let got = onnx.run(&pixels)?;
         let want = candle_logits(reference, &pixels, batch)?;
-        let check = compare(batch, reference.spec.num_classes(), &got, &want);
-        let reason = if check.max_abs_error.is_nan() || check.max_abs_error > TOLERANCE {
-            Some(format!("max |onnx - candle| over the logits is {} (tolerance {TOLERANCE})", check.max_abs_error))
+        let check = compare(batch, reference.spec.outputs(), reference.spec.task() == model::TaskKind::Classification, &got, &want);
+        // Values in their own units (a price, a count) are as exact relative to their size as
+        // logits are absolutely: f32 keeps ~7 significant digits either way.
+        let tolerance = match reference.spec.task() {
+            model::TaskKind::Regression => TOLERANCE * want.iter().fold(1f32, |m, v| m.max(v.abs())),
+            _ => TOLERANCE,
+        };
+        let reason = if check.max_abs_error.is_nan() || check.max_abs_error > tolerance {
+            Some(format!("max |onnx - candle| over the outputs is {} (tolerance {tolerance})", check.max_abs_error))
         } else if !check.same_argmax {
             Some("an image gets a different class from the ONNX graph than from candle".to_owned())
         } else {
@@ -148,17 +152,17 @@ fn locate(reference: &Reference, pixels: &[f32], batch: usize) -> Result<String,
     let Some((proto, marks)) = &reference.layers else {
         return Ok("compare the model's layers with their `emit` (model/src/)".to_owned());
     };
-    let [c, h, w] = reference.spec.input_shape;
+    let dims = reference.spec.batch_dims(batch);
     let bytes = proto.write_to_bytes().map_err(|e| e.to_string())?;
     let plan = tract_onnx::onnx()
         .model_for_read(&mut &bytes[..])
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
         .map_err(|e| format!("{e:#}"))?;
-    let input = tract_onnx::prelude::Tensor::from_shape(&[batch, c, h, w], pixels).map_err(|e| format!("{e:#}"))?;
+    let input = tract_onnx::prelude::Tensor::from_shape(&dims, pixels).map_err(|e| format!("{e:#}"))?;
     let outputs = plan.run(tvec![input.into_tvalue()]).map_err(|e| format!("{e:#}"))?;
     let names: Vec<String> = proto.graph.output.iter().map(|o| o.name.clone()).collect();
-    let x = Tensor::from_slice(pixels, (batch, c, h, w), reference.device).map_err(|e| e.to_string())?;
+    let x = Tensor::from_slice(pixels, dims.as_slice(), reference.device).map_err(|e| e.to_string())?;
     let x = reference.normalize.apply_tensor(&x).map_err(|e| e.to_string())?;
     let traced = reference.model.trace(&x).map_err(|e| e.to_string())?;
     let candle_names: Vec<&String> = traced.iter().map(|(name, _)| name).collect();
@@ -194,9 +198,7 @@ fn candle_logits(
     pixels: &[f32],
     batch: usize,
 ) -> Result<Vec<f32>, OnnxError> {
-    let [c, h, w] = reference.spec.input_shape;
-    let shape = (batch, c, h, w);
-    let x = Tensor::from_slice(pixels, shape, reference.device)?;
+    let x = Tensor::from_slice(pixels, reference.spec.batch_dims(batch).as_slice(), reference.device)?;
     let x = reference.normalize.apply_tensor(&x)?;
     let logits = reference.model.forward_t(&x, false)?;
     Ok(logits.flatten_all()?.to_vec1::<f32>()?)
@@ -210,11 +212,11 @@ pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, |m, d| if d.is_nan() || m.is_nan() { f32::NAN } else { m.max(d) })
 }
 
-/// Compares two `[batch, classes]` logit matrices.
-fn compare(batch: usize, classes: usize, got: &[f32], want: &[f32]) -> BatchCheck {
+/// Compares two `[batch, outputs]` matrices; for classes, also each row's argmax.
+fn compare(batch: usize, classes: usize, argmax_matters: bool, got: &[f32], want: &[f32]) -> BatchCheck {
     let max_abs_error = max_abs_diff(got, want);
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let same_argmax = got
+    let same_argmax = !argmax_matters || got
         .chunks(classes)
         .zip(want.chunks(classes))
         .all(|(g, w)| {
@@ -244,7 +246,7 @@ pub(crate) fn argmax(values: &[f32]) -> usize {
 /// The first `count` images of the validation split (repeated if it is smaller), scaled to [0, 1],
 /// whatever the data type: loaded as training loads them, without the standardisation.
 fn validation_pixels(config: &experiment::Config, spec: &DataSpec, count: usize) -> Result<Vec<f32>, String> {
-    let data = config.data_loader.with_normalize(Normalize::identity());
+    let data = config.data_loader.unstandardised();
     let splits = data.load_train_val(config.seed, &Device::Cpu).map_err(|e| format!("no training data: {e}"))?;
     if splits.spec.input_shape != spec.input_shape {
         return Err(format!(

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use experiment::run_dir::METRICS_HEADER;
 
 use super::ReportError;
 
@@ -15,7 +14,8 @@ pub struct EpochRow {
     pub epoch: usize,
     pub split: String,
     pub loss: f64,
-    pub accuracy: f64,
+    /// The headline metric ([`History::metric`]), NaN where the run did not compute it.
+    pub metric: f64,
     pub lr: f64,
     pub seconds: f64,
     pub samples_per_sec: f64,
@@ -25,6 +25,8 @@ pub struct EpochRow {
 #[derive(Debug, Clone, Default)]
 pub struct History {
     pub rows: Vec<EpochRow>,
+    /// The name of the headline metric (metrics.csv's fourth column): `accuracy`, `rmse`, ...
+    pub metric: String,
     /// The last line was cut off (a run killed while writing it) and left out.
     pub truncated: bool,
 }
@@ -43,19 +45,23 @@ impl History {
     /// Parse metrics.csv text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ReportError> {
         let mut lines = text.lines().enumerate();
-        match lines.next() {
+        let metric = match lines.next() {
             None => return Ok(Self::default()),
-            Some((_, header)) if header.trim() == METRICS_HEADER => {}
             Some((_, header)) => {
-                return Err(ReportError::Metrics {
-                    path: path.to_path_buf(),
-                    line: 1,
-                    message: format!("the header is {header:?}, expected {METRICS_HEADER:?}"),
-                });
+                let metric = header.trim().split(',').nth(3).unwrap_or_default().to_owned();
+                let expected = experiment::run_dir::metrics_header("METRIC");
+                if metric.is_empty() || header.trim() != experiment::run_dir::metrics_header(&metric) {
+                    return Err(ReportError::Metrics {
+                        path: path.to_path_buf(),
+                        line: 1,
+                        message: format!("the header is {header:?}, expected {expected:?}"),
+                    });
+                }
+                metric
             }
-        }
+        };
         let mut lines: Vec<(usize, &str)> = lines.filter(|(_, l)| !l.trim().is_empty()).collect();
-        let mut history = Self::default();
+        let mut history = Self { metric, ..Self::default() };
         // Every row ends with a newline: a last line without one was cut off by a killed write,
         // even where what is left happens to parse.
         if !text.ends_with('\n') && lines.pop().is_some() {
@@ -79,13 +85,16 @@ impl History {
         self.rows.iter().rev().find(|r| r.split == split)
     }
 
-    /// The row of `split` with the highest accuracy (the earliest on ties).
-    pub fn best_accuracy(&self, split: &str) -> Option<&EpochRow> {
+    /// The row of `split` with the best headline metric (the highest, or the lowest for an error
+    /// such as `rmse`; the earliest on ties).
+    pub fn best_metric(&self, split: &str) -> Option<&EpochRow> {
+        let lower_is_better = self.metric.parse::<experiment::metrics::Metric>().is_ok_and(|m| !m.higher_is_better());
+        let better = |a: f64, b: f64| if lower_is_better { a < b } else { a > b };
         self.rows
             .iter()
-            .filter(|r| r.split == split && r.accuracy.is_finite())
+            .filter(|r| r.split == split && r.metric.is_finite())
             .fold(None, |best: Option<&EpochRow>, r| match best {
-                Some(b) if b.accuracy >= r.accuracy => Some(b),
+                Some(b) if !better(r.metric, b.metric) => Some(b),
                 _ => Some(r),
             })
     }
@@ -94,14 +103,14 @@ impl History {
 fn parse_row(line: &str) -> Result<EpochRow, String> {
     let cells: Vec<&str> = line.trim().split(',').collect();
     if cells.len() != 7 {
-        return Err(format!("expected 7 comma-separated values ({METRICS_HEADER}), got {}: {line:?}", cells.len()));
+        return Err(format!("expected 7 comma-separated values, got {}: {line:?}", cells.len()));
     }
     let number = |i: usize| cells[i].parse::<f64>().map_err(|_| format!("{:?} is not a number in {line:?}", cells[i]));
     Ok(EpochRow {
         epoch: cells[0].parse().map_err(|_| format!("epoch {:?} is not a whole number in {line:?}", cells[0]))?,
         split: cells[1].to_string(),
         loss: number(2)?,
-        accuracy: number(3)?,
+        metric: number(3)?,
         lr: number(4)?,
         seconds: number(5)?,
         samples_per_sec: number(6)?,
@@ -135,7 +144,12 @@ pub struct FinalNumbers {
 
 impl FinalNumbers {
     pub fn accuracy(&self) -> Option<f64> {
-        self.metrics.get("accuracy").copied().flatten()
+        self.metric("accuracy")
+    }
+
+    /// The metric `name`, where it was computed.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        self.metrics.get(name).copied().flatten()
     }
 }
 
@@ -173,7 +187,19 @@ mod tests {
         assert_eq!(history.series("train", |r| r.lr), vec![(1, 0.001), (2, 0.0005)]);
         assert_eq!(history.series("val", |r| r.loss), vec![(1, 0.4)]);
         assert_eq!(history.last("train").map(|r| r.epoch), Some(2));
-        assert_eq!(history.best_accuracy("val").map(|r| r.epoch), Some(1));
+        assert_eq!(history.best_metric("val").map(|r| r.epoch), Some(1));
+        assert_eq!(history.metric, "accuracy");
+    }
+
+    /// A regression's headline is an error: the best row is the lowest.
+    #[test]
+    fn the_best_rmse_is_the_lowest() {
+        let csv = "epoch,split,loss,rmse,lr,seconds,samples_per_sec\n1,val,0.5,3.0,0.1,1,1\n2,val,0.4,2.0,0.1,1,1\n1,train,0.5,NaN,0.1,1,1\n";
+        let history = History::parse(csv, Path::new("metrics.csv")).unwrap();
+        assert_eq!(history.best_metric("val").map(|r| r.epoch), Some(2));
+        assert!(history.series("train", |r| r.metric).is_empty());
+        let err = History::parse("epoch,split,loss\n", Path::new("m.csv")).unwrap_err().to_string();
+        assert!(err.contains("expected"), "{err}");
     }
 
     #[test]

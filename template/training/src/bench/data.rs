@@ -24,7 +24,7 @@ pub struct DataBenchReport {
     /// "memory" (decoded once, batches sliced from the device) or "stream" (decoded while training).
     pub cache: &'static str,
     pub augment: bool,
-    pub image_shape: [usize; 3],
+    pub image_shape: Vec<usize>,
     pub device: String,
     pub batch_size: usize,
     pub steps: usize,
@@ -36,11 +36,21 @@ pub struct DataBenchReport {
     /// The part of the training time spent waiting for batches (0: never waited).
     pub data_wait_share: f64,
     pub peak_rss_mb: Option<f64>,
+    /// Loading the training and validation splits (for a table: reading, fitting the encoding,
+    /// encoding both splits), before the first step.
+    pub load_seconds: f64,
+    /// Samples in both splits.
+    pub samples_loaded: usize,
+    /// The size of the training file, for a table.
+    pub source_bytes: Option<u64>,
 }
 
 impl DataBenchReport {
     pub fn summary(&self) -> String {
-        format!(
+        let rate = self.samples_loaded as f64 / self.load_seconds.max(1e-9);
+        let bytes = self.source_bytes.map_or(String::new(), |b| format!(", {:.0} MB/s", b as f64 / 1e6 / self.load_seconds.max(1e-9)));
+        let loaded = format!("loaded {} samples in {:.2}s ({rate:.0} samples/s{bytes}); ", self.samples_loaded, self.load_seconds);
+        loaded + &format!(
             "{} on {} ({}, {:?}{}): loader {:.0} images/s; training {:.1} samples/s at batch {}, {:.1}% of it waiting for data ({} steps on {}, {} threads)",
             self.model,
             self.data,
@@ -70,7 +80,14 @@ pub fn bench_data(config: &Config, options: &BenchOptions) -> Result<DataBenchRe
     if !device.is_cpu() {
         device.set_seed(config.seed)?;
     }
+    let load = Instant::now();
     let splits = config.data_loader.load_train_val(config.seed, &device)?;
+    let load_seconds = load.elapsed().as_secs_f64();
+    let samples_loaded = data_loader::Dataset::len(&splits.train) + data_loader::Dataset::len(&splits.val);
+    let source_bytes = match &config.data_loader {
+        experiment::data::DataLoaderConfig::Csv(args) => std::fs::metadata(&args.train).ok().map(|m| m.len()),
+        _ => None,
+    };
     let loader = DataLoader::new(&splits.train, options.batch_size, true, false, config.seed)?
         .with_augment(config.data_loader.augment());
     if loader.num_batches() == 0 {
@@ -81,13 +98,14 @@ pub fn bench_data(config: &Config, options: &BenchOptions) -> Result<DataBenchRe
     let mut images = 0;
     let started = Instant::now();
     for batch in endless(&loader).take(options.warmup + options.steps) {
-        images += batch?.1.dims1()?;
+        images += batch?.1.dim(0)?;
     }
     device.synchronize()?;
     let loader_images_per_sec = images as f64 / started.elapsed().as_secs_f64();
 
     // Training fed by it: the time in `next()` is time the step waited for data.
     let Built { varmap, model } = build_model(config, &splits.spec, &device)?;
+    let task = experiment::task::Task::new(&splits.spec.target, config);
     let mut optimizer = Optimizer::new(&config.optimizer, model::trainable_vars(&varmap));
     let lr = config.optimizer.lr();
     let mut batches = endless(&loader);
@@ -102,11 +120,11 @@ pub fn bench_data(config: &Config, options: &BenchOptions) -> Result<DataBenchRe
         waited += wait.elapsed();
         model::set_dropout_stream(config.seed, step as u64, 0);
         let logits = model.forward_t(&images, true)?;
-        let loss = config.loss.compute(&logits, &labels)?;
+        let loss = task.loss(&logits, &labels)?;
         let _ = loss.to_scalar::<f32>()?;
         optimizer.step(&loss.backward()?, lr)?;
         device.synchronize()?;
-        samples += labels.dims1()?;
+        samples += labels.dim(0)?;
     }
     let seconds = timed.elapsed().as_secs_f64();
     Ok(DataBenchReport {
@@ -117,7 +135,7 @@ pub fn bench_data(config: &Config, options: &BenchOptions) -> Result<DataBenchRe
             SplitData::Streamed(_) => "stream",
         },
         augment: !config.data_loader.augment().is_off(),
-        image_shape: splits.spec.input_shape,
+        image_shape: splits.spec.input_shape.clone(),
         device: device_name(&device),
         batch_size: options.batch_size,
         steps: options.steps,
@@ -126,5 +144,8 @@ pub fn bench_data(config: &Config, options: &BenchOptions) -> Result<DataBenchRe
         train_samples_per_sec: samples as f64 / seconds,
         data_wait_share: waited.as_secs_f64() / seconds,
         peak_rss_mb: peak_rss_mb(),
+        load_seconds,
+        samples_loaded,
+        source_bytes,
     })
 }

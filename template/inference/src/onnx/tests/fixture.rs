@@ -82,7 +82,7 @@ impl Run {
     }
 
     pub fn candle_logits(&self, pixels: &[f32], batch: usize) -> Vec<f32> {
-        let [c, h, w] = self.spec.input_shape;
+        let [c, h, w] = self.spec.image_shape().expect("an image fixture");
         let normalize = self.config.data_loader.channel_normalize(c).expect("fixed numbers");
         let x = Tensor::from_slice(pixels, (batch, c, h, w), &Device::Cpu).expect("pixels");
         let x = normalize.apply_tensor(&x).expect("standardised");
@@ -98,7 +98,7 @@ impl Run {
 /// `test` test images.
 pub(super) fn write_fake_idx(dir: &Path, train: usize, test: usize) {
     let spec = spec();
-    let [_, rows, cols] = spec.input_shape;
+    let [_, rows, cols] = spec.image_shape().expect("an image fixture");
     std::fs::create_dir_all(dir).expect("data folder");
     let mut state = 7u32;
     let mut byte = move || {
@@ -114,7 +114,7 @@ pub(super) fn write_fake_idx(dir: &Path, train: usize, test: usize) {
             pixels,
         };
         // Every class appears: the training labels decide the class count.
-        let labels: Vec<u8> = (0..count).map(|i| (i % spec.num_classes()) as u8).collect();
+        let labels: Vec<u8> = (0..count).map(|i| (i % spec.outputs()) as u8).collect();
         data_loader::write_images(&dir.join(split.images_file()), &images).expect("images");
         data_loader::write_labels(&dir.join(split.labels_file()), &labels).expect("labels");
     }

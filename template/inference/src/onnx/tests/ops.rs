@@ -148,5 +148,5 @@ fn standardisation_matches_the_data_loader_per_channel() {
         &Device::Cpu,
     )
     .expect("standardised");
-    assert_matches(&x, &want, |g, x| Ok(crate::onnx::build::standardise(g, x, &normalize)));
+    assert_matches(&x, &want, |g, x| Ok(crate::onnx::build::standardise(g, x, &normalize, 4)));
 }

@@ -78,7 +78,7 @@ fn verification_uses_validation_images_and_evaluate_matches_the_checkpoint() {
         .expect("export succeeds");
     let verification = report.verification.expect("verified");
     assert!(
-        verification.inputs.starts_with("validation images"),
+        verification.inputs.starts_with("validation samples"),
         "{}",
         verification.inputs
     );
