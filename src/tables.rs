@@ -138,3 +138,33 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// The side of [`write_image_levels`]'s images.
+pub const LEVEL_IMAGE_SIDE: u32 = 28;
+
+/// A table naming images, for an image regression: `rows` grey 28x28 PNGs under
+/// `dir/<stem>/`, each a square of brightness `level / 10` (`level` uniform in [0, 10]) at a
+/// random place on a noisy dark background, listed in `dir/<stem>.csv` as `file,level` with
+/// file names relative to the table.
+pub fn write_image_levels(dir: &Path, stem: &str, rows: usize, seed: u64) -> std::io::Result<()> {
+    let side = LEVEL_IMAGE_SIDE;
+    std::fs::create_dir_all(dir.join(stem))?;
+    let mut rng = Rng::new(seed);
+    let mut text = String::from("file,level\n");
+    for i in 0..rows {
+        let level = 10.0 * rng.uniform();
+        let (x0, y0) = ((rng.uniform() * 12.0) as u32, (rng.uniform() * 12.0) as u32);
+        let mut rgb = Vec::with_capacity((side * side * 3) as usize);
+        for y in 0..side {
+            for x in 0..side {
+                let inside = (x0..x0 + 14).contains(&x) && (y0..y0 + 14).contains(&y);
+                let value = if inside { 50.0 + 20.0 * level } else { 30.0 * rng.uniform() };
+                rgb.extend([value as u8; 3]);
+            }
+        }
+        let file = format!("{stem}/{i}.png");
+        crate::images::write_png(&dir.join(&file), side, side, &rgb)?;
+        writeln!(text, "{file},{level:.4}").expect("writing to a String");
+    }
+    std::fs::write(dir.join(format!("{stem}.csv")), text)
+}

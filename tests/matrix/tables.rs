@@ -4,7 +4,8 @@
 //! `evaluate`, `predict` on a CSV, `export` (verified) and `evaluate --onnx` (the same numbers).
 //! Then a loss nobody shipped, a quantile (pinball) loss, added as the generated README says
 //! (one file and one registry line), trains the regression to a quantile. And a cnn project
-//! refuses a table, saying to use the mlp.
+//! refuses a table, saying to use the mlp, but trains on a table naming images (an image
+//! regression), through the same commands.
 
 use std::path::Path;
 use std::process::Command;
@@ -53,8 +54,9 @@ fn linear_training(config: &mut serde_json::Value) {
     config["model"] = serde_json::json!({"type": "mlp", "args": {"hidden": [], "dropout": 0.0}});
 }
 
-/// One task from config.json alone: train, evaluate on the test table, predict its rows, export
-/// and evaluate the ONNX file; returns the checkpoint's test evaluation.
+/// One task from config.json alone: train (with `training`'s settings), evaluate on the test
+/// table (of `rows` rows), predict its rows, export, report (the task's charts) and evaluate
+/// the ONNX file; returns the checkpoint's test evaluation.
 #[allow(clippy::too_many_arguments)]
 fn one_task(
     name: &str,
@@ -65,6 +67,7 @@ fn one_task(
     loss: serde_json::Value,
     metrics: &[&str],
     monitor: &str,
+    (rows, training): (usize, fn(&mut serde_json::Value)),
 ) -> Result<serde_json::Value, String> {
     let test = data["args"]["test"].as_str().expect("a test table").to_owned();
     let edit = |config: &mut serde_json::Value| {
@@ -73,20 +76,20 @@ fn one_task(
         config["loss"] = loss;
         config["metrics"] = serde_json::json!(metrics);
         config["trainer"]["monitor"] = serde_json::json!(monitor);
-        linear_training(config);
+        training(config);
     };
     with_config(project, edit, || {
         run(name, bin, project, &["train", "--set", "device=cpu"])?;
         let run = run_dir(project, run_name)?;
         let checkpoint = run.join("model_best.safetensors").display().to_string();
         let evaluated = last_json(name, bin, project, &["evaluate", "--split", "test", "--json", "--checkpoint", &checkpoint])?;
-        if evaluated["samples"] != TEST_ROWS {
-            return Err(format!("{name}: {run_name}: evaluate scored {} rows, not {TEST_ROWS}: {evaluated}", evaluated["samples"]));
+        if evaluated["samples"] != rows {
+            return Err(format!("{name}: {run_name}: evaluate scored {} rows, not {rows}: {evaluated}", evaluated["samples"]));
         }
         let predictions = run.join("predictions.csv").display().to_string();
         self::run(name, bin, project, &["predict", "--checkpoint", &checkpoint, &test, "--output", &predictions])?;
         let written = std::fs::read_to_string(&predictions).map_err(|e| e.to_string())?;
-        if written.lines().count() != TEST_ROWS + 1 || !written.starts_with("line,") {
+        if written.lines().count() != rows + 1 || !written.starts_with("line,") {
             return Err(format!("{name}: {run_name}: predict wrote {} lines: {}", written.lines().count(), &written[..written.len().min(200)]));
         }
         self::run(name, bin, project, &["export", "--checkpoint", &checkpoint])?;
@@ -99,8 +102,17 @@ fn one_task(
                 return Err(format!("{name}: {run_name}: {metric} is {a:?} from the checkpoint but {b:?} from the ONNX file"));
             }
         }
+        self::run(name, bin, project, &["report", &run.display().to_string()])?;
+        let charts: &[&str] = match evaluated["task"].as_str() {
+            Some("regression") => &["predicted_vs_true.png", "residuals.png"],
+            Some("multi_label") => &["label_f1.png"],
+            _ => &["confusion.png"],
+        };
+        if let Some(missing) = charts.iter().find(|chart| !run.join(chart).is_file()) {
+            return Err(format!("{name}: {run_name}: report drew no {missing}"));
+        }
         let from_onnx_rows = self::run(name, bin, project, &["predict", "--onnx", &onnx, &test])?;
-        if from_onnx_rows.lines().count() != TEST_ROWS + 1 {
+        if from_onnx_rows.lines().count() != rows + 1 {
             return Err(format!("{name}: {run_name}: predict --onnx gave {} lines", from_onnx_rows.lines().count()));
         }
         Ok(evaluated)
@@ -123,17 +135,19 @@ pub(super) fn tables_check(name: &str, project: &Path, bin: &Path) -> Result<Str
         "train": "tables/houses.csv", "test": "tables/houses-test.csv", "task": "regression",
         "target": "price", "exclude": ["id"], "batch_size": 32}});
     let regression = one_task(name, bin, project, "houses", houses.clone(), serde_json::json!({"type": "mse"}),
-        &["rmse", "mae", "r2"], "min val_rmse")?;
+        &["rmse", "mae", "r2"], "min val_rmse", (TEST_ROWS, linear_training))?;
     let r2 = regression["r2"].as_f64().unwrap_or(f64::NAN);
     if !(r2 >= reference - 0.01) || regression["per_target"][0]["name"] != "price" {
         return Err(format!("{name}: the regression's test R² is {r2:.4}, the least-squares fit's {reference:.4}: {regression}"));
     }
 
+    let snippet = onnx_snippet_check(name, project, bin)?;
+
     let species = serde_json::json!({"type": "csv", "args": {
         "train": "tables/species.csv", "test": "tables/species-test.csv", "task": "classification",
         "target": "species", "batch_size": 32}});
     let classes = one_task(name, bin, project, "species", species, serde_json::json!({"type": "cross_entropy"}),
-        &["accuracy", "macro_f1"], "max val_accuracy")?;
+        &["accuracy", "macro_f1"], "max val_accuracy", (TEST_ROWS, linear_training))?;
     let accuracy = classes["accuracy"].as_f64().unwrap_or(0.0);
     if accuracy < 0.95 || classes["classes"] != serde_json::json!(tables::SPECIES) {
         return Err(format!("{name}: three separable classes scored {classes}"));
@@ -143,7 +157,7 @@ pub(super) fn tables_check(name: &str, project: &Path, bin: &Path) -> Result<Str
         "train": "tables/labels.csv", "test": "tables/labels-test.csv", "task": "multi_label",
         "target": ["label_a", "label_b"], "batch_size": 32}});
     let multi = one_task(name, bin, project, "labels", labels, serde_json::json!({"type": "binary_cross_entropy"}),
-        &["micro_f1", "macro_f1", "subset_accuracy", "hamming_score"], "max val_micro_f1")?;
+        &["micro_f1", "macro_f1", "subset_accuracy", "hamming_score"], "max val_micro_f1", (TEST_ROWS, linear_training))?;
     let f1 = multi["micro_f1"].as_f64().unwrap_or(0.0);
     if f1 < 0.9 || multi["per_label"].as_array().map(Vec::len) != Some(2) {
         return Err(format!("{name}: two separable labels scored {multi}"));
@@ -152,8 +166,62 @@ pub(super) fn tables_check(name: &str, project: &Path, bin: &Path) -> Result<Str
     let coverage = pinball_check(name, project, bin, houses)?;
     Ok(format!(
         "  tables: regression R² {r2:.4} (least squares {reference:.4}), classes {accuracy:.3}, labels micro-F1 {f1:.3}, \
-         own pinball loss at q 0.9 covers {coverage:.2}"
+         own pinball loss at q 0.9 covers {coverage:.2}{snippet}"
     ))
+}
+
+/// The generated README's onnxruntime snippet for a table, run as a user would on the first test
+/// row (its `row = ...` line set to that row, its model path to the regression's export): it
+/// must print the value `predict --onnx` gives. Needs onnxruntime and numpy in
+/// $CANDLECUTTER_PYTHON (CI's virtualenv has them), else it is skipped with a printed line.
+fn onnx_snippet_check(name: &str, project: &Path, bin: &Path) -> Result<String, String> {
+    let python = std::env::var("CANDLECUTTER_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_runtime = Command::new(&python).args(["-c", "import onnxruntime, numpy"]).output().is_ok_and(|o| o.status.success());
+    if !has_runtime {
+        candlecutter_tests::progress(&format!("{name}: the README's onnxruntime snippet is not run: {python} lacks onnxruntime or numpy"));
+        return Ok(String::new());
+    }
+    let readme = std::fs::read_to_string(project.join("README.md")).map_err(|e| e.to_string())?;
+    let snippet = readme
+        .split("```python\n")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .find(|code| code.contains("input_names"))
+        .ok_or(format!("{name}: README.md has no Python block reading `input_names`"))?;
+    let test = std::fs::read_to_string(project.join("tables/houses-test.csv")).map_err(|e| e.to_string())?;
+    let mut lines = test.lines();
+    let (header, first) = (lines.next().unwrap_or_default(), lines.next().unwrap_or_default());
+    let row: serde_json::Map<String, serde_json::Value> = header
+        .split(',')
+        .zip(first.split(','))
+        .map(|(k, v)| (k.to_owned(), v.parse::<f64>().map_or_else(|_| serde_json::json!(v), |x| serde_json::json!(x))))
+        .collect();
+    let onnx = run_dir(project, "houses")?.join("model.onnx");
+    let code: String = snippet
+        .lines()
+        .map(|line| {
+            if line.starts_with("row = ") {
+                format!("row = {}", serde_json::Value::Object(row.clone()))
+            } else {
+                line.replace("\"model.onnx\"", &format!("{:?}", onnx.display().to_string()))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let out = Command::new(&python).args(["-c", &code]).output().map_err(|e| e.to_string())?;
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let values: serde_json::Value = serde_json::from_str(printed.trim()).map_err(|e| {
+        format!("{name}: the README's snippet printed {printed:?} ({e}); {}\n{code}", String::from_utf8_lossy(&out.stderr))
+    })?;
+    let one_row = project.join("tables/houses-first.csv");
+    std::fs::write(&one_row, format!("{header}\n{first}\n")).map_err(|e| e.to_string())?;
+    let predicted = run(name, bin, project, &["predict", "--onnx", &onnx.display().to_string(), &one_row.display().to_string()])?;
+    let expected: f64 = predicted.lines().nth(1).and_then(|l| l.split(',').nth(1)).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+    let got = values["price"].as_f64().unwrap_or(f64::NAN);
+    if !((got - expected).abs() <= 1e-4 * expected.abs().max(1.0)) {
+        return Err(format!("{name}: the README's onnxruntime snippet gives price {got}, predict --onnx {expected}"));
+    }
+    Ok(format!(", README's onnxruntime snippet agrees ({got:.4})"))
 }
 
 /// The user's own loss, as the generated README shows: `experiment/src/loss/pinball.rs` and one
@@ -245,8 +313,39 @@ impl Loss for PinballArgs {
 }
 "#;
 
-/// The cnn takes images: given a table, `train` stops before any work, saying to use the mlp.
-pub(super) fn cnn_refuses_a_table(name: &str, project: &Path, bin: &Path) -> Result<(), String> {
+/// The cnn takes images: given a table, `train` stops before any work, saying to use the mlp;
+/// given a table whose column names images, with a brightness to predict, it trains an image
+/// regression by config alone, through every command, and explains most of the variance.
+pub(super) fn cnn_tables_check(name: &str, project: &Path, bin: &Path) -> Result<String, String> {
+    cnn_refuses_a_table(name, project, bin)?;
+    let dir = project.join("tables");
+    let io = |e: std::io::Error| e.to_string();
+    tables::write_image_levels(&dir, "levels", IMAGE_TRAIN_ROWS, 21).map_err(io)?;
+    tables::write_image_levels(&dir, "levels-test", IMAGE_TEST_ROWS, 22).map_err(io)?;
+    let side = tables::LEVEL_IMAGE_SIDE;
+    let levels = serde_json::json!({"type": "csv", "args": {
+        "train": "tables/levels.csv", "test": "tables/levels-test.csv", "task": "regression", "target": "level",
+        "images": {"column": "file", "image_size": side, "channels": 1}, "batch_size": 32}});
+    let scored = one_task(name, bin, project, "levels", levels, serde_json::json!({"type": "huber", "args": {"delta": 1.0}}),
+        &["rmse", "mae", "r2"], "min val_rmse", (IMAGE_TEST_ROWS, image_training))?;
+    let r2 = scored["r2"].as_f64().unwrap_or(f64::NAN);
+    if !(r2 >= 0.8) {
+        return Err(format!("{name}: the image regression's test R² is {r2:.4}: {scored}"));
+    }
+    Ok(format!("  cnn refuses a table, image-table regression R² {r2:.3} (train, evaluate, predict, export, --onnx)"))
+}
+
+const IMAGE_TRAIN_ROWS: usize = 400;
+const IMAGE_TEST_ROWS: usize = 100;
+
+/// The shipped model, 12 epochs of AdamW at 0.003, no early stopping.
+fn image_training(config: &mut serde_json::Value) {
+    config["trainer"]["epochs"] = serde_json::json!(12);
+    config["trainer"]["early_stop"] = serde_json::json!(0);
+    config["optimizer"] = serde_json::json!({"type": "adamw", "args": {"lr": 0.003, "weight_decay": 0.0}});
+}
+
+fn cnn_refuses_a_table(name: &str, project: &Path, bin: &Path) -> Result<(), String> {
     let dir = project.join("tables");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     tables::write_classes(&dir.join("species.csv"), 60, 1).map_err(|e| e.to_string())?;

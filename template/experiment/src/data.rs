@@ -40,11 +40,13 @@ pub struct Splits {
 }
 
 /// What a data type measures on the training split: per-channel standardisation (images), or a
-/// table's encoding (its columns' kinds, categories and standardisation, [`Encoding`]).
+/// table's encoding (its columns' kinds, categories and standardisation, [`Encoding`]), with its
+/// images' standardisation when it names images.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fitted {
     Normalize(Normalize),
-    Encoding(Box<Encoding>),
+    /// A table's encoding, and the standardisation of its images when a column names them.
+    Encoding { encoding: Box<Encoding>, images: Option<Normalize> },
 }
 
 /// The settings every data type has, read through [`DataLoaderConfig`]'s accessors.
@@ -101,13 +103,13 @@ impl DataLoaderConfig {
         *common!(self, validation_split)
     }
 
-    /// `normalize` as configured (numbers, or `"auto"`); tables have none (their encoding
-    /// standardises each numeric column).
+    /// The images' `normalize` as configured (numbers, or `"auto"`); `None` for a table without
+    /// images (its encoding standardises each numeric column).
     pub fn normalize(&self) -> Option<&NormalizeSetting> {
         match self {
             Self::Mnist(args) => Some(&args.normalize),
             Self::ImageFolder(args) => Some(&args.normalize),
-            Self::Csv(_) => None,
+            Self::Csv(args) => args.normalize(),
         }
     }
 
@@ -126,12 +128,13 @@ impl DataLoaderConfig {
         self.channel_normalize(spec.channels())
     }
 
-    /// Training-time augmentation (applied by the training loader only; none for tables).
+    /// Training-time augmentation (applied by the training loader only; none for a table
+    /// without images).
     pub fn augment(&self) -> Augment {
         match self {
             Self::Mnist(args) => args.augment,
             Self::ImageFolder(args) => args.augment,
-            Self::Csv(_) => Augment::default(),
+            Self::Csv(args) => args.augment(),
         }
     }
 
@@ -139,7 +142,7 @@ impl DataLoaderConfig {
     /// must then record (`"normalize": "auto"`, a table's encoding).
     pub fn needs_fitting(&self) -> bool {
         match self {
-            Self::Csv(args) => args.encoding.is_none(),
+            Self::Csv(args) => args.needs_fitting(),
             _ => matches!(self.normalize(), Some(NormalizeSetting::Auto)),
         }
     }
@@ -147,7 +150,7 @@ impl DataLoaderConfig {
     /// What this data section has recorded of a training split, if anything.
     pub fn fitted(&self) -> Option<Fitted> {
         match self {
-            Self::Csv(args) => args.encoding.clone().map(|e| Fitted::Encoding(Box::new(e))),
+            Self::Csv(args) => args.fitted(),
             _ => match self.normalize() {
                 Some(NormalizeSetting::Fixed(n)) => Some(Fitted::Normalize(n.clone())),
                 _ => None,
@@ -160,7 +163,7 @@ impl DataLoaderConfig {
     /// as training did.
     pub fn with_fitted(&self, fitted: &Fitted) -> Self {
         match (self, fitted) {
-            (Self::Csv(args), Fitted::Encoding(encoding)) => Self::Csv(args.with_encoding(encoding)),
+            (Self::Csv(args), Fitted::Encoding { encoding, images }) => Self::Csv(args.with_encoding(encoding, images.as_ref())),
             (_, Fitted::Normalize(normalize)) => self.with_normalize(normalize.clone()),
             _ => self.clone(),
         }
@@ -170,7 +173,7 @@ impl DataLoaderConfig {
     /// says where the recorded numbers are.
     pub fn check_fitted(&self) -> data_loader::Result<()> {
         match self {
-            Self::Csv(args) => args.encoding_or_error().map(|_| ()),
+            Self::Csv(args) => args.check_fitted(),
             _ => self.normalize().expect("image types have normalize").fixed().map(|_| ()),
         }
     }
@@ -198,7 +201,11 @@ impl DataLoaderConfig {
         match &mut data {
             Self::Mnist(args) => args.normalize = setting,
             Self::ImageFolder(args) => args.normalize = setting,
-            Self::Csv(_) => {}
+            Self::Csv(args) => {
+                if let Some(images) = &mut args.images {
+                    images.normalize = setting;
+                }
+            }
         }
         data
     }

@@ -44,22 +44,50 @@ pub fn evaluate_checkpoint(
     config: &experiment::Config,
     split: EvalSplit,
 ) -> Result<Evaluation, InferenceError> {
+    let (Restored { model, spec, .. }, dataset) = restore_with_split(checkpoint, config, split)?;
+    let loader = config.data_loader.loader(&dataset, false, config.seed)?;
+    let task = experiment::task::Task::new(&spec.target, config);
+    Ok(evaluate(model.as_ref(), &loader, &task)?)
+}
+
+/// Every sample's outputs and targets on `split`, each `[samples, outputs]` row by row: for
+/// the charts of a regression (its values in the targets' units) or of any task whose targets
+/// are per-output numbers.
+pub fn outputs_and_targets(
+    checkpoint: &Path,
+    config: &experiment::Config,
+    split: EvalSplit,
+) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>), InferenceError> {
+    let (Restored { model, .. }, dataset) = restore_with_split(checkpoint, config, split)?;
+    let loader = config.data_loader.loader(&dataset, false, config.seed)?;
+    let (mut outputs, mut targets) = (Vec::new(), Vec::new());
+    for batch in loader.epoch(0) {
+        let (inputs, batch_targets) = batch?;
+        outputs.extend(model.forward_t(&inputs, false)?.to_vec2::<f32>()?);
+        targets.extend(batch_targets.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?);
+    }
+    Ok((outputs, targets))
+}
+
+/// The model of `checkpoint` and the samples of `split`, checked to be what it was trained on.
+fn restore_with_split(
+    checkpoint: &Path,
+    config: &experiment::Config,
+    split: EvalSplit,
+) -> Result<(Restored, data_loader::SplitData), InferenceError> {
     // What training measured, never measured again here: its absence is an error that says where it is.
     config.data_loader.check_fitted()?;
-    let Restored { model, device, spec, .. } = restore(checkpoint, config)?;
-    let spec = &spec;
+    let restored = restore(checkpoint, config)?;
     let dataset = match split {
         EvalSplit::Val => {
-            let splits = config.data_loader.load_train_val(config.seed, &device)?;
-            if splits.spec != *spec {
-                let (trained, now) = (spec.clone(), splits.spec);
+            let splits = config.data_loader.load_train_val(config.seed, &restored.device)?;
+            if splits.spec != restored.spec {
+                let (trained, now) = (restored.spec.clone(), splits.spec);
                 return Err(InferenceError::DataChanged { checkpoint: checkpoint.to_path_buf(), trained, now });
             }
             splits.val
         }
-        EvalSplit::Test => config.data_loader.load_test(spec, &device)?,
+        EvalSplit::Test => config.data_loader.load_test(&restored.spec, &restored.device)?,
     };
-    let loader = config.data_loader.loader(&dataset, false, config.seed)?;
-    let task = experiment::task::Task::new(&spec.target, config);
-    Ok(evaluate(model.as_ref(), &loader, &task)?)
+    Ok((restored, dataset))
 }

@@ -1,10 +1,14 @@
 //! `report RUN_DIR`: charts of a run (`loss.png`, the headline metric's chart, `accuracy.png` for
-//! a classification or e.g. `rmse.png`, `lr.png` from metrics.csv, and for a classification
-//! `confusion.png` from evaluating its best checkpoint) and `report.md` with the numbers (the
-//! per-class, per-label or per-target scores of that checkpoint), written into the run folder. Works on a finished run and on one that was stopped or is still going.
+//! a classification or e.g. `rmse.png`, `lr.png` from metrics.csv) and of its best checkpoint's
+//! scores (a classification's `confusion.png`; a multi-label model's `label_f1.png`; per
+//! regression target, predicted against true values and the residuals' histogram), and
+//! `report.md` with the numbers (the per-class, per-label or per-target scores of that
+//! checkpoint), written into the run folder. Works on a finished run and on one that was stopped
+//! or is still going.
 
 pub mod charts;
 pub mod history;
+pub mod scores;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -20,6 +24,8 @@ pub const LOSS_PNG: &str = "loss.png";
 pub const ACCURACY_PNG: &str = "accuracy.png";
 pub const LR_PNG: &str = "lr.png";
 pub const CONFUSION_PNG: &str = "confusion.png";
+/// A multi-label checkpoint's F1 per label.
+pub const LABEL_F1_PNG: &str = "label_f1.png";
 pub const REPORT_MD: &str = "report.md";
 
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +38,7 @@ pub enum ReportError {
     Metrics { path: PathBuf, line: usize, message: String },
     #[error("{path} is not a summary written by train: {source}; delete it to report from metrics.csv alone")]
     Summary { path: PathBuf, source: serde_json::Error },
-    #[error("the run has no {split} images to draw a confusion matrix from; pass --split {other}")]
+    #[error("the run has no {split} samples to score its checkpoint on; pass --split {other}")]
     EmptySplit { split: &'static str, other: &'static str },
     #[error("writing {path}: {source}; check that the run folder is writable")]
     Write { path: PathBuf, source: std::io::Error },
@@ -41,7 +47,7 @@ pub enum ReportError {
     #[error(transparent)]
     Checkpoint(#[from] experiment::resume::ResumeError),
     // `cause`, not `source`: the message already holds it, and `{:#}` would print it twice.
-    #[error("evaluating {checkpoint} for the confusion matrix: {cause}")]
+    #[error("evaluating {checkpoint} for the report's scores: {cause}")]
     Evaluate { checkpoint: PathBuf, cause: Box<crate::InferenceError> },
 }
 
@@ -73,9 +79,11 @@ pub struct Report {
     pub finished: bool,
     /// Epochs with a train row in metrics.csv.
     pub epochs: usize,
-    /// The checkpoint behind the confusion matrix and its evaluation; `None` before the first
-    /// checkpoint exists.
+    /// The checkpoint behind the confusion matrix (or the other scores) and its evaluation;
+    /// `None` before the first checkpoint exists.
     pub confusion: Option<(PathBuf, Evaluation)>,
+    /// The charts of that checkpoint's scores, with their captions.
+    pub scores: Vec<(PathBuf, String)>,
 }
 
 /// Write the charts and report.md into `run_dir`.
@@ -123,32 +131,94 @@ pub fn report(run_dir: &Path, options: &ReportOptions) -> Result<Report, ReportE
         charts::line_chart(&path, &labels, &lr)?;
         charts.push(path);
     }
-    let confusion = confusion_matrix(run_dir, options)?;
-    if let Some((_, evaluation)) = confusion.as_ref().filter(|(_, e)| !e.confusion.is_empty()) {
-        let path = run_dir.join(CONFUSION_PNG);
-        let title = format!(
-            "Confusion matrix: {} split, {} images, accuracy {:.2}%",
-            split_name(options.split),
-            evaluation.samples,
-            100.0 * evaluation.accuracy()
-        );
-        charts::confusion_chart(&path, &title, &evaluation.confusion, &evaluation.classes)?;
-        charts.push(path);
-    }
+    let best = best_evaluation(run_dir, options)?;
+    let scores = match &best {
+        Some((checkpoint, config, evaluation)) => score_charts(run_dir, checkpoint, config, evaluation, options.split)?,
+        None => Vec::new(),
+    };
+    charts.extend(scores.iter().map(|(path, _)| path.clone()));
+    let confusion = best.map(|(checkpoint, _, evaluation)| (checkpoint, evaluation));
     let report = Report {
         markdown: run_dir.join(REPORT_MD),
         charts,
         finished: summary.as_ref().is_some_and(RunSummary::finished),
         epochs: history.rows.iter().filter(|r| r.split == "train").count(),
         confusion,
+        scores,
     };
     let text = markdown(run_dir, &history, summary.as_ref(), &report, options.split);
     std::fs::write(&report.markdown, text).map_err(|source| ReportError::Write { path: report.markdown.clone(), source })?;
     Ok(report)
 }
 
-/// Evaluate `model_best.safetensors`, else the newest checkpoint, on the chosen split.
-fn confusion_matrix(run_dir: &Path, options: &ReportOptions) -> Result<Option<(PathBuf, Evaluation)>, ReportError> {
+/// The charts of a checkpoint's scores, by task: the confusion matrix of a classification, the
+/// F1 per label of a multi-label model, and per regression target predicted against true values
+/// and the residuals' histogram (which evaluate the checkpoint once more, keeping every output).
+fn score_charts(
+    run_dir: &Path,
+    checkpoint: &Path,
+    config: &experiment::Config,
+    evaluation: &Evaluation,
+    split: EvalSplit,
+) -> Result<Vec<(PathBuf, String)>, ReportError> {
+    let split_label = split_name(split);
+    let mut written = Vec::new();
+    match evaluation.task {
+        model::TaskKind::Classification => {
+            let path = run_dir.join(CONFUSION_PNG);
+            let title = format!(
+                "Confusion matrix: {split_label} split, {} images, accuracy {:.2}%",
+                evaluation.samples,
+                100.0 * evaluation.accuracy()
+            );
+            charts::confusion_chart(&path, &title, &evaluation.confusion, &evaluation.classes)?;
+            written.push((path, "Confusion matrix".to_owned()));
+        }
+        model::TaskKind::MultiLabel => {
+            let path = run_dir.join(LABEL_F1_PNG);
+            let f1: Vec<f64> = evaluation.per_class.iter().map(|s| s.f1).collect();
+            let title = format!("F1 per label: {split_label} split, {} samples", evaluation.samples);
+            scores::bar_chart(&path, &title, "F1", &evaluation.classes, &f1)?;
+            written.push((path, "F1 per label".to_owned()));
+        }
+        model::TaskKind::Regression => {
+            let failed = |e: crate::InferenceError| ReportError::Evaluate { checkpoint: checkpoint.to_path_buf(), cause: Box::new(e) };
+            let (outputs, targets) = crate::outputs_and_targets(checkpoint, config, split).map_err(failed)?;
+            for (k, target) in evaluation.per_target.iter().enumerate() {
+                let points: Vec<(f64, f64)> = targets.iter().zip(&outputs).map(|(t, o)| (f64::from(t[k]), f64::from(o[k]))).collect();
+                let residuals: Vec<f64> = points.iter().map(|(t, p)| p - t).collect();
+                let (scatter, histogram) = regression_charts(&target.name, evaluation.per_target.len());
+                let title = format!("{}: {split_label} split, R² {}", target.name, number(Some(target.r2)));
+                let path = run_dir.join(&scatter);
+                scores::scatter_chart(&path, &title, &target.name, &points)?;
+                written.push((path, format!("Predicted against true {}", target.name)));
+                let title = format!("Residuals of {}: {split_label} split, RMSE {}", target.name, number(Some(target.rmse)));
+                let path = run_dir.join(&histogram);
+                scores::histogram_chart(&path, &title, &target.name, &residuals)?;
+                written.push((path, format!("Residuals of {}", target.name)));
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// The file names of a regression target's scatter and residual charts: `predicted_vs_true.png`
+/// and `residuals.png` for one target, with the target's name (letters, digits, `-` and `_`
+/// kept) for several.
+pub fn regression_charts(target: &str, targets: usize) -> (String, String) {
+    if targets == 1 {
+        return ("predicted_vs_true.png".into(), "residuals.png".into());
+    }
+    let safe: String = target.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    (format!("predicted_vs_true_{safe}.png"), format!("residuals_{safe}.png"))
+}
+
+/// Evaluate `model_best.safetensors`, else the newest checkpoint, on the chosen split, with the
+/// config it is evaluated with.
+fn best_evaluation(
+    run_dir: &Path,
+    options: &ReportOptions,
+) -> Result<Option<(PathBuf, experiment::Config, Evaluation)>, ReportError> {
     let best = run_dir.join("model_best.safetensors");
     let checkpoint = if best.is_file() {
         best
@@ -169,7 +239,7 @@ fn confusion_matrix(run_dir: &Path, options: &ReportOptions) -> Result<Option<(P
         let other = if options.split == EvalSplit::Val { "test" } else { "val" };
         return Err(ReportError::EmptySplit { split: split_name(options.split), other });
     }
-    Ok(Some((checkpoint, evaluation)))
+    Ok(Some((checkpoint, config, evaluation)))
 }
 
 /// The headline metric's chart: `accuracy.png`, `rmse.png`, ...
@@ -290,6 +360,9 @@ fn markdown(run_dir: &Path, history: &History, summary: Option<&RunSummary>, rep
     }
     if let Some((checkpoint, e)) = report.confusion.as_ref().filter(|(_, e)| e.confusion.is_empty()) {
         scores_markdown(&mut md, &name(checkpoint), split_name(split), e);
+        for (chart, alt) in &report.scores {
+            let _ = writeln!(md, "\n![{alt}]({})", name(chart));
+        }
         return md;
     }
     md.push_str("## Confusion matrix\n\n");

@@ -112,12 +112,12 @@ impl Target {
 
     /// One line for logs and messages: `10 classes`, `3 labels`, `2 values`.
     pub fn describe(&self) -> String {
-        let (n, what) = match self {
-            Self::Classes(c) => (c.len(), "classes"),
-            Self::Labels(l) => (l.len(), "labels"),
-            Self::Values(v) => (v.names.len(), "values"),
+        let (n, one, many) = match self {
+            Self::Classes(c) => (c.len(), "class", "classes"),
+            Self::Labels(l) => (l.len(), "label", "labels"),
+            Self::Values(v) => (v.names.len(), "value", "values"),
         };
-        format!("{n} {what}")
+        format!("{n} {}", if n == 1 { one } else { many })
     }
 
     fn check(&self) -> Result<(), String> {

@@ -1,7 +1,9 @@
 //! Training on a `csv` table: the run records the encoding fitted on the training split, a run
 //! stopped part-way and resumed ends with the same weights, to the bit, as one that never
 //! stopped (the resumed run reads the recorded encoding, not a new fit), and a loss or metric
-//! that does not fit the task stops before any work, naming the key.
+//! that does not fit the task stops before any work, naming the key. A table whose column names
+//! image files trains a regression on the images with the shipped model, and records the
+//! images' standardisation beside the encoding; a row naming a missing image is refused.
 
 // Only the config helper: this test writes a table, not IDX files.
 #[allow(dead_code)]
@@ -83,7 +85,7 @@ fn a_table_run_records_its_encoding_and_resumes_to_the_bit() {
 
     let recorded = Config::load(&straight.file("config.json"), &[]).unwrap();
     let encoding = recorded.data_loader.fitted().expect("the run's config.json records the encoding");
-    let experiment::data::Fitted::Encoding(encoding) = encoding else { panic!("a table's encoding") };
+    let experiment::data::Fitted::Encoding { encoding, .. } = encoding else { panic!("a table's encoding") };
     // a, b and the one-hot city (3): 5 inputs; y standardised with its training mean.
     assert_eq!(encoding.width(), 5);
     assert_eq!(encoding.input_names()[2..], ["city=lyon", "city=oslo", "city=rome"]);
@@ -121,4 +123,67 @@ fn a_loss_or_metric_of_another_task_is_refused_naming_the_key() {
     assert!(err.contains("`metrics` has \"accuracy\"") && err.contains("\"rmse\""), "{err}");
     let err = try_config(&["loss=null", "metrics=null"]);
     assert!(err.contains("`trainer.monitor` watches \"val_accuracy\"") && err.contains("val_rmse"), "{err}");
+}
+
+/// `images/<i>.png`, 28x28 grey squares of a brightness that is the `level` target, listed in
+/// `levels.csv` with a column of file names (relative to the table).
+fn write_image_table(dir: &Path, rows: usize) {
+    std::fs::create_dir_all(dir.join("images")).unwrap();
+    let mut text = String::from("file,level\n");
+    for i in 0..rows {
+        let level = (i % 8) as f64 / 7.0;
+        let image = image::GrayImage::from_fn(28, 28, |x, y| {
+            let inside = (6..22).contains(&x) && (6..22).contains(&y);
+            image::Luma([if inside { (40.0 + 200.0 * level) as u8 } else { ((x * y) % 20) as u8 }])
+        });
+        image.save(dir.join(format!("images/{i}.png"))).unwrap();
+        text.push_str(&format!("images/{i}.png,{level:.4}\n"));
+    }
+    std::fs::write(dir.join("levels.csv"), text).unwrap();
+}
+
+fn image_table_config(dir: &Path) -> Config {
+    let data = format!(
+        r#"data_loader={{"type": "csv", "args": {{"train": {:?}, "task": "regression", "target": "level",
+            "images": {{"column": "file", "image_size": 28, "channels": 1}}, "batch_size": 8}}}}"#,
+        dir.join("levels.csv").display().to_string()
+    );
+    let set = [data.as_str(), "loss=null", "metrics=null", "trainer.monitor=null", "trainer.epochs=1", "name=\"levels\""];
+    support::config(dir, &set)
+}
+
+#[test]
+fn a_table_naming_images_trains_on_them_and_records_their_standardisation() {
+    let dir = tempfile::tempdir().unwrap();
+    write_image_table(dir.path(), 40);
+    let config = image_table_config(dir.path());
+    assert!(config.data_loader.needs_fitting());
+    let run = RunDir::create(&config).unwrap();
+    let summary = train(&config, &run, &TrainOptions::default()).unwrap();
+    assert!(summary.final_val.expect("validated").metrics["rmse"].is_finite());
+
+    let recorded = Config::load(&run.file("config.json"), &[]).unwrap();
+    assert!(!recorded.data_loader.needs_fitting(), "the run records the encoding and the measured numbers");
+    let Some(experiment::data::Fitted::Encoding { images: Some(normalize), .. }) = recorded.data_loader.fitted() else {
+        panic!("an image table records its images' standardisation")
+    };
+    let channels = normalize.for_channels(1).unwrap();
+    assert!(channels.mean[0] > 0.0 && channels.std[0] > 0.0, "{normalize:?}");
+    let spec = recorded.data_loader.spec().unwrap();
+    assert_eq!(spec.input_shape, [1, 28, 28]);
+
+    // The images are an image table's only input: feature columns beside them are refused.
+    let data = r#"data_loader={"type": "csv", "args": {"train": "levels.csv", "target": "level", "features": ["file"],
+        "images": {"column": "file"}}}"#
+        .to_string();
+    let err = Config::from_json(include_str!("../../config.json"), Path::new("config.json"), &[data]).unwrap_err().to_string();
+    assert!(err.contains("`data_loader.args.features`") && err.contains("remove `features`"), "{err}");
+
+    // A row naming an image that is not there: the table, its line and the column are named.
+    let mut text = std::fs::read_to_string(dir.path().join("levels.csv")).unwrap();
+    text.push_str("images/gone.png,0.5\n");
+    std::fs::write(dir.path().join("levels.csv"), text).unwrap();
+    let err = train(&config, &RunDir::create(&config).unwrap(), &TrainOptions::default()).unwrap_err();
+    let err = format!("{err:#}");
+    assert!(err.contains("levels.csv") && err.contains("line 42") && err.contains("file") && err.contains("gone.png"), "{err}");
 }

@@ -66,7 +66,7 @@ impl Column<'_> {
             self.error(
                 row,
                 format!(
-                    "{}; a value target (target_kind \"values\") must be a number",
+                    "{}; a regression target (`data_loader.args.task` \"regression\") must be a number",
                     problem.describe(value)
                 ),
             )
@@ -82,7 +82,7 @@ impl Column<'_> {
             _ => Err(self.error(
                 row,
                 format!(
-                    "{value:?} is not 0 or 1; with target_kind \"labels\" each target column holds 1 when \
+                    "{value:?} is not 0 or 1; with `data_loader.args.task` \"multi_label\" each target column holds 1 when \
                      its label applies and 0 when not (for one column of label names, set \
                      `data_loader.args.label_delimiter`)"
                 ),

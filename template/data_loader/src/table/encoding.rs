@@ -50,6 +50,9 @@ pub struct FitOptions {
     /// `standardize_target`: record the training mean and std of value targets (Values only), for
     /// the model to learn them as `(y - mean) / std`; [`Targets::Values`] stay in their own units.
     pub standardize_target: bool,
+    /// `images.column`: the column naming each row's image file, which is then the only input
+    /// (no feature columns are fitted; the images are prepared by the caller).
+    pub image_column: Option<String>,
 }
 
 /// The fitted encoding: recorded (serde JSON) in the run's config.json and in checkpoints, so

@@ -75,7 +75,7 @@ fn resolve_columns(
             None,
             None,
             "`data_loader.args.target` is empty; name the column to predict (or several, with \
-             `data_loader.args.target_kind` \"labels\" or \"values\")",
+             `data_loader.args.task` \"multi_label\" or \"regression\")",
         ));
     }
     let targets = indices(table, "data_loader.args.target", &options.target, true)?;
@@ -95,9 +95,9 @@ fn resolve_columns(
                 None,
                 None,
                 format!(
-                    "`data_loader.args.target` names {} columns, but a classification target (target_kind \
-                     \"classes\") is one column of class names; for several 0/1 columns, one per label, set \
-                     `data_loader.args.target_kind` to \"labels\"",
+                    "`data_loader.args.target` names {} columns, but a classification target (task \
+                     \"classification\") is one column of class names; for several 0/1 columns, one per label, set \
+                     `data_loader.args.task` to \"multi_label\"",
                     targets.len()
                 ),
             ));
@@ -128,13 +128,26 @@ fn resolve_columns(
                 path,
                 None,
                 None,
-                "`data_loader.args.label_delimiter` is set, but `data_loader.args.target_kind` is not \"labels\"; \
-                 remove it, or set target_kind to \"labels\"",
+                "`data_loader.args.label_delimiter` is set, but `data_loader.args.task` is not \"multi_label\"; \
+                 remove it, or set task to \"multi_label\"",
             ));
         }
         _ => {}
     }
 
+    if let Some(image) = &options.image_column {
+        let column = indices(table, "data_loader.args.images.column", std::slice::from_ref(image), true)?[0];
+        if targets.contains(&column) {
+            return Err(error(
+                path,
+                None,
+                Some(image),
+                "is both the image column (`data_loader.args.images.column`) and a target (`data_loader.args.target`); \
+                 name the column of image files and the column(s) to predict apart",
+            ));
+        }
+        return Ok((targets, Vec::new()));
+    }
     let features: Vec<usize> = match &options.features {
         Some(names) => {
             let listed = indices(table, "data_loader.args.features", names, true)?;

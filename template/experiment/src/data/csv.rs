@@ -4,19 +4,23 @@
 //! one-hot. What that takes is fitted on the training split ([`Encoding`]: each column's kind,
 //! categories, mean and std, and the targets' classes, labels or standardisation) and recorded in
 //! the run's config.json, so validation, test, `predict` rows and the ONNX graph are encoded
-//! exactly as training was. Reading and encoding are `data_loader::table`'s.
+//! exactly as training was. Reading and encoding are `data_loader::table`'s. With `images`, a
+//! column names each row's image file, which is then the row's input (`csv/images.rs`).
+
+mod images;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use data_loader::table::{ColumnKind, Encoding, FitOptions, Table, TargetEncoding, TargetKind, Targets};
-use data_loader::{Channels, DataError, SplitData, TensorDataset, ValidationSplit};
+use data_loader::{Augment, Channels, DataError, Normalize, NormalizeSetting, SplitData, TensorDataset, ValidationSplit};
 use model::{DataSpec, Target, TaskKind, Values};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use super::{Fitted, Splits};
+pub use images::CsvImages;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -51,6 +55,9 @@ pub struct CsvArgs {
     /// Regression: learn the targets standardised with the training split's mean and std (every
     /// number reported is still in the targets' units).
     pub standardize_target: bool,
+    /// A column naming each row's image file: the images are then the inputs (the other
+    /// columns are not), prepared as `image_folder` prepares them. Null: the columns are inputs.
+    pub images: Option<CsvImages>,
     pub batch_size: usize,
     pub shuffle: bool,
     pub drop_last: bool,
@@ -79,6 +86,7 @@ impl Default for CsvArgs {
             fill_missing: false,
             unknown_category: false,
             standardize_target: true,
+            images: None,
             batch_size: 64,
             shuffle: true,
             drop_last: false,
@@ -158,6 +166,16 @@ impl CsvArgs {
                 "column {both:?} is both in `data_loader.args.target` and in `data_loader.args.features`; a target cannot be an input"
             ));
         }
+        if let Some(images) = &self.images {
+            images.check()?;
+            if self.features.is_some() {
+                return Err(
+                    "`data_loader.args.features` and `data_loader.args.images` are both set; a table naming images takes \
+                     the images as its only input: remove `features`"
+                        .into(),
+                );
+            }
+        }
         if self.batch_size == 0 {
             return Err("`data_loader.args.batch_size` must be at least 1".into());
         }
@@ -179,6 +197,7 @@ impl CsvArgs {
             fill_missing: self.fill_missing,
             unknown_category: self.unknown_category,
             standardize_target: self.standardize_target,
+            image_column: self.images.as_ref().map(|i| i.column.clone()),
         }
     }
 
@@ -198,14 +217,56 @@ impl CsvArgs {
         })
     }
 
-    /// Per input, the standardisation of the recorded encoding (one-hot inputs: mean 0, std 1).
+    /// Per input, the standardisation of the recorded encoding (one-hot inputs: mean 0, std 1);
+    /// for images, per channel.
     pub(super) fn input_normalize(&self) -> data_loader::Result<Channels> {
+        if let Some(images) = &self.images {
+            return images.normalize.fixed()?.for_channels(images.channels);
+        }
         let (mean, std) = self.encoding_or_error()?.input_mean_std();
         Ok(Channels { mean, std })
     }
 
-    pub(super) fn with_encoding(&self, encoding: &Encoding) -> Self {
-        Self { encoding: Some(encoding.clone()), ..self.clone() }
+    /// The images' standardisation as configured (`None` for a table without images).
+    pub(super) fn normalize(&self) -> Option<&NormalizeSetting> {
+        self.images.as_ref().map(|i| &i.normalize)
+    }
+
+    pub(super) fn augment(&self) -> Augment {
+        self.images.as_ref().map(|i| i.augment).unwrap_or_default()
+    }
+
+    /// Whether training fits something the run's config.json must record.
+    pub(super) fn needs_fitting(&self) -> bool {
+        self.encoding.is_none() || matches!(self.normalize(), Some(NormalizeSetting::Auto))
+    }
+
+    /// What this section has recorded: the encoding (and the images' standardisation).
+    pub(super) fn fitted(&self) -> Option<Fitted> {
+        let images = match self.normalize() {
+            None => None,
+            Some(NormalizeSetting::Fixed(normalize)) => Some(normalize.clone()),
+            Some(NormalizeSetting::Auto) => return None,
+        };
+        let encoding = Box::new(self.encoding.clone()?);
+        Some(Fitted::Encoding { encoding, images })
+    }
+
+    /// An error when the encoding (or the images' standardisation) is not recorded.
+    pub(super) fn check_fitted(&self) -> data_loader::Result<()> {
+        self.encoding_or_error()?;
+        match self.normalize() {
+            Some(normalize) => normalize.fixed().map(drop),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn with_encoding(&self, encoding: &Encoding, normalize: Option<&Normalize>) -> Self {
+        let mut args = Self { encoding: Some(encoding.clone()), ..self.clone() };
+        if let (Some(images), Some(normalize)) = (&mut args.images, normalize) {
+            images.normalize = NormalizeSetting::Fixed(normalize.clone());
+        }
+        args
     }
 
     pub(super) fn unstandardised(&self) -> Self {
@@ -221,7 +282,11 @@ impl CsvArgs {
                 Target::Values(Values { names: columns.clone(), mean: mean.clone(), std: std.clone() })
             }
         };
-        DataSpec::with_target([encoding.width()], target).map_err(|message| DataError::Table {
+        let shape = match &self.images {
+            Some(images) => images.format().sample_shape().to_vec(),
+            None => vec![encoding.width()],
+        };
+        DataSpec::with_target(shape, target).map_err(|message| DataError::Table {
             path: self.train.clone(),
             line: None,
             column: None,
@@ -251,20 +316,24 @@ impl CsvArgs {
             None => Encoding::fit(&train, &self.options())?,
         };
         let spec = self.spec_of(&encoding)?;
+        let inputs = match &self.images {
+            Some(images) => format!("images {:?} from the column {:?}", spec.input_shape, images.column),
+            None => format!("{} inputs from {} columns", encoding.width(), encoding.features.len()),
+        };
         info!(
-            "data: {} rows for training and {} for validation from {}, {} inputs from {} columns, {}",
+            "data: {} rows for training and {} for validation from {}, {inputs}, {}",
             train.len(),
             val.len(),
             self.train.display(),
-            encoding.width(),
-            encoding.features.len(),
             spec.target.describe()
         );
+        let normalize = self.images.as_ref().map(|images| images.fit(&train, device)).transpose()?;
+        let args = self.with_encoding(&encoding, normalize.as_ref());
         Ok(Splits {
-            train: self.dataset(&train, &encoding, device)?,
-            val: self.dataset(&val, &encoding, device)?,
+            train: args.dataset(&train, &encoding, device)?,
+            val: args.dataset(&val, &encoding, device)?,
             spec,
-            fitted: Fitted::Encoding(Box::new(encoding)),
+            fitted: Fitted::Encoding { encoding: Box::new(encoding), images: normalize },
         })
     }
 
@@ -303,6 +372,15 @@ impl CsvArgs {
     }
 
     fn input_tensor(&self, table: &Table, encoding: &Encoding, device: &Device) -> data_loader::Result<Tensor> {
+        Ok(self.inputs_and_black(table, encoding, device)?.0)
+    }
+
+    /// The inputs of `table`'s rows, and (for images) each channel's standardised black.
+    fn inputs_and_black(&self, table: &Table, encoding: &Encoding, device: &Device) -> data_loader::Result<(Tensor, Vec<f32>)> {
+        if let Some(images) = &self.images {
+            let normalize = if self.raw_inputs { Normalize::identity() } else { images.normalize.fixed()?.clone() };
+            return images.decode(table, &normalize, device);
+        }
         let mut inputs = encoding.encode_inputs(table)?;
         if !self.raw_inputs {
             let (mean, std) = encoding.input_mean_std();
@@ -312,17 +390,18 @@ impl CsvArgs {
                 }
             }
         }
-        Ok(Tensor::from_vec(inputs, (table.len(), encoding.width()), device)?)
+        Ok((Tensor::from_vec(inputs, (table.len(), encoding.width()), device)?, Vec::new()))
     }
 
     fn dataset(&self, table: &Table, encoding: &Encoding, device: &Device) -> data_loader::Result<SplitData> {
         encoding.check_columns(table, true)?;
-        let inputs = self.input_tensor(table, encoding, device)?;
+        let (inputs, black) = self.inputs_and_black(table, encoding, device)?;
         let (n, width) = (table.len(), encoding.target_names().len());
         let targets = match encoding.encode_targets(table)? {
             Targets::Classes(classes) => Tensor::from_vec(classes, n, device)?,
             Targets::Labels(values) | Targets::Values(values) => Tensor::from_vec(values, (n, width), device)?,
         };
-        Ok(SplitData::InMemory(TensorDataset::new(inputs, targets)?))
+        let dataset = TensorDataset::new(inputs, targets)?;
+        Ok(SplitData::InMemory(if black.is_empty() { dataset } else { dataset.with_black(black) }))
     }
 }

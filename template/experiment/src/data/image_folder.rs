@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use data_loader::image_folder::{self, ImageFormat, Listing};
 use data_loader::{
     Augment, ChannelStats, DataError, Normalize, NormalizeSetting, SplitData, StreamedDataset, TensorDataset, ValidationSplit,
@@ -99,16 +99,7 @@ pub enum Cache {
 
 impl ImageFolderArgs {
     pub(super) fn check(&self) -> Result<(), String> {
-        let (h, w) = self.image_size.height_width();
-        if h == 0 || w == 0 {
-            return Err(format!("`data_loader.args.image_size` must be at least 1x1, got {h}x{w}"));
-        }
-        if self.channels != 1 && self.channels != 3 {
-            return Err(format!("`data_loader.args.channels` must be 1 (grey) or 3 (RGB), got {}", self.channels));
-        }
-        if let NormalizeSetting::Fixed(normalize) = &self.normalize {
-            normalize.for_channels(self.channels).map_err(|e| e.to_string())?;
-        }
+        check_format("data_loader.args", self.image_size, self.channels, &self.normalize)?;
         if self.workers == 0 || self.prefetch == 0 {
             return Err("`data_loader.args.workers` and `data_loader.args.prefetch` must be at least 1".into());
         }
@@ -154,7 +145,7 @@ impl ImageFolderArgs {
         info!("data: {} classes from {}", spec.outputs(), self.data_dir.join("train").display());
         let normalize = match &self.normalize {
             NormalizeSetting::Fixed(normalize) => normalize.clone(),
-            NormalizeSetting::Auto => self.measure(&train_files, device)?,
+            NormalizeSetting::Auto => measure(&train_files, self.format(), self.workers, device)?,
         };
         Ok(Splits {
             train: self.dataset(train_files, &normalize, device)?,
@@ -162,18 +153,6 @@ impl ImageFolderArgs {
             spec,
             fitted: super::Fitted::Normalize(normalize),
         })
-    }
-
-    /// The per-channel mean and std of (up to [`AUTO_NORMALIZE_IMAGES`] of) `files`.
-    fn measure(&self, files: &[(PathBuf, u32)], device: &Device) -> data_loader::Result<Normalize> {
-        let stride = files.len().div_ceil(AUTO_NORMALIZE_IMAGES).max(1);
-        let picked: Vec<u32> = (0..files.len()).step_by(stride).map(|i| i as u32).collect();
-        let reader = StreamedDataset::new(files.to_vec(), self.format(), &Normalize::identity(), self.workers, 1, device)?;
-        let mut stats = ChannelStats::new(self.channels);
-        reader.for_each_raw(&picked, |bytes| stats.add(bytes))?;
-        let normalize = stats.finish()?;
-        info!("normalize \"auto\": measured on {} training images: {}", picked.len(), serde_json::json!(normalize));
-        Ok(normalize)
     }
 
     pub(super) fn load_test(&self, spec: &DataSpec, device: &Device) -> data_loader::Result<SplitData> {
@@ -208,13 +187,52 @@ impl ImageFolderArgs {
             info!("streaming {} images from disk ({} MiB decoded)", streamed.files().len(), bytes >> 20);
             return Ok(SplitData::Streamed(streamed));
         }
-        let all: Vec<u32> = (0..streamed.files().len() as u32).collect();
-        let (pixels, labels) = streamed.decode(&all, None)?;
-        let [c, h, w] = format.sample_shape();
-        let n = labels.len();
-        let images = candle_core::Tensor::from_vec(pixels, (n, c, h, w), device)?;
-        let labels = candle_core::Tensor::from_vec(labels, n, device)?;
+        let (images, labels) = decode_all(&streamed)?;
         let black = normalize.for_channels(format.channels)?.black();
         Ok(SplitData::InMemory(TensorDataset::new(images, labels)?.with_black(black)))
     }
+}
+
+/// Checks the image settings under `key` (`data_loader.args`, or `data_loader.args.images` of a
+/// table naming images): a size of at least 1x1, 1 or 3 channels, a mean and std per channel.
+pub(super) fn check_format(key: &str, size: ImageSize, channels: usize, normalize: &NormalizeSetting) -> Result<(), String> {
+    let (h, w) = size.height_width();
+    if h == 0 || w == 0 {
+        return Err(format!("`{key}.image_size` must be at least 1x1, got {h}x{w}"));
+    }
+    if channels != 1 && channels != 3 {
+        return Err(format!("`{key}.channels` must be 1 (grey) or 3 (RGB), got {channels}"));
+    }
+    if let NormalizeSetting::Fixed(normalize) = normalize {
+        normalize.for_channels(channels).map_err(|e| format!("`{key}.normalize`: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The per-channel mean and std of (up to [`AUTO_NORMALIZE_IMAGES`] of) `files`, spread evenly.
+pub(super) fn measure(
+    files: &[(PathBuf, u32)],
+    format: ImageFormat,
+    workers: usize,
+    device: &Device,
+) -> data_loader::Result<Normalize> {
+    let stride = files.len().div_ceil(AUTO_NORMALIZE_IMAGES).max(1);
+    let picked: Vec<u32> = (0..files.len()).step_by(stride).map(|i| i as u32).collect();
+    let reader = StreamedDataset::new(files.to_vec(), format, &Normalize::identity(), workers, 1, device)?;
+    let mut stats = ChannelStats::new(format.channels);
+    reader.for_each_raw(&picked, |bytes| stats.add(bytes))?;
+    let normalize = stats.finish()?;
+    info!("normalize \"auto\": measured on {} training images: {}", picked.len(), serde_json::json!(normalize));
+    Ok(normalize)
+}
+
+/// Every image of `streamed` decoded (on its worker threads) into one tensor `[n, c, h, w]`,
+/// with their labels `[n]`.
+pub(super) fn decode_all(streamed: &StreamedDataset) -> data_loader::Result<(Tensor, Tensor)> {
+    let all: Vec<u32> = (0..streamed.files().len() as u32).collect();
+    let (pixels, labels) = streamed.decode(&all, None)?;
+    let [c, h, w] = streamed.format().sample_shape();
+    let n = labels.len();
+    let device = data_loader::Dataset::device(streamed);
+    Ok((Tensor::from_vec(pixels, (n, c, h, w), device)?, Tensor::from_vec(labels, n, device)?))
 }

@@ -1,5 +1,5 @@
-//! Any subset of labels per sample: logits `[batch, labels]`, targets `[batch, labels]` of 0 and
-//! 1. A label is predicted when its probability σ(logit) is at least the threshold. Counts, per
+//! Any subset of labels per sample: logits `[batch, labels]`, targets `[batch, labels]`, each
+//! 0 or 1. A label is predicted when its probability σ(logit) is at least the threshold. Counts, per
 //! label, the true positives, false positives and false negatives, and the samples whose every
 //! label is right; subset accuracy, Hamming score, micro- and macro-F1 and the per-label table
 //! come from those.

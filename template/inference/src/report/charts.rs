@@ -13,10 +13,10 @@ pub const LINE_CHART_SIZE: (u32, u32) = (1000, 600);
 /// Width and height of the confusion matrix.
 pub const CONFUSION_SIZE: (u32, u32) = (900, 860);
 
-const FONT: &str = "sans-serif";
-const TITLE_SIZE: u32 = 30;
-const AXIS_TITLE_SIZE: u32 = 24;
-const TICK_SIZE: u32 = 19;
+pub(super) const FONT: &str = "sans-serif";
+pub(super) const TITLE_SIZE: u32 = 30;
+pub(super) const AXIS_TITLE_SIZE: u32 = 24;
+pub(super) const TICK_SIZE: u32 = 19;
 /// Colours that stay apart for colour-blind readers (matplotlib's tab:blue and tab:orange).
 pub const BLUE_SERIES: RGBColor = RGBColor(31, 119, 180);
 pub const ORANGE_SERIES: RGBColor = RGBColor(255, 127, 14);
@@ -64,7 +64,7 @@ fn register_font() -> bool {
 }
 
 /// Draw into a white RGB canvas of `size` and save it as PNG at `path`.
-fn render(
+pub(super) fn render(
     path: &Path,
     size: (u32, u32),
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), String>,

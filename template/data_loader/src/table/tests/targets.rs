@@ -62,7 +62,7 @@ fn several_class_columns_are_an_error_that_suggests_labels() {
     let message = fit_error("x,a,b\n1,0,1\n", &options(&["a", "b"], TargetKind::Classes));
     assert_mentions(
         &message,
-        &[PATH, "names 2 columns", "target_kind", "\"labels\""],
+        &[PATH, "names 2 columns", "`data_loader.args.task`", "\"multi_label\""],
     );
 }
 
@@ -142,7 +142,7 @@ fn label_delimiter_settings_that_cannot_work_are_errors() {
     o.target_kind = TargetKind::Classes;
     assert_mentions(
         &fit_error(text, &o),
-        &[PATH, "label_delimiter", "not \"labels\""],
+        &[PATH, "label_delimiter", "not \"multi_label\""],
     );
 }
 
