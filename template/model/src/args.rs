@@ -85,3 +85,7 @@ macro_rules! optional_args {
     };
 }
 
+/// Also reachable as `crate::args::optional_args!`, the path models written for earlier versions
+/// of this template use.
+pub use crate::optional_args;
+

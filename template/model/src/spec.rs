@@ -170,6 +170,12 @@ impl DataSpec {
         self.target.width()
     }
 
+    /// [`DataSpec::outputs`], under the name models written for earlier versions of this
+    /// template (when every target was a class) use.
+    pub fn num_classes(&self) -> usize {
+        self.outputs()
+    }
+
     /// The class names of a classification spec; empty for the other targets.
     pub fn classes(&self) -> &[String] {
         match &self.target {
