@@ -214,7 +214,7 @@ impl DataLoaderConfig {
     /// encoding; `None` for images (or a table without one).
     pub fn input_names(&self) -> Option<Vec<String>> {
         match self {
-            Self::Csv(args) => args.encoding.as_ref().map(Encoding::input_names),
+            Self::Csv(args) if args.images.is_none() => args.encoding.as_ref().map(Encoding::input_names),
             _ => None,
         }
     }

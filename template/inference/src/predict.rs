@@ -79,7 +79,8 @@ pub fn check_image_classifier(spec: &DataSpec) -> Result<(), PredictError> {
         return Err(PredictError::Unsupported {
             task: spec.task(),
             what: "images",
-            advice: "predicting image files is for classifiers; evaluate it with `evaluate` instead",
+            advice: "predicting single image files is for classifiers; list the images in a CSV (the column the \
+                     model was trained with) and predict that: `predict --checkpoint C rows.csv`",
         });
     }
     Ok(())

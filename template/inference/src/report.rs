@@ -187,7 +187,7 @@ fn score_charts(
             for (k, target) in evaluation.per_target.iter().enumerate() {
                 let points: Vec<(f64, f64)> = targets.iter().zip(&outputs).map(|(t, o)| (f64::from(t[k]), f64::from(o[k]))).collect();
                 let residuals: Vec<f64> = points.iter().map(|(t, p)| p - t).collect();
-                let (scatter, histogram) = regression_charts(&target.name, evaluation.per_target.len());
+                let (scatter, histogram) = regression_charts(&target.name, k, evaluation.per_target.len());
                 let title = format!("{}: {split_label} split, R² {}", target.name, number(Some(target.r2)));
                 let path = run_dir.join(&scatter);
                 scores::scatter_chart(&path, &title, &target.name, &points)?;
@@ -203,14 +203,14 @@ fn score_charts(
 }
 
 /// The file names of a regression target's scatter and residual charts: `predicted_vs_true.png`
-/// and `residuals.png` for one target, with the target's name (letters, digits, `-` and `_`
-/// kept) for several.
-pub fn regression_charts(target: &str, targets: usize) -> (String, String) {
+/// and `residuals.png` for one target; for several, with the target's number and name (letters,
+/// digits, `-` and `_` kept), so two names that differ only in other characters do not collide.
+pub fn regression_charts(target: &str, index: usize, targets: usize) -> (String, String) {
     if targets == 1 {
         return ("predicted_vs_true.png".into(), "residuals.png".into());
     }
     let safe: String = target.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    (format!("predicted_vs_true_{safe}.png"), format!("residuals_{safe}.png"))
+    (format!("predicted_vs_true_{index}_{safe}.png"), format!("residuals_{index}_{safe}.png"))
 }
 
 /// Evaluate `model_best.safetensors`, else the newest checkpoint, on the chosen split, with the

@@ -185,5 +185,5 @@ fn a_table_naming_images_trains_on_them_and_records_their_standardisation() {
     std::fs::write(dir.path().join("levels.csv"), text).unwrap();
     let err = train(&config, &RunDir::create(&config).unwrap(), &TrainOptions::default()).unwrap_err();
     let err = format!("{err:#}");
-    assert!(err.contains("levels.csv") && err.contains("line 42") && err.contains("file") && err.contains("gone.png"), "{err}");
+    assert!(err.contains("levels.csv") && err.contains("line 42") && err.contains("column \"file\"") && err.contains("gone.png"), "{err}");
 }

@@ -64,8 +64,16 @@ impl CsvImages {
     /// The image file of every row of `table`, each checked to exist: a missing one is an error
     /// naming the table, its line and the column.
     pub(super) fn files(&self, table: &Table) -> data_loader::Result<Vec<(PathBuf, u32)>> {
-        let column = table.column(&self.column)?;
-        let folder = table.path().parent().unwrap_or(Path::new("."));
+        let column = table.column(&self.column).map_err(|e| match e {
+            DataError::Table { path, line, column, message } => DataError::Table {
+                path,
+                line,
+                column,
+                message: format!("{message}; `data_loader.args.images.column` names the column of image files"),
+            },
+            other => other,
+        })?;
+        let folder = table.path().parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         (0..table.len())
             .map(|row| {
                 let named = table.field(row, column);
