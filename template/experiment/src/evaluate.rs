@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use candle_core::{DType, Result};
+use candle_core::{DType, Result, Tensor};
 use data_loader::{DataLoader, Dataset};
 use model::{Classifier, TaskKind};
 
@@ -185,6 +185,17 @@ pub struct Tally {
 impl Tally {
     /// Count over every batch of `loader`, in inference mode.
     pub fn count<D: Dataset>(model: &dyn Classifier, loader: &DataLoader<'_, D>, task: &Task) -> Result<Self> {
+        Self::count_seeing(model, loader, task, |_, _| Ok(()))
+    }
+
+    /// [`Tally::count`], handing every batch's outputs and targets to `see` as well (the
+    /// report keeps a regression's to chart them).
+    pub fn count_seeing<D: Dataset>(
+        model: &dyn Classifier,
+        loader: &DataLoader<'_, D>,
+        task: &Task,
+        mut see: impl FnMut(&Tensor, &Tensor) -> Result<()>,
+    ) -> Result<Self> {
         let mut tally = Self { loss_sum: 0.0, samples: 0, sums: vec![0.0; task.sums_len()] };
         for batch in loader.epoch(0) {
             let (inputs, targets) = batch?;
@@ -196,6 +207,7 @@ impl Tally {
             let loss = task.loss(&outputs, &targets)?.to_dtype(DType::F32)?.to_scalar::<f32>()?;
             tally.loss_sum += f64::from(loss) * n as f64;
             task.count(&outputs, &targets, &mut tally.sums)?;
+            see(&outputs, &targets)?;
             tally.samples += n;
         }
         Ok(tally)

@@ -11,7 +11,7 @@ pub use restore::{Restored, config_for_checkpoint, restore};
 
 use std::path::Path;
 
-use experiment::evaluate::{Evaluation, evaluate};
+use experiment::evaluate::{Evaluation, Tally};
 
 /// Which samples to evaluate on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,29 +44,35 @@ pub fn evaluate_checkpoint(
     config: &experiment::Config,
     split: EvalSplit,
 ) -> Result<Evaluation, InferenceError> {
-    let (Restored { model, spec, .. }, dataset) = restore_with_split(checkpoint, config, split)?;
-    let loader = config.data_loader.loader(&dataset, false, config.seed)?;
-    let task = experiment::task::Task::new(&spec.target, config);
-    Ok(evaluate(model.as_ref(), &loader, &task)?)
+    Ok(score_checkpoint(checkpoint, config, split, false)?.0)
 }
 
-/// Every sample's outputs and targets on `split`, each `[samples, outputs]` row by row: for
-/// the charts of a regression (its values in the targets' units) or of any task whose targets
-/// are per-output numbers.
-pub fn outputs_and_targets(
+/// Every sample's outputs and targets, each `[samples][outputs]` (a regression's values in the
+/// targets' units).
+pub type Outputs = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+
+/// [`evaluate_checkpoint`], keeping with `keep_outputs` every sample's outputs and targets from
+/// the same pass (for the charts of a task whose targets are per-output numbers: regression).
+pub fn score_checkpoint(
     checkpoint: &Path,
     config: &experiment::Config,
     split: EvalSplit,
-) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>), InferenceError> {
-    let (Restored { model, .. }, dataset) = restore_with_split(checkpoint, config, split)?;
+    keep_outputs: bool,
+) -> Result<(Evaluation, Option<Outputs>), InferenceError> {
+    let (Restored { model, spec, .. }, dataset) = restore_with_split(checkpoint, config, split)?;
     let loader = config.data_loader.loader(&dataset, false, config.seed)?;
+    let task = experiment::task::Task::new(&spec.target, config);
+    let start = std::time::Instant::now();
     let (mut outputs, mut targets) = (Vec::new(), Vec::new());
-    for batch in loader.epoch(0) {
-        let (inputs, batch_targets) = batch?;
-        outputs.extend(model.forward_t(&inputs, false)?.to_vec2::<f32>()?);
-        targets.extend(batch_targets.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?);
-    }
-    Ok((outputs, targets))
+    let tally = Tally::count_seeing(model.as_ref(), &loader, &task, |batch_outputs, batch_targets| {
+        if keep_outputs {
+            outputs.extend(batch_outputs.to_vec2::<f32>()?);
+            targets.extend(batch_targets.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?);
+        }
+        Ok(())
+    })?;
+    let evaluation = tally.finish(&task, start.elapsed().as_secs_f64());
+    Ok((evaluation, keep_outputs.then_some((outputs, targets))))
 }
 
 /// The model of `checkpoint` and the samples of `split`, checked to be what it was trained on.

@@ -133,11 +133,11 @@ pub fn report(run_dir: &Path, options: &ReportOptions) -> Result<Report, ReportE
     }
     let best = best_evaluation(run_dir, options)?;
     let scores = match &best {
-        Some((checkpoint, config, evaluation)) => score_charts(run_dir, checkpoint, config, evaluation, options.split)?,
+        Some((_, evaluation, outputs)) => score_charts(run_dir, evaluation, outputs.as_ref(), options.split)?,
         None => Vec::new(),
     };
     charts.extend(scores.iter().map(|(path, _)| path.clone()));
-    let confusion = best.map(|(checkpoint, _, evaluation)| (checkpoint, evaluation));
+    let confusion = best.map(|(checkpoint, evaluation, _)| (checkpoint, evaluation));
     let report = Report {
         markdown: run_dir.join(REPORT_MD),
         charts,
@@ -153,12 +153,12 @@ pub fn report(run_dir: &Path, options: &ReportOptions) -> Result<Report, ReportE
 
 /// The charts of a checkpoint's scores, by task: the confusion matrix of a classification, the
 /// F1 per label of a multi-label model, and per regression target predicted against true values
-/// and the residuals' histogram (which evaluate the checkpoint once more, keeping every output).
+/// and the residuals' histogram (from every sample's output and target, which the evaluation
+/// kept for a regression).
 fn score_charts(
     run_dir: &Path,
-    checkpoint: &Path,
-    config: &experiment::Config,
     evaluation: &Evaluation,
+    outputs: Option<&crate::Outputs>,
     split: EvalSplit,
 ) -> Result<Vec<(PathBuf, String)>, ReportError> {
     let split_label = split_name(split);
@@ -182,10 +182,9 @@ fn score_charts(
             written.push((path, "F1 per label".to_owned()));
         }
         model::TaskKind::Regression => {
-            let failed = |e: crate::InferenceError| ReportError::Evaluate { checkpoint: checkpoint.to_path_buf(), cause: Box::new(e) };
-            let (outputs, targets) = crate::outputs_and_targets(checkpoint, config, split).map_err(failed)?;
+            let (outputs, targets) = outputs.map(|(o, t)| (o.as_slice(), t.as_slice())).unwrap_or_default();
             for (k, target) in evaluation.per_target.iter().enumerate() {
-                let points: Vec<(f64, f64)> = targets.iter().zip(&outputs).map(|(t, o)| (f64::from(t[k]), f64::from(o[k]))).collect();
+                let points: Vec<(f64, f64)> = targets.iter().zip(outputs).map(|(t, o)| (f64::from(t[k]), f64::from(o[k]))).collect();
                 let residuals: Vec<f64> = points.iter().map(|(t, p)| p - t).collect();
                 let (scatter, histogram) = regression_charts(&target.name, k, evaluation.per_target.len());
                 let title = format!("{}: {split_label} split, R² {}", target.name, number(Some(target.r2)));
@@ -213,12 +212,12 @@ pub fn regression_charts(target: &str, index: usize, targets: usize) -> (String,
     (format!("predicted_vs_true_{index}_{safe}.png"), format!("residuals_{index}_{safe}.png"))
 }
 
-/// Evaluate `model_best.safetensors`, else the newest checkpoint, on the chosen split, with the
-/// config it is evaluated with.
+/// Evaluate `model_best.safetensors`, else the newest checkpoint, on the chosen split, keeping
+/// a regression's outputs and targets for its charts.
 fn best_evaluation(
     run_dir: &Path,
     options: &ReportOptions,
-) -> Result<Option<(PathBuf, experiment::Config, Evaluation)>, ReportError> {
+) -> Result<Option<(PathBuf, Evaluation, Option<crate::Outputs>)>, ReportError> {
     let best = run_dir.join("model_best.safetensors");
     let checkpoint = if best.is_file() {
         best
@@ -234,12 +233,13 @@ fn best_evaluation(
         Some(config) => config.clone(),
         None => crate::config_for_checkpoint(&checkpoint, &options.overrides).map_err(|e| failed(e.into()))?,
     };
-    let evaluation = crate::evaluate_checkpoint(&checkpoint, &config, options.split).map_err(failed)?;
+    let keep_outputs = config.data_loader.task() == model::TaskKind::Regression;
+    let (evaluation, outputs) = crate::score_checkpoint(&checkpoint, &config, options.split, keep_outputs).map_err(failed)?;
     if evaluation.samples == 0 {
         let other = if options.split == EvalSplit::Val { "test" } else { "val" };
         return Err(ReportError::EmptySplit { split: split_name(options.split), other });
     }
-    Ok(Some((checkpoint, config, evaluation)))
+    Ok(Some((checkpoint, evaluation, outputs)))
 }
 
 /// The headline metric's chart: `accuracy.png`, `rmse.png`, ...

@@ -7,6 +7,7 @@
 //! exactly as training was. Reading and encoding are `data_loader::table`'s. With `images`, a
 //! column names each row's image file, which is then the row's input (`csv/images.rs`).
 
+mod columns;
 mod images;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use super::{Fitted, Splits};
+pub use columns::{Columns, Delimiter};
 pub use images::CsvImages;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,47 +94,6 @@ impl Default for CsvArgs {
             drop_last: false,
             encoding: None,
             raw_inputs: false,
-        }
-    }
-}
-
-/// One column name or several.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Columns {
-    #[default]
-    None,
-    One(String),
-    Many(Vec<String>),
-}
-
-impl Columns {
-    pub fn names(&self) -> Vec<String> {
-        match self {
-            Self::None => Vec::new(),
-            Self::One(name) => vec![name.clone()],
-            Self::Many(names) => names.clone(),
-        }
-    }
-}
-
-/// A field delimiter: `","`, `";"`, `"\t"` or `"tab"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Delimiter(pub u8);
-
-impl Serialize for Delimiter {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&char::from(self.0).to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for Delimiter {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match String::deserialize(d)?.as_str() {
-            "," => Ok(Self(b',')),
-            ";" => Ok(Self(b';')),
-            "\t" | "tab" => Ok(Self(b'\t')),
-            other => Err(serde::de::Error::custom(format!("expected \",\", \";\" or \"tab\", got {other:?}"))),
         }
     }
 }

@@ -22,6 +22,13 @@ fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (low - pad, high + pad)
 }
 
+/// A chart on `root` titled `title`, with room for the axis labels (`y_labels` pixels left of it).
+fn builder<'a, 'b, DB: DrawingBackend>(root: &'a DrawingArea<DB, plotters::coord::Shift>, title: &str, y_labels: u32) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(root);
+    builder.caption(title, (FONT, TITLE_SIZE - 4)).margin(20).x_label_area_size(65).y_label_area_size(y_labels);
+    builder
+}
+
 fn draw_error(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
@@ -32,11 +39,7 @@ pub fn scatter_chart(path: &Path, title: &str, target: &str, points: &[(f64, f64
     let (low, high) = span(points.iter().flat_map(|&(t, p)| [t, p]));
     render(path, (900, 860), |root| {
         root.fill(&WHITE).map_err(draw_error)?;
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, TITLE_SIZE - 4))
-            .margin(20)
-            .x_label_area_size(65)
-            .y_label_area_size(105)
+        let mut chart = builder(root, title, 105)
             .build_cartesian_2d(low..high, low..high)
             .map_err(draw_error)?;
         chart
@@ -69,11 +72,7 @@ pub fn histogram_chart(path: &Path, title: &str, target: &str, residuals: &[f64]
     let top = counts.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.1;
     render(path, LINE_CHART_SIZE, |root| {
         root.fill(&WHITE).map_err(draw_error)?;
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, TITLE_SIZE - 4))
-            .margin(20)
-            .x_label_area_size(65)
-            .y_label_area_size(105)
+        let mut chart = builder(root, title, 105)
             .build_cartesian_2d(low..high, 0.0..top)
             .map_err(draw_error)?;
         chart
@@ -104,11 +103,7 @@ pub fn bar_chart(path: &Path, title: &str, value: &str, names: &[String], values
     let height = (160 + 36 * rows).clamp(300, 2000) as u32;
     render(path, (1000, height), |root| {
         root.fill(&WHITE).map_err(draw_error)?;
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, TITLE_SIZE - 4))
-            .margin(20)
-            .x_label_area_size(65)
-            .y_label_area_size(200)
+        let mut chart = builder(root, title, 200)
             .build_cartesian_2d(0.0..1.12, (0..rows - 1).into_segmented())
             .map_err(draw_error)?;
         let label = |v: &SegmentValue<i32>| match v {
