@@ -20,6 +20,12 @@ impl Column<'_> {
         self.table.field(row, self.index)
     }
 
+    /// The field as a finite f32 number, NaN when it is not one (see [`Table::number`]).
+    #[inline]
+    pub(super) fn number(&self, row: usize) -> f32 {
+        self.table.number(row, self.index)
+    }
+
     pub(super) fn error(&self, row: usize, message: impl Into<String>) -> DataError {
         error(
             self.table.path(),
@@ -61,6 +67,10 @@ impl Column<'_> {
 
     /// A value target: present, finite, in f32 range.
     pub(super) fn target_value(&self, row: usize) -> Result<f64> {
+        let x = self.number(row);
+        if !x.is_nan() {
+            return Ok(f64::from(x));
+        }
         let value = self.target(row)?;
         parse_number(value).map_err(|problem| {
             self.error(

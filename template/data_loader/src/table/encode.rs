@@ -219,10 +219,17 @@ impl<'a> Encoder<'a> {
     }
 
     /// Writes row `row`'s inputs into `out` (`width` zeros).
+    #[inline]
     fn encode(&self, row: usize, out: &mut [f32]) -> Result<()> {
-        let value = self.column.get(row);
         match &self.kind {
             EncoderKind::Numeric { fill } => {
+                let x = self.column.number(row);
+                if !x.is_nan() {
+                    out[0] = x;
+                    return Ok(());
+                }
+                // Not a number: fill it, or say why from the text.
+                let value = self.column.get(row);
                 let x = if value.is_empty() {
                     fill.ok_or_else(|| self.column.missing(row, true))?
                 } else {
@@ -242,6 +249,7 @@ impl<'a> Encoder<'a> {
                 unknown,
                 fill,
             } => {
+                let value = self.column.get(row);
                 let value = match (value.is_empty(), fill) {
                     (false, _) => value,
                     (true, Some(fill)) => fill,

@@ -8,9 +8,10 @@
 //! Only an empty field is a missing value; `NA`, `nan` or `inf` are not. Every error names the
 //! file, and where there is one the line and the column, and says what to change.
 //!
-//! Where things are: `read` (the [`Table`] and its header) over `rows` (rows read in parallel
-//! pieces, line numbers); `encoding` (the fitted, serialisable types and their methods); `fit`
-//! (columns from the config, targets) over `fit/feature` (each feature's kind and statistics);
+//! Where things are: `read` (the [`Table`] and its header) over `rows` (the rows split in
+//! parallel pieces, or read by the `csv` crate when quoted: each field's place, number and line);
+//! `encoding` (the fitted, serialisable types and their methods); `fit` (columns from the config,
+//! targets) over `fit/feature` (each feature's kind and statistics);
 //! `encode` (rows and targets into model inputs); `column`, `number` and `moments` (a column's
 //! fields and errors, number parsing, mean and variance).
 

@@ -36,8 +36,9 @@ pub(super) fn parse_number(value: &str) -> std::result::Result<f64, NumberProble
     }
 }
 
-/// Powers of ten that are exact in f64, for [`parse_f64`]'s fast path.
-const EXACT_POWERS_OF_TEN: [f64; 16] = [
+/// Powers of ten that are exact in f64, for [`parse_f64`]'s fast path (and the same path in
+/// `rows`, which reads plain decimals as it splits a row).
+pub(super) const EXACT_POWERS_OF_TEN: [f64; 16] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
 ];
 

@@ -1,13 +1,14 @@
-//! The [`Table`]: a CSV file read whole into one string of fields, its header checked, its
-//! delimiter given or detected. Reading the rows themselves is `rows`.
+//! The [`Table`]: a CSV file read whole, its header checked, its delimiter given or detected,
+//! and every field's place and value as a number kept beside the text. Reading the rows
+//! themselves is `rows`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-
-use rayon::prelude::*;
+use std::sync::Arc;
 
 use super::rows::{
-    LineCounter, LineEnds, count_newlines, csv_reader, read_pieces, read_record, split_rows,
+    Cells, LineCounter, count_newlines, csv_reader, plain_pieces, read_plain, read_quoted,
+    read_record,
 };
 use super::{error, list};
 use crate::error::{DataError, Result};
@@ -18,20 +19,20 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Bytes of a file read by one rayon task when no field is quoted.
 const CHUNK_BYTES: usize = 4 << 20;
 
-/// A CSV file read whole: header names and every row's fields, with the line each row came from.
+/// A CSV file read whole: header names and every row's fields, with the line each row came from
+/// and each field read as a number.
 ///
-/// Fields live in one string, row after row, with their end offsets beside it (so a file of up to
-/// 4 GiB; larger ones are refused). Fields are trimmed of surrounding whitespace.
+/// The fields stay in the file's own text (or, for a file with quoted fields, in a text of their
+/// unquoted values), with their offsets beside it, so a file of up to 4 GiB; larger ones are
+/// refused. Fields are trimmed of surrounding whitespace. A [`Table::select`] of rows shares
+/// them: it is a list of row numbers.
 #[derive(Clone)]
 pub struct Table {
     path: PathBuf,
-    header: Vec<String>,
-    /// Every field, row-major, back to back.
-    text: String,
-    /// Field `i` (row-major) is `text[bounds[i]..bounds[i + 1]]`; `rows * columns + 1` entries.
-    bounds: Vec<u32>,
-    /// The 1-based line each row starts on.
-    lines: Vec<u32>,
+    header: Arc<[String]>,
+    cells: Arc<Cells>,
+    /// The rows of `cells` this table has, in order; None for all of them.
+    rows: Option<Arc<[u32]>>,
 }
 
 impl std::fmt::Debug for Table {
@@ -58,37 +59,42 @@ impl Table {
             path,
             usize::try_from(std::fs::metadata(path).map_err(io)?.len()).unwrap_or(usize::MAX),
         )?;
-        let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Table::from_bytes(path, &bytes, delimiter)
+        let bytes = std::fs::read(path).map_err(io)?;
+        Table::parse(path, bytes, delimiter, Some(CHUNK_BYTES))
     }
 
     /// [`Table::read`] from bytes in memory; `path` is used in messages only.
     pub fn from_bytes(path: &Path, bytes: &[u8], delimiter: Option<u8>) -> Result<Table> {
-        Table::parse(path, bytes, delimiter, CHUNK_BYTES)
+        Table::parse(path, bytes.to_vec(), delimiter, Some(CHUNK_BYTES))
     }
 
-    /// Reads the header, then the rows: in pieces of about `chunk_bytes` in parallel when no field
-    /// is quoted (then every line end ends a row), in one piece otherwise.
+    /// Reads the header, then the rows. With `chunk_bytes`, a file without quotes or lone carriage
+    /// returns (where every line end ends a row) is cut into pieces of about that size, read in
+    /// parallel by our own splitter; otherwise, and with None, the `csv` crate reads the rows in
+    /// one piece (the reference the splitter is tested against).
     pub(super) fn parse(
         path: &Path,
-        bytes: &[u8],
+        bytes: Vec<u8>,
         delimiter: Option<u8>,
-        chunk_bytes: usize,
+        chunk_bytes: Option<usize>,
     ) -> Result<Table> {
-        let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
         check_size(path, bytes.len())?;
-        if let Err(e) = std::str::from_utf8(bytes) {
-            let line = 1 + count_newlines(&bytes[..e.valid_up_to()]);
-            return Err(error(
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let bytes = e.as_bytes();
+            let line = 1 + count_newlines(&bytes[..e.utf8_error().valid_up_to()]);
+            error(
                 path,
                 Some(line),
                 None,
                 "is not valid UTF-8 text; save the file as UTF-8 (with or without a BOM)",
-            ));
-        }
+            )
+        })?;
+        let bom = if text.as_bytes().starts_with(UTF8_BOM) {
+            UTF8_BOM.len()
+        } else {
+            0
+        };
+        let bytes = &text.as_bytes()[bom..];
         let delimiter = match delimiter {
             Some(d) => check_delimiter(path, d)?,
             None => detect_delimiter(bytes),
@@ -106,21 +112,23 @@ impl Table {
         }
         let header_line = LineCounter::default().line_of(bytes, &record);
         let header = read_header(path, &record, header_line)?;
-        let start =
-            usize::try_from(reader.position().byte()).map_or(bytes.len(), |b| b.min(bytes.len()));
-        let (before, data) = bytes.split_at(start);
+        let start = bom
+            + usize::try_from(reader.position().byte()).map_or(bytes.len(), |b| b.min(bytes.len()));
+        let newlines_before = count_newlines(&text.as_bytes()[..start]);
 
-        let pieces = split_rows(data, chunk_bytes);
-        let ends: Vec<LineEnds> = pieces.par_iter().map(|piece| LineEnds::of(piece)).collect();
-        let (text, bounds, lines) = read_pieces(
-            path,
-            &pieces,
-            &ends,
-            count_newlines(before),
-            delimiter,
-            header.len(),
-        )?;
-        if lines.is_empty() {
+        let plain = chunk_bytes.and_then(|chunk_bytes| plain_pieces(&text, start, chunk_bytes));
+        let cells = match plain {
+            Some(pieces) => read_plain(
+                path,
+                text,
+                &pieces,
+                newlines_before,
+                delimiter,
+                header.len(),
+            )?,
+            None => read_quoted(path, &text, start, newlines_before, delimiter, header.len())?,
+        };
+        if cells.rows() == 0 {
             return Err(error(
                 path,
                 None,
@@ -130,10 +138,9 @@ impl Table {
         }
         Ok(Table {
             path: path.to_path_buf(),
-            header,
-            text,
-            bounds,
-            lines,
+            header: header.into(),
+            cells: Arc::new(cells),
+            rows: None,
         })
     }
 
@@ -149,12 +156,14 @@ impl Table {
 
     /// The number of data rows.
     pub fn len(&self) -> usize {
-        self.lines.len()
+        self.rows
+            .as_ref()
+            .map_or(self.cells.rows(), |rows| rows.len())
     }
 
     /// True when the table has no data rows (only a [`Table::select`] of no rows can be).
     pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
+        self.len() == 0
     }
 
     /// The index of column `name`; an error naming the file and listing the header otherwise.
@@ -172,61 +181,65 @@ impl Table {
         })
     }
 
-    /// Field `column` of data row `row`. Panics when either is out of range.
+    /// The row of `cells` that data row `row` is.
+    #[inline]
+    fn cell_row(&self, row: usize) -> usize {
+        match &self.rows {
+            None => row,
+            Some(rows) => rows[row] as usize,
+        }
+    }
+
+    /// Field `column` of data row `row`, trimmed. Panics when either is out of range.
+    #[inline]
     pub fn field(&self, row: usize, column: usize) -> &str {
+        self.check_column(column);
+        self.cells.field(self.cell_row(row), column)
+    }
+
+    /// Field `column` of data row `row` as a number when it is one that is finite and within f32
+    /// (as [`super::number::parse_number`] reads it, rounded to f32); NaN when the field is empty
+    /// or anything else, for the caller to say why from [`Table::field`]. Panics when either
+    /// index is out of range.
+    #[inline]
+    pub(super) fn number(&self, row: usize, column: usize) -> f32 {
+        self.check_column(column);
+        self.cells.number(self.cell_row(row), column)
+    }
+
+    fn check_column(&self, column: usize) {
         assert!(
             column < self.header.len(),
             "column {column} of {} in {}",
             self.header.len(),
             self.path.display()
         );
-        let i = row * self.header.len() + column;
-        &self.text[self.bounds[i] as usize..self.bounds[i + 1] as usize]
     }
 
     /// The 1-based line in the file of data row `row` (the header is line 1, so the first data row
     /// is line 2 unless a quoted field spans lines, or blank lines come before it).
     pub fn line(&self, row: usize) -> u64 {
-        u64::from(self.lines[row])
+        u64::from(self.cells.line(self.cell_row(row)))
     }
 
-    /// The rows at `rows`, in that order (a train/validation split of one file). Panics when an
-    /// index is out of range.
+    /// The rows at `rows`, in that order (a train/validation split of one file); the fields are
+    /// shared, not copied. Panics when an index is out of range.
     pub fn select(&self, rows: &[u32]) -> Table {
-        let columns = self.header.len();
-        let span = |row: u32| {
-            let row = row as usize;
-            assert!(
-                row < self.len(),
-                "row {row} is out of range for the {} rows of {}",
-                self.len(),
-                self.path.display()
-            );
-            (
-                self.bounds[row * columns] as usize,
-                self.bounds[(row + 1) * columns] as usize,
-            )
-        };
-        let mut text =
-            String::with_capacity(rows.iter().map(|&row| span(row)).map(|(a, b)| b - a).sum());
-        let mut bounds = Vec::with_capacity(rows.len() * columns + 1);
-        bounds.push(0u32);
-        let mut lines = Vec::with_capacity(rows.len());
-        for &row in rows {
-            let (start, end) = span(row);
-            let row = row as usize;
-            let base = u32::try_from(text.len()).expect("a selection of under 4 GiB of fields");
-            text.push_str(&self.text[start..end]);
-            let ends = &self.bounds[row * columns + 1..=(row + 1) * columns];
-            bounds.extend(ends.iter().map(|&end| base + (end - start as u32)));
-            lines.push(self.lines[row]);
-        }
+        let selected: Arc<[u32]> = rows
+            .iter()
+            .map(|&row| {
+                assert!(
+                    (row as usize) < self.len(),
+                    "row {row} is out of range for the {} rows of {}",
+                    self.len(),
+                    self.path.display()
+                );
+                self.cell_row(row as usize) as u32
+            })
+            .collect();
         Table {
-            path: self.path.clone(),
-            header: self.header.clone(),
-            text,
-            bounds,
-            lines,
+            rows: Some(selected),
+            ..self.clone()
         }
     }
 }
@@ -245,9 +258,12 @@ pub(super) fn check_size(path: &Path, len: usize) -> Result<()> {
     }
     Ok(())
 }
-
 fn check_delimiter(path: &Path, delimiter: u8) -> Result<u8> {
-    if !delimiter.is_ascii() || matches!(delimiter, b'"' | b'\n' | b'\r') {
+    // A digit, point or sign would be read as part of a number; a quote or line end cannot split.
+    if !delimiter.is_ascii()
+        || delimiter.is_ascii_alphanumeric()
+        || matches!(delimiter, b'"' | b'\n' | b'\r' | b'.' | b'+' | b'-')
+    {
         return Err(error(
             path,
             None,

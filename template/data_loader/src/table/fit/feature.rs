@@ -62,6 +62,12 @@ impl NumericScan {
         values.clear();
         let mut scan = NumericScan::default();
         for row in rows {
+            let x = column.number(row);
+            if !x.is_nan() {
+                values.push(f64::from(x));
+                continue;
+            }
+            // Not a number: say why from the text.
             let value = column.get(row);
             if value.is_empty() {
                 scan.missing.get_or_insert(row);

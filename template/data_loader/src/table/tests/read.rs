@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::{PATH, assert_mentions, read_error, table};
 use crate::table::error;
+use crate::table::number;
 use crate::table::read::{Table, check_size};
 use crate::table::rows::split_rows;
 
@@ -87,8 +88,8 @@ fn reading_in_parallel_pieces_gives_the_same_table() {
             text.push_str("\r\n");
         }
     }
-    let whole = Table::parse(Path::new(PATH), text.as_bytes(), None, usize::MAX).unwrap();
-    let pieces = Table::parse(Path::new(PATH), text.as_bytes(), None, 100).unwrap();
+    let whole = Table::parse(Path::new(PATH), text.clone().into_bytes(), None, None).unwrap();
+    let pieces = Table::parse(Path::new(PATH), text.clone().into_bytes(), None, Some(100)).unwrap();
     assert!(split_rows(&text.as_bytes()[12..], 100).len() > 50);
     assert_eq!((whole.len(), pieces.len()), (500, 500));
     for row in 0..500 {
@@ -109,17 +110,17 @@ fn reading_in_parallel_pieces_gives_the_same_table() {
     );
     // A ragged row deep in the file is reported at its own line.
     let ragged = text.replace("\r\n400, n1 ,1200.5\r\n", "\r\n400, n1\r\n");
-    let message = Table::parse(Path::new(PATH), ragged.as_bytes(), None, 100)
+    let message = Table::parse(Path::new(PATH), ragged.into_bytes(), None, Some(100))
         .unwrap_err()
         .to_string();
     assert_mentions(&message, &["line 407", "has 2 fields"]);
 }
 
 #[test]
-fn a_quote_anywhere_reads_the_file_in_one_piece() {
+fn a_quote_anywhere_reads_the_file_with_the_csv_crate() {
     let text = "a,b\n1,2\n\"x\ny\",3\n4,5\n";
-    assert_eq!(split_rows(text.as_bytes(), 2).len(), 1);
-    let t = Table::parse(Path::new(PATH), text.as_bytes(), None, 2).unwrap();
+    assert!(split_rows(text.as_bytes(), 2).len() > 1);
+    let t = Table::parse(Path::new(PATH), text.as_bytes().to_vec(), None, Some(2)).unwrap();
     assert_eq!((t.len(), t.field(1, 0), t.line(2)), (3, "x\ny", 5));
 }
 
@@ -190,10 +191,13 @@ fn invalid_utf8_names_its_line() {
 
 #[test]
 fn a_delimiter_that_cannot_split_is_refused() {
-    let message = Table::from_bytes(Path::new(PATH), b"a\n1\n", Some(b'"'))
-        .unwrap_err()
-        .to_string();
-    assert_mentions(&message, &[PATH, "data_loader.args.delimiter"]);
+    for delimiter in [b'"', b'\n', b'5', b'x', b'.', b'-', 0xE9] {
+        let message = Table::from_bytes(Path::new(PATH), b"a\n1\n", Some(delimiter))
+            .unwrap_err()
+            .to_string();
+        assert_mentions(&message, &[PATH, "data_loader.args.delimiter"]);
+    }
+    assert!(Table::from_bytes(Path::new(PATH), b"a|b\n1|2\n", Some(b'|')).is_ok());
 }
 
 #[test]
@@ -241,4 +245,132 @@ fn error_messages_read_file_line_column() {
     );
     let e = error(Path::new("data/houses.csv"), None, None, "is empty");
     assert_eq!(e.to_string(), "data/houses.csv: is empty");
+}
+
+/// A small deterministic generator for the differential test below.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// The splitter for files without quotes against the `csv` crate, on random files of fields that
+/// are numbers in many forms, words, blanks and whitespace, with LF or CRLF (mixed), blank lines,
+/// a missing last line end, every delimiter, pieces of every size, and ragged rows: the same
+/// fields, numbers, lines and errors.
+#[test]
+fn the_plain_splitter_reads_what_the_csv_crate_reads() {
+    const FIELDS: [&str; 20] = [
+        "1",
+        "-2.5",
+        "1e3",
+        " 3 ",
+        "",
+        "abc",
+        "nan",
+        "inf",
+        "1e40",
+        "  x y  ",
+        "+.5",
+        "5.",
+        "0.000001",
+        "-0",
+        "12345678901234567890",
+        "é",
+        "1,5",
+        "\t7",
+        "--1",
+        ".",
+    ];
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    for case in 0..400 {
+        let delimiter = [b',', b';', b'\t'][rng.below(3)];
+        let columns = 1 + rng.below(4);
+        let mut text = String::new();
+        for j in 0..columns {
+            if j > 0 {
+                text.push(delimiter as char);
+            }
+            text.push_str(&format!("c{j}"));
+        }
+        let rows = 1 + rng.below(30);
+        for row in 0..rows {
+            text.push_str(if rng.below(3) == 0 { "\r\n" } else { "\n" });
+            if rng.below(8) == 0 {
+                text.push('\n');
+            }
+            // One row in forty is ragged.
+            let fields = if rng.below(40) == 0 {
+                columns + 1
+            } else {
+                columns
+            };
+            for j in 0..fields {
+                if j > 0 {
+                    text.push(delimiter as char);
+                }
+                let field = FIELDS[rng.below(FIELDS.len())];
+                // A field with the delimiter in it would be ragged: keep those for the ragged rows.
+                if field.contains(delimiter as char) && fields == columns {
+                    text.push('x');
+                } else {
+                    text.push_str(field);
+                }
+            }
+            if row + 1 == rows && rng.below(2) == 0 {
+                text.push('\n');
+            }
+        }
+        let reference = Table::parse(Path::new(PATH), text.clone().into_bytes(), None, None);
+        let chunk = 1 + rng.below(64);
+        let plain = Table::parse(
+            Path::new(PATH),
+            text.clone().into_bytes(),
+            None,
+            Some(chunk),
+        );
+        let (reference, plain) = match (reference, plain) {
+            (Ok(r), Ok(p)) => (r, p),
+            (Err(r), Err(p)) => {
+                assert_eq!(p.to_string(), r.to_string(), "case {case}: {text:?}");
+                continue;
+            }
+            (r, p) => {
+                panic!("case {case}: {text:?}: the csv crate gives {r:?}, the splitter {p:?}")
+            }
+        };
+        assert_eq!(
+            (plain.header(), plain.len()),
+            (reference.header(), reference.len()),
+            "case {case}"
+        );
+        for row in 0..reference.len() {
+            assert_eq!(
+                plain.line(row),
+                reference.line(row),
+                "case {case} row {row}: {text:?}"
+            );
+            for j in 0..columns {
+                let field = reference.field(row, j);
+                assert_eq!(
+                    plain.field(row, j),
+                    field,
+                    "case {case} row {row}: {text:?}"
+                );
+                let expected = number::parse_number(field).map_or(f32::NAN, |x| x as f32);
+                for t in [&plain, &reference] {
+                    let x = t.number(row, j);
+                    assert!(
+                        x.to_bits() == expected.to_bits() || (x.is_nan() && expected.is_nan()),
+                        "case {case} row {row}: {field:?} read as {x}, not {expected}"
+                    );
+                }
+            }
+        }
+    }
 }
