@@ -26,6 +26,23 @@ impl Augment {
         self.crop_padding == 0 && !self.horizontal_flip
     }
 
+    /// Whether this fits images of `height` x `width`; `key` is where the config sets it (for the
+    /// message). `crop_padding` may be at most half the smaller side, so that every crop keeps at
+    /// least half of the image in each direction: beyond that, whole crops can be padding alone,
+    /// and the model is trained on black squares.
+    pub fn check(&self, key: &str, height: usize, width: usize) -> Result<(), String> {
+        let most = height.min(width) / 2;
+        if self.crop_padding > most {
+            return Err(format!(
+                "`{key}.crop_padding` is {} but the images are {height}x{width}: it can be at most {most} (half the \
+                 smaller side, so every crop keeps at least half of the image in each direction); 2 to 4 pixels is \
+                 usual for images of 28 to 32 pixels",
+                self.crop_padding
+            ));
+        }
+        Ok(())
+    }
+
     /// The augmentation of one epoch of a run seeded with `seed`.
     pub fn for_epoch(self, seed: u64, epoch: u64) -> EpochAugment {
         EpochAugment { augment: self, seed, epoch }
@@ -109,6 +126,17 @@ mod tests {
 
     fn crop(pad: usize, flip: bool) -> EpochAugment {
         Augment { crop_padding: pad, horizontal_flip: flip }.for_epoch(7, 3)
+    }
+
+    #[test]
+    fn crop_padding_is_bounded_by_half_the_smaller_side() {
+        let augment = |crop_padding| Augment { crop_padding, horizontal_flip: false };
+        assert!(augment(16).check("data_loader.args.augment", 32, 40).is_ok());
+        let err = augment(17).check("data_loader.args.augment", 32, 40).unwrap_err();
+        assert!(err.contains("`data_loader.args.augment.crop_padding` is 17") && err.contains("at most 16"), "{err}");
+        let err = augment(100_000).check("data_loader.args.images.augment", 32, 32).unwrap_err();
+        assert!(err.contains("`data_loader.args.images.augment.crop_padding` is 100000"), "{err}");
+        assert!(augment(0).check("k", 1, 1).is_ok());
     }
 
     #[test]

@@ -112,8 +112,8 @@ pub enum DataError {
         labels: usize,
     },
 
-    /// A train/validation split that cannot be made.
-    #[error("invalid validation split: {0}")]
+    /// A train/validation split that cannot be made (`data_loader.args.validation_split`).
+    #[error("invalid `data_loader.args.validation_split`: {0}")]
     InvalidSplit(String),
 
     /// A data loader setting that cannot work (e.g. batch size 0).

@@ -27,6 +27,9 @@ const LABELS_HEADER_LEN: usize = 8;
 /// The most a gzip read reserves up front; beyond it the buffer grows only as real data arrives,
 /// so a lying header inside a small gzip file cannot make us allocate gigabytes.
 const GZIP_PREALLOC_CAP: usize = 64 << 20;
+/// Deflate's largest expansion (bytes out per byte in), which bounds what a gzip file of a given
+/// size can hold: a 100-byte file never gets more than ~100 KB reserved.
+const DEFLATE_MAX_RATIO: u64 = 1032;
 
 /// A stack of greyscale images as stored in an IDX file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,6 +130,8 @@ struct Source {
     path: PathBuf,
     reader: Box<dyn Read>,
     plain_len: Option<u64>,
+    /// The file's size on disk (compressed, for gzip).
+    file_len: u64,
 }
 
 impl Source {
@@ -151,6 +156,7 @@ impl Source {
             path: path.to_path_buf(),
             reader,
             plain_len,
+            file_len: len,
         })
     }
 
@@ -209,7 +215,8 @@ impl Source {
             value: payload_len,
             max: usize::MAX as u64,
         })?;
-        let mut data = Vec::with_capacity(len.min(GZIP_PREALLOC_CAP));
+        let most = usize::try_from(self.file_len.saturating_mul(DEFLATE_MAX_RATIO)).unwrap_or(usize::MAX);
+        let mut data = Vec::with_capacity(len.min(GZIP_PREALLOC_CAP).min(most));
         (&mut self.reader)
             .take(payload_len)
             .read_to_end(&mut data)

@@ -33,6 +33,18 @@ impl ValidationSplit {
         matches!(self, Self::Fraction(f) if f == 0.0) || matches!(self, Self::Count(0))
     }
 
+    /// Whether the setting itself can work, before the data's size is known: a fraction must lie in
+    /// [0, 1). The message names `data_loader.args.validation_split`.
+    pub fn check(self) -> std::result::Result<(), String> {
+        match self {
+            Self::Fraction(fraction) if !(0.0..1.0).contains(&fraction) => Err(format!(
+                "`data_loader.args.validation_split` is {fraction}: a fraction must be in [0, 1) (0.1 holds out 10%), \
+                 or give a whole number of samples (6000)"
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The number of validation samples out of `n`, or why this split is impossible.
     /// At least one sample always remains for training.
     pub fn validation_len(self, n: usize) -> Result<usize> {

@@ -231,6 +231,7 @@ impl DataLoaderConfig {
         if self.batch_size() == 0 {
             return Err("`data_loader.args.batch_size` must be at least 1".into());
         }
+        self.validation_split().check()?;
         if let Some(NormalizeSetting::Fixed(normalize)) = self.normalize() {
             normalize.validate().map_err(|e| e.to_string())?;
         }
@@ -253,11 +254,16 @@ impl DataLoaderConfig {
 
     /// Load the training data and split it (seeded) into training and validation sets.
     pub fn load_train_val(&self, seed: u64, device: &Device) -> data_loader::Result<Splits> {
-        match self {
-            Self::Mnist(args) => args.load_train_val(seed, device),
-            Self::ImageFolder(args) => args.load_train_val(seed, device),
-            Self::Csv(args) => args.load_train_val(seed, device),
+        let splits = match self {
+            Self::Mnist(args) => args.load_train_val(seed, device)?,
+            Self::ImageFolder(args) => args.load_train_val(seed, device)?,
+            Self::Csv(args) => args.load_train_val(seed, device)?,
+        };
+        if let Some([_, height, width]) = splits.spec.image_shape() {
+            let key = if matches!(self, Self::Csv(_)) { "data_loader.args.images.augment" } else { "data_loader.args.augment" };
+            self.augment().check(key, height, width).map_err(data_loader::DataError::InvalidLoader)?;
         }
+        Ok(splits)
     }
 
     /// Load the test split, checked against `spec` (the trained model's): the same sample shape

@@ -117,6 +117,8 @@ fn rules_serde_cannot_express_are_checked() {
         ("trainer.monitor=\"max accuracy\"", "monitor"),
         ("loss.args.label_smoothing=1.5", "label_smoothing"),
         ("device=gpu", "cuda"),
+        ("data_loader.args.validation_split=1.5", "`data_loader.args.validation_split` is 1.5"),
+        ("data_loader.args.validation_split=-0.25", "`data_loader.args.validation_split` is -0.25"),
     ] {
         let err = load(CONFIG, &[set]).unwrap_err().to_string();
         assert!(err.contains(needle), "{set}: {err}");

@@ -1,8 +1,8 @@
 //! A 2-D convolution layer that trains fast on the CPU: `im2col` + GEMM and direct depthwise
 //! kernels with their own backward passes (`kernels::conv`), where candle 0.11's `conv2d` backward
-//! runs direct loops and splits a grouped convolution into one per group. Parameters, their names
-//! and their initialisation are exactly those of `candle_nn::conv2d`, so checkpoints and seeded
-//! runs are unchanged. On other devices the layer calls candle's own convolution.
+//! runs direct loops and splits a grouped convolution into one per group. Parameters and their names
+//! are those of `candle_nn::conv2d` (and of PyTorch's state dict); the initialisation is PyTorch's
+//! `nn.Conv2d` ([`crate::init`]). On other devices the layer calls candle's own convolution.
 
 #[cfg(test)]
 mod tests;
@@ -24,8 +24,9 @@ pub struct Conv2d {
     config: Conv2dConfig,
 }
 
-/// Creates or loads `<vb>.weight` and `<vb>.bias` exactly as `candle_nn::conv2d` does (same shapes and
-/// initialisation), so a model switching layers keeps its checkpoint keys and its seeded weights.
+/// Creates (initialised as PyTorch's `nn.Conv2d`) or loads `<vb>.weight`
+/// `[out, in / groups, kernel, kernel]` and `<vb>.bias` `[out]`: the names and shapes of
+/// `candle_nn::conv2d` and of PyTorch's state dict.
 pub fn conv2d(
     in_channels: usize,
     out_channels: usize,
@@ -33,9 +34,12 @@ pub fn conv2d(
     cfg: Conv2dConfig,
     vb: VarBuilder,
 ) -> Result<Conv2d> {
-    let path = vb.prefix();
-    let layer = candle_nn::conv2d(in_channels, out_channels, kernel, cfg, vb)?;
-    Ok(Conv2d { path, ..Conv2d::new(layer.weight().clone(), layer.bias().cloned(), cfg)? })
+    if cfg.groups == 0 || !in_channels.is_multiple_of(cfg.groups) {
+        bail!("conv2d: groups = {} must divide the {in_channels} input channels", cfg.groups);
+    }
+    let shape = (out_channels, in_channels / cfg.groups, kernel, kernel);
+    let (weight, bias) = crate::init::weight_and_bias(shape, true, &vb)?;
+    Ok(Conv2d { path: vb.prefix(), ..Conv2d::new(weight, bias, cfg)? })
 }
 
 impl Conv2d {

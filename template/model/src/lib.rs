@@ -28,6 +28,7 @@ pub mod batch_norm;
 mod dropout;
 mod error;
 pub mod graph;
+pub mod init;
 pub mod module;
 pub mod output;
 mod spec;

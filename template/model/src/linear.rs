@@ -4,7 +4,8 @@
 //! *transposed view* of its gradient, and every later pass over it (accumulation, the optimiser) reads
 //! memory with a stride of the layer's width — a fifth of an MLP training step. Computing
 //! `(W x^T)^T` instead gives the weight its gradient `g^T x` in the weight's own layout. Same
-//! parameters (`weight: [out, in]`, `bias: [out]`), same initialisation, same values.
+//! parameters (`weight: [out, in]`, `bias: [out]`) and values; PyTorch's `nn.Linear` initialisation
+//! ([`crate::init`]).
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -18,11 +19,11 @@ pub struct Linear {
     bias: Option<Tensor>,
 }
 
-/// Creates or loads `weight` and `bias` under `vb` exactly as `candle_nn::linear` does.
+/// Creates (initialised as PyTorch's `nn.Linear`) or loads `weight` `[out, in]` and `bias` `[out]`
+/// under `vb`: the names and shapes of `candle_nn::linear` and of PyTorch's state dict.
 pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
-    let path = vb.prefix();
-    let inner = candle_nn::linear(in_dim, out_dim, vb)?;
-    Ok(Linear { path, weight: inner.weight().clone(), bias: inner.bias().cloned() })
+    let (weight, bias) = crate::init::weight_and_bias((out_dim, in_dim), true, &vb)?;
+    Ok(Linear { path: vb.prefix(), weight, bias })
 }
 
 impl Linear {

@@ -268,6 +268,7 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
         progress.finish();
         let seconds = partial.seconds + start.elapsed().as_secs_f64();
         let train_eval = Evaluation {
+            task: spec.task(),
             loss: partial.loss_sum / partial.samples.max(1) as f64,
             metrics: task
                 .running_metric()

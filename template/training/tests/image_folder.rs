@@ -165,6 +165,20 @@ fn bad_image_folder_settings_are_config_errors_naming_the_key() {
 }
 
 #[test]
+fn a_crop_padding_beyond_half_the_image_is_refused_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    write_folder(&dir.path().join("images"), "train", 4);
+    let ok = image_folder_config(dir.path(), "memory", &["data_loader.args.augment.crop_padding=8"]);
+    assert!(ok.data_loader.load_train_val(ok.seed, &Device::Cpu).is_ok(), "8 is half of 16");
+    let config = image_folder_config(dir.path(), "memory", &["data_loader.args.augment.crop_padding=100000"]);
+    let err = config.data_loader.load_train_val(config.seed, &Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("`data_loader.args.augment.crop_padding` is 100000") && err.contains("16x20"), "{err}");
+    let run = RunDir::create(&config).unwrap();
+    assert!(train(&config, &run, &TrainOptions::default()).is_err());
+    assert!(!run.file("model_best.safetensors").exists());
+}
+
+#[test]
 fn a_resume_with_an_auto_config_keeps_the_numbers_the_run_measured() {
     let dir = tempfile::tempdir().unwrap();
     write_folder(&dir.path().join("images"), "train", 12);

@@ -277,9 +277,9 @@ fn unsupported_configurations_are_rejected_saying_what_is_supported() {
     );
 }
 
-/// Records each parameter a `VarBuilder` asks for (name, shape, initialisation) and answers zeros.
+/// Records each parameter a `VarBuilder` asks for (name and shape, initialisation) and answers zeros.
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<String>>>);
+struct Recorder(Arc<Mutex<Vec<(String, String)>>>);
 
 impl SimpleBackend for Recorder {
     fn get(
@@ -293,7 +293,7 @@ impl SimpleBackend for Recorder {
         self.0
             .lock()
             .expect("not poisoned")
-            .push(format!("{name} {s:?} {h:?}"));
+            .push((format!("{name} {s:?}"), format!("{h:?}")));
         Tensor::zeros(s, dtype, dev)
     }
 
@@ -307,7 +307,7 @@ impl SimpleBackend for Recorder {
 }
 
 #[test]
-fn parameters_are_created_like_candle_nn_conv2d() {
+fn parameters_are_named_and_shaped_like_candle_nn_conv2d_and_initialised_like_pytorch() {
     let requests = |build: &dyn Fn(VarBuilder)| {
         let recorder = Recorder::default();
         build(VarBuilder::from_backend(
@@ -323,6 +323,10 @@ fn parameters_are_created_like_candle_nn_conv2d() {
         let want =
             requests(&|vb| drop(candle_nn::conv2d(c, o, k, cfg, vb.pp("conv")).expect("builds")));
         assert_eq!(got.len(), 2);
-        assert_eq!(got, want);
+        let names = |r: &[(String, String)]| r.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&got), names(&want));
+        // PyTorch: weight and bias both uniform in +-1/sqrt(in / groups * k * k).
+        let pytorch = format!("{:?}", crate::init::pytorch_default(c / cfg.groups * k * k));
+        assert!(got.iter().all(|(_, init)| *init == pytorch), "{got:?}");
     }
 }
