@@ -30,14 +30,17 @@ pub fn conv2d(xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stride: usize
     }
     let g = Geometry::new([batch, channels, height, width], k, stride, padding)?;
     let (xs, weight) = (xs.contiguous()?, weight.contiguous()?);
-    let ys = if groups == 1 {
-        xs.apply_op2(&weight, im2col::Conv(g, out))?
-    } else {
-        xs.apply_op2(&weight, depthwise::Depthwise(g))?
-    }; // [batch, out, oh, ow]
-    match bias {
-        None => Ok(ys),
-        Some(bias) => ys.apply_op2(&bias.contiguous()?, bias::AddBias),
+    // [batch, out, oh, ow]
+    match (groups, bias) {
+        (1, Some(bias)) => xs.apply_op3(&weight, &bias.contiguous()?, im2col::ConvBias(g, out)),
+        (1, None) => xs.apply_op2(&weight, im2col::Conv(g, out)),
+        (_, bias) => {
+            let ys = xs.apply_op2(&weight, depthwise::Depthwise(g))?;
+            match bias {
+                None => Ok(ys),
+                Some(bias) => ys.apply_op2(&bias.contiguous()?, bias::AddBias),
+            }
+        }
     }
 }
 

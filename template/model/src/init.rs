@@ -46,7 +46,7 @@ mod tests {
         let bound = 1.0 / (fan_in as f64).sqrt();
         let (max, mean, std) = stats(t);
         let n = t.elem_count() as f64;
-        assert!(max <= bound, "{what}: |x| up to {max}, bound {bound}");
+        assert!(max <= bound * (1.0 + 1e-6), "{what}: |x| up to {max}, bound {bound} (f32 rounding allowed)");
         assert!(max > 0.9 * bound, "{what}: |x| only up to {max}, bound {bound}");
         // Sampling error of the mean: std / sqrt(n); allow 5 of them.
         assert!(mean.abs() < 5.0 * bound / (3.0 * n).sqrt(), "{what}: mean {mean}");

@@ -44,7 +44,12 @@ impl CustomOp2 for AddBias {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad_bias = grad.flatten_from(2)?.sum(2)?.sum(0)?; // [out]
-        Ok((Some(grad.clone()), Some(grad_bias)))
+        Ok((Some(grad.clone()), Some(bias_grad(grad)?)))
     }
+}
+
+/// The bias gradient `[out]` of an output gradient `[batch, out, oh, ow]`: the last dimensions
+/// summed first.
+pub(super) fn bias_grad(grad: &Tensor) -> Result<Tensor> {
+    grad.flatten_from(2)?.sum(2)?.sum(0)
 }

@@ -8,7 +8,7 @@
 //! cnn's conv2 at batch 64, 42 MB, and as much again for its gradient). A 1x1 kernel with stride 1
 //! and no padding needs no unfolding: a sample's `[c, h * w]` already is its columns.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
@@ -16,6 +16,11 @@ use super::{Geometry, check_dims, f32_values};
 
 /// `(input [batch, c, h, w], weight [out, c, k, k])` to `[batch, out, oh, ow]`.
 pub(super) struct Conv(pub Geometry, pub usize);
+
+/// `(input, weight, bias [out])` to the same plus the bias: one op, so that candle's backward pass
+/// accumulates no gradient for the output before the bias (a zeroed tensor and an add of the
+/// output's size, a tenth of the cnn's training step when the bias was an op of its own).
+pub(super) struct ConvBias(pub Geometry, pub usize);
 
 /// `(grad_output [batch, out, oh, ow], weight)` to the input gradient `[batch, c, h, w]`.
 struct GradInput(Geometry, usize);
@@ -169,25 +174,15 @@ fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
     }
 }
 
-impl CustomOp2 for Conv {
-    fn name(&self) -> &'static str {
-        "im2col-conv2d"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+impl Conv {
+    /// `[batch, out, oh, ow]`: each sample's output starts as the bias (or zero) and the GEMM adds
+    /// `weight @ cols` to it.
+    fn forward(&self, name: &str, inputs: [(&CpuStorage, &Layout); 2], bias: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
         let (g, out) = (self.0, self.1);
-        check_dims(self.name(), l1, &g.input_dims())?;
-        check_dims(self.name(), l2, &[out, g.channels, g.kernel, g.kernel])?;
-        let (xs, weight) = (
-            f32_values(s1, l1, self.name())?,
-            f32_values(s2, l2, self.name())?,
-        );
+        let [(s1, l1), (s2, l2)] = inputs;
+        check_dims(name, l1, &g.input_dims())?;
+        check_dims(name, l2, &[out, g.channels, g.kernel, g.kernel])?;
+        let (xs, weight) = (f32_values(s1, l1, name)?, f32_values(s2, l2, name)?);
         let weight = Mat::new(weight, out, g.col_rows());
         let (sample, n) = (g.channels * g.input_plane(), g.output_plane());
         let cols_len = if g.pointwise() { 0 } else { g.col_rows() * n };
@@ -205,7 +200,10 @@ impl CustomOp2 for Conv {
                         g.im2col(xs, cols);
                         cols
                     };
-                    matmul(ys, weight, Mat::new(cols, g.col_rows(), n), false);
+                    if let Some(bias) = bias {
+                        ys.chunks_exact_mut(n.max(1)).zip(bias).for_each(|(plane, b)| plane.fill(*b));
+                    }
+                    matmul(ys, weight, Mat::new(cols, g.col_rows(), n), bias.is_some());
                 },
             );
         Ok((
@@ -214,13 +212,8 @@ impl CustomOp2 for Conv {
         ))
     }
 
-    fn bwd(
-        &self,
-        xs: &Tensor,
-        weight: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    /// The input's and the weight's gradients (those that are tracked) from the output's.
+    fn grads(&self, xs: &Tensor, weight: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (g, out) = (self.0, self.1);
         let grad = grad.contiguous()?;
         // The model's input images need no gradient.
@@ -231,6 +224,65 @@ impl CustomOp2 for Conv {
             .track_op()
             .then(|| xs.apply_op2(&grad, GradWeight(g, out)));
         Ok((grad_xs.transpose()?, grad_weight.transpose()?))
+    }
+}
+
+impl CustomOp2 for Conv {
+    fn name(&self) -> &'static str {
+        "im2col-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward(self.name(), [(s1, l1), (s2, l2)], None)
+    }
+
+    fn bwd(
+        &self,
+        xs: &Tensor,
+        weight: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        self.grads(xs, weight, grad)
+    }
+}
+
+impl CustomOp3 for ConvBias {
+    fn name(&self) -> &'static str {
+        "im2col-conv2d-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        check_dims(self.name(), l3, &[self.1])?;
+        let bias = f32_values(s3, l3, self.name())?;
+        Conv(self.0, self.1).forward(self.name(), [(s1, l1), (s2, l2)], Some(bias))
+    }
+
+    fn bwd(
+        &self,
+        xs: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (grad_xs, grad_weight) = Conv(self.0, self.1).grads(xs, weight, grad)?;
+        let grad_bias = bias.track_op().then(|| super::bias::bias_grad(grad)).transpose()?;
+        Ok((grad_xs, grad_weight, grad_bias))
     }
 }
 
