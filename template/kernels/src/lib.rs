@@ -3,6 +3,7 @@
 //! they call in here, as do the loss (`experiment`) and the optimisers (`training`).
 //!
 //! - [`conv`]: 2-D convolution (`im2col` + GEMM, depthwise) with fused backward passes;
+//! - [`linear`]: the fully connected layer's product onto its bias, one op forward;
 //! - [`activation`]: ReLU and the exact GELU, one op forward and one backward each;
 //! - [`pool`]: max-pooling with the gradient at each window's first maximum (and the same
 //!   function with tensor ops for other devices);
@@ -19,6 +20,7 @@
 pub mod activation;
 pub mod alloc;
 pub mod conv;
+pub mod linear;
 pub mod loss;
 pub mod norm;
 pub mod optim;

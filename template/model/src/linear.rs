@@ -1,11 +1,7 @@
-//! A fully connected layer, `y = x W^T + b`, whose gradients come out contiguous.
-//!
-//! candle-nn's `Linear` computes `x.matmul(W.t())`; the backward pass then hands the weight a
-//! *transposed view* of its gradient, and every later pass over it (accumulation, the optimiser) reads
-//! memory with a stride of the layer's width — a fifth of an MLP training step. Computing
-//! `(W x^T)^T` instead gives the weight its gradient `g^T x` in the weight's own layout. Same
-//! parameters (`weight: [out, in]`, `bias: [out]`) and values; PyTorch's `nn.Linear` initialisation
-//! ([`crate::init`]).
+//! A fully connected layer, `y = x W^T + b`: one op forward on the CPU ([`kernels::linear`]: the
+//! product written onto the bias, the gradients contiguous in the weight's and the input's own
+//! layouts), candle's ops elsewhere. Same parameters (`weight: [out, in]`, `bias: [out]`) and values
+//! as candle-nn's `Linear`; PyTorch's `nn.Linear` initialisation ([`crate::init`]).
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -39,11 +35,7 @@ impl Linear {
 impl Module for Linear {
     /// `xs: [batch, in]` to `[batch, out]`.
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let ys = self.weight.matmul(&xs.t()?)?.t()?; // [batch, out], a transposed view
-        match &self.bias {
-            Some(bias) => ys.broadcast_add(bias), // contiguous again
-            None => ys.contiguous(),
-        }
+        kernels::linear::linear(xs, &self.weight, self.bias.as_ref())
     }
 }
 
