@@ -15,7 +15,7 @@ use super::{cargo, export_and_compare};
 const BATCH_NORM_AFTER_CONV1: [(&str, &str); 4] = [
     ("use crate::pool::{Flatten, MaxPool2d};\n", "use crate::batch_norm::{BatchNorm2d, batch_norm2d};\n"),
     ("    conv1: Conv2d,\n", "    bn1: BatchNorm2d,\n"),
-    ("vb.pp(\"conv1\"))?,\n", "            bn1: batch_norm2d(CONV1_CHANNELS, vb.pp(\"bn1\"))?,\n"),
+    ("vb.pp(\"conv1\"))?.with_relu(),\n", "            bn1: batch_norm2d(CONV1_CHANNELS, vb.pp(\"bn1\"))?,\n"),
     ("let x = f.layer(&self.conv1, &x)?; // [batch, 32, h - 2, w - 2]\n", "        let x = f.layer(&self.bn1, &x)?;\n"),
 ];
 

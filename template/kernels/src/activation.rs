@@ -30,6 +30,12 @@ pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// The gradient of a ReLU's input from its output's gradient and its `output` (both contiguous
+/// f32 CPU tensors of one shape): the gradient where the output is positive, zero elsewhere.
+pub(crate) fn relu_grad(grad: &Tensor, output: &Tensor) -> Result<Tensor> {
+    grad.contiguous()?.apply_op2_no_bwd(output, &Backward(ReluFn))
+}
+
 /// The standard normal CDF, `(1 + erf(x / sqrt 2)) / 2`.
 fn phi_cdf(x: f32) -> f32 {
     0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))

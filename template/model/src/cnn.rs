@@ -81,8 +81,8 @@ impl Cnn {
         }
         let pooled = ((height - shrink) / POOL) * ((width - shrink) / POOL);
         Ok(Self {
-            conv1: conv2d(channels, CONV1_CHANNELS, KERNEL, conv, vb.pp("conv1"))?,
-            conv2: conv2d(CONV1_CHANNELS, CONV2_CHANNELS, KERNEL, conv, vb.pp("conv2"))?,
+            conv1: conv2d(channels, CONV1_CHANNELS, KERNEL, conv, vb.pp("conv1"))?.with_relu(),
+            conv2: conv2d(CONV1_CHANNELS, CONV2_CHANNELS, KERNEL, conv, vb.pp("conv2"))?.with_relu(),
             dropout1: Dropout::new(cfg.dropout1),
             fc1: linear(CONV2_CHANNELS * pooled, FC1_WIDTH, vb.pp("fc1"))?,
             dropout2: Dropout::new(cfg.dropout2),
@@ -93,13 +93,11 @@ impl Cnn {
 
 impl Module for Cnn {
     fn run<F: Flow>(&self, f: &mut F, x: F::Value) -> Result<F::Value> {
+        // Each convolution with its ReLU (`with_relu`): one op, whose backward pass keeps no
+        // gradient for the output before the ReLU.
         let x = f.layer(&self.conv1, &x)?; // [batch, 32, h - 2, w - 2]
-        let x = f.layer(&Relu, &x)?;
         let x = f.layer(&self.conv2, &x)?; // [batch, 64, h - 4, w - 4]
-        // Pooling before the ReLU is the same function (ReLU is monotonic, so it commutes with
-        // max), on a quarter of the values.
         let x = f.layer(&MaxPool2d(POOL), &x)?; // [batch, 64, (h - 4) / 2, (w - 4) / 2]
-        let x = f.layer(&Relu, &x)?;
         let x = f.layer(&self.dropout1, &x)?;
         let x = f.layer(&Flatten, &x)?; // [batch, 64 * (h - 4) / 2 * (w - 4) / 2]
         let x = f.layer(&self.fc1, &x)?; // [batch, 128]

@@ -22,6 +22,8 @@ pub struct Conv2d {
     /// `[out]`.
     bias: Option<Tensor>,
     config: Conv2dConfig,
+    /// A ReLU after the convolution ([`Conv2d::with_relu`]).
+    relu: bool,
 }
 
 /// Creates (initialised as PyTorch's `nn.Conv2d`) or loads `<vb>.weight`
@@ -72,7 +74,15 @@ impl Conv2d {
             weight,
             bias,
             config,
+            relu: false,
         })
+    }
+
+    /// The same layer followed by a ReLU, computed as one op on the CPU: the same values and
+    /// gradients as a [`crate::activation::Relu`] layer after it, and a faster training step (the
+    /// backward pass keeps no gradient for the output before the ReLU). Exported as Conv, Relu.
+    pub fn with_relu(self) -> Self {
+        Self { relu: true, ..self }
     }
 
     /// `[out, in / groups, kernel, kernel]`, as in `candle_nn::Conv2d`.
@@ -91,7 +101,8 @@ impl Conv2d {
     /// `forward` on the CPU: the kernels of the `kernels` crate.
     fn forward_cpu(&self, xs: &Tensor) -> Result<Tensor> {
         let c = &self.config;
-        kernels::conv::conv2d(xs, &self.weight, self.bias.as_ref(), c.stride, c.padding, c.groups)
+        let conv = if self.relu { kernels::conv::conv2d_relu } else { kernels::conv::conv2d };
+        conv(xs, &self.weight, self.bias.as_ref(), c.stride, c.padding, c.groups)
     }
 }
 
@@ -110,10 +121,11 @@ impl Module for Conv2d {
             c.groups,
             c.cudnn_fwd_algo,
         )?;
-        match &self.bias {
-            None => Ok(ys),
-            Some(bias) => ys.broadcast_add(&bias.reshape((1, (), 1, 1))?),
-        }
+        let ys = match &self.bias {
+            None => ys,
+            Some(bias) => ys.broadcast_add(&bias.reshape((1, (), 1, 1))?)?,
+        };
+        if self.relu { ys.relu() } else { Ok(ys) }
     }
 }
 
@@ -123,14 +135,20 @@ impl crate::Layer for Conv2d {
     }
 
     fn kind(&self) -> &'static str {
-        if self.config.groups == 1 { "conv2d" } else { "depthwise conv2d" }
+        match (self.config.groups == 1, self.relu) {
+            (true, false) => "conv2d",
+            (true, true) => "conv2d+relu",
+            (false, false) => "depthwise conv2d",
+            (false, true) => "depthwise conv2d+relu",
+        }
     }
 
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Result<Tensor> {
         self.forward(xs)
     }
 
-    /// One Conv with the layer's padding, stride and groups (depthwise when groups = channels).
+    /// One Conv with the layer's padding, stride and groups (depthwise when groups = channels),
+    /// then a Relu for a layer [`Conv2d::with_relu`].
     fn emit(&self, g: &mut crate::graph::Graph, x: &crate::graph::Value) -> Result<crate::graph::Value> {
         use crate::graph::{Attr, int};
         let weight = g.param(&format!("{}.weight", self.path), &self.weight)?;
@@ -147,6 +165,7 @@ impl crate::Layer for Conv2d {
             ("dilations", Attr::Ints(vec![dilation, dilation])),
             ("group", Attr::Int(int(c.groups))),
         ];
-        Ok(g.node("Conv", 11, &inputs, attributes, &format!("{}/Conv", self.path)))
+        let ys = g.node("Conv", 11, &inputs, attributes, &format!("{}/Conv", self.path));
+        Ok(if self.relu { g.node("Relu", 6, &[&ys], vec![], &format!("{}/Relu", self.path)) } else { ys })
     }
 }

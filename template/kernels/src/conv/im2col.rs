@@ -17,10 +17,15 @@ use super::{Geometry, check_dims, f32_values};
 /// `(input [batch, c, h, w], weight [out, c, k, k])` to `[batch, out, oh, ow]`.
 pub(super) struct Conv(pub Geometry, pub usize);
 
-/// `(input, weight, bias [out])` to the same plus the bias: one op, so that candle's backward pass
-/// accumulates no gradient for the output before the bias (a zeroed tensor and an add of the
-/// output's size, a tenth of the cnn's training step when the bias was an op of its own).
-pub(super) struct ConvBias(pub Geometry, pub usize);
+/// `(input, weight, bias [out])` to the same plus the bias, then a ReLU when `relu`: one op, so that
+/// candle's backward pass accumulates no gradient for the output before the bias or the ReLU (a
+/// zeroed tensor and an add of the output's size each, a tenth of the cnn's training step when the
+/// bias was an op of its own).
+pub(super) struct ConvBias {
+    pub geometry: Geometry,
+    pub out: usize,
+    pub relu: bool,
+}
 
 /// `(grad_output [batch, out, oh, ow], weight)` to the input gradient `[batch, c, h, w]`.
 struct GradInput(Geometry, usize);
@@ -177,7 +182,7 @@ fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
 impl Conv {
     /// `[batch, out, oh, ow]`: each sample's output starts as the bias (or zero) and the GEMM adds
     /// `weight @ cols` to it.
-    fn forward(&self, name: &str, inputs: [(&CpuStorage, &Layout); 2], bias: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
+    fn forward(&self, name: &str, inputs: [(&CpuStorage, &Layout); 2], bias: Option<&[f32]>, relu: bool) -> Result<(CpuStorage, Shape)> {
         let (g, out) = (self.0, self.1);
         let [(s1, l1), (s2, l2)] = inputs;
         check_dims(name, l1, &g.input_dims())?;
@@ -204,6 +209,9 @@ impl Conv {
                         ys.chunks_exact_mut(n.max(1)).zip(bias).for_each(|(plane, b)| plane.fill(*b));
                     }
                     matmul(ys, weight, Mat::new(cols, g.col_rows(), n), bias.is_some());
+                    if relu {
+                        ys.iter_mut().for_each(|y| *y = y.max(0.0));
+                    }
                 },
             );
         Ok((
@@ -239,7 +247,7 @@ impl CustomOp2 for Conv {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        self.forward(self.name(), [(s1, l1), (s2, l2)], None)
+        self.forward(self.name(), [(s1, l1), (s2, l2)], None, false)
     }
 
     fn bwd(
@@ -255,7 +263,7 @@ impl CustomOp2 for Conv {
 
 impl CustomOp3 for ConvBias {
     fn name(&self) -> &'static str {
-        "im2col-conv2d-bias"
+        if self.relu { "im2col-conv2d-bias-relu" } else { "im2col-conv2d-bias" }
     }
 
     fn cpu_fwd(
@@ -267,9 +275,9 @@ impl CustomOp3 for ConvBias {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        check_dims(self.name(), l3, &[self.1])?;
+        check_dims(self.name(), l3, &[self.out])?;
         let bias = f32_values(s3, l3, self.name())?;
-        Conv(self.0, self.1).forward(self.name(), [(s1, l1), (s2, l2)], Some(bias))
+        Conv(self.geometry, self.out).forward(self.name(), [(s1, l1), (s2, l2)], Some(bias), self.relu)
     }
 
     fn bwd(
@@ -277,11 +285,13 @@ impl CustomOp3 for ConvBias {
         xs: &Tensor,
         weight: &Tensor,
         bias: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (grad_xs, grad_weight) = Conv(self.0, self.1).grads(xs, weight, grad)?;
-        let grad_bias = bias.track_op().then(|| super::bias::bias_grad(grad)).transpose()?;
+        // Through the ReLU first: the gradient where the output is positive.
+        let grad = if self.relu { crate::activation::relu_grad(grad, res)? } else { grad.clone() };
+        let (grad_xs, grad_weight) = Conv(self.geometry, self.out).grads(xs, weight, &grad)?;
+        let grad_bias = bias.track_op().then(|| super::bias::bias_grad(&grad)).transpose()?;
         Ok((grad_xs, grad_weight, grad_bias))
     }
 }

@@ -174,6 +174,32 @@ fn gradients_match_candle_conv2d() {
     }
 }
 
+/// candle's convolution then its ReLU: what [`Conv2d::with_relu`] must compute.
+struct CandleConvRelu(candle_nn::Conv2d);
+
+impl Module for CandleConvRelu {
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        xs.apply(&self.0)?.relu()
+    }
+}
+
+#[test]
+fn with_relu_matches_candle_conv2d_then_relu_in_value_and_gradients() {
+    for case in CASES {
+        let [x, w, b] = case.tensors();
+        let layer = ours(&w, &b, case.config()).with_relu();
+        let want = CandleConvRelu(candles(&w, &b, case.config()));
+        let (got_ys, want_ys) = (x.apply(&layer).expect("forward"), x.apply(&want).expect("candle forward"));
+        assert!(relative_error(&got_ys, &want_ys) < 1e-5, "{case:?}");
+        assert!(flat(&got_ys).iter().any(|&y| y == 0.0) && flat(&got_ys).iter().any(|&y| y > 0.0), "{case:?}: the probe should cut some values");
+        let got = gradients(case, |w, b| Box::new(ours(w, b, case.config()).with_relu()));
+        let want = gradients(case, |w, b| Box::new(CandleConvRelu(candles(w, b, case.config()))));
+        for (name, (got, want)) in ["input", "weight", "bias"].iter().zip(got.iter().zip(&want)) {
+            assert!(relative_error(got, want) < 1e-4, "{name} gradient, {case:?}");
+        }
+    }
+}
+
 /// `t` with `delta` added to its flat element `index`.
 fn bump(t: &Tensor, index: usize, delta: f32) -> Tensor {
     let mut data = flat(t);

@@ -62,6 +62,8 @@ fn conv2d_exports_with_stride_padding_and_depthwise_groups() {
         let (_, vb) = varmap();
         let layer = conv2d(cin, cout, kernel, cfg, vb.pp("conv")).expect("conv2d");
         assert_layer_exports(&layer, &[cin, 12, 12]);
+        // With its ReLU (`with_relu`): Conv then Relu.
+        assert_layer_exports(&layer.with_relu(), &[cin, 12, 12]);
     }
 }
 
