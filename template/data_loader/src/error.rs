@@ -121,7 +121,7 @@ pub enum DataError {
     InvalidLoader(String),
 
     /// Normalisation constants that would produce NaN or infinity.
-    #[error("invalid normalisation (`data_loader.args.normalize`): {0}")]
+    #[error("invalid normalisation: {0}")]
     InvalidNormalize(String),
 
     /// Tensors handed to a dataset whose shapes, dtypes or devices do not fit together.

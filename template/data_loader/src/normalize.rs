@@ -34,7 +34,7 @@ impl NormalizeSetting {
         match self {
             Self::Fixed(normalize) => Ok(normalize),
             Self::Auto => Err(DataError::InvalidNormalize(
-                "it is \"auto\", which training measures and writes into the run's config.json; use that \
+                "`normalize` is \"auto\", which training measures and writes into the run's config.json; use that \
                  config (the default for a checkpoint: leave out --config), or give the numbers"
                     .into(),
             )),
@@ -68,10 +68,16 @@ impl Normalize {
             ))),
         };
         let (mean, std) = (expand("mean", &self.mean)?, expand("std", &self.std)?);
-        if let Some(c) = (0..channels).find(|&c| !mean[c].is_finite() || !std[c].is_finite() || std[c] <= 0.0) {
+        if let Some(c) = (0..channels).find(|&c| !mean[c].is_finite()) {
             return Err(DataError::InvalidNormalize(format!(
-                "channel {c} has mean {} and std {}: the mean must be finite and the std finite and > 0",
-                mean[c], std[c]
+                "`mean` of channel {c} is {}: it must be a finite number",
+                mean[c]
+            )));
+        }
+        if let Some(c) = (0..channels).find(|&c| !std[c].is_finite() || std[c] <= 0.0) {
+            return Err(DataError::InvalidNormalize(format!(
+                "`std` of channel {c} is {}: it must be a finite number above 0 (1 leaves the pixels as they are)",
+                std[c]
             )));
         }
         Ok(Channels { mean, std })
@@ -286,7 +292,8 @@ mod tests {
     #[test]
     fn bad_numbers_and_bad_settings_are_refused_by_name() {
         for (json, needle) in [
-            (r#"{"mean": 0.5, "std": 0}"#, "channel 0 has mean 0.5 and std 0"),
+            (r#"{"mean": 0.5, "std": 0}"#, "`std` of channel 0 is 0: it must be a finite number above 0"),
+            (r#"{"mean": [0.1, 1e39], "std": 1}"#, "`mean` of channel 1 is inf"),
             (r#"{"mean": [0.1, 0.2], "std": [1, 1, 1]}"#, "`mean` has 2 values and `std` 3"),
         ] {
             let n: Normalize = serde_json::from_str(json).unwrap();

@@ -305,6 +305,7 @@ impl Config {
         if self.trainer.freeze_loaded && self.trainer.init_from.is_none() {
             return Err("`trainer.freeze_loaded` needs `trainer.init_from`: the checkpoint whose parameters to freeze".into());
         }
+        self.model.validate().map_err(|e| e.to_string())?;
         self.data_loader.check()?;
         self.optimizer.check()?;
         self.lr_scheduler.check()

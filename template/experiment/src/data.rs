@@ -233,7 +233,11 @@ impl DataLoaderConfig {
         }
         self.validation_split().check()?;
         if let Some(NormalizeSetting::Fixed(normalize)) = self.normalize() {
-            normalize.validate().map_err(|e| e.to_string())?;
+            let key = match self {
+                Self::Csv(_) => "data_loader.args.images.normalize",
+                _ => "data_loader.args.normalize",
+            };
+            normalize.validate().map_err(|e| format!("`{key}`: {e}"))?;
         }
         match self {
             Self::Mnist(args) => args.check(),

@@ -126,3 +126,44 @@ fn rules_serde_cannot_express_are_checked() {
     let err = load(CONFIG, &["data_loader.args.validation_split=0"]).unwrap_err().to_string();
     assert!(err.contains("no validation set"), "{err}");
 }
+
+/// Every key a config can hold (the shipped file with every default written out), set by `--set` to
+/// values of the wrong kind and out of range: each either loads or fails with a message that names
+/// the key's full JSON path in backticks, or its section's path and then the key (a `type`'s error
+/// may name its section alone).
+#[test]
+fn every_key_s_errors_name_its_json_path() {
+    let full = load(CONFIG, &[]).unwrap().to_json();
+    let mut keys = Vec::new();
+    leaf_paths(&serde_json::from_str(&full).unwrap(), String::new(), &mut keys);
+    assert!(keys.len() > 30, "{keys:?}");
+    let mut unnamed = Vec::new();
+    for key in &keys {
+        for value in ["\"bogus\"", "-1", "0", "0.5", "1.5", "1e30", "true", "{}", "[1]", "null"] {
+            let set = format!("{key}={value}");
+            let Err(err) = load(&full, &[set.as_str()]) else { continue };
+            let err = err.to_string();
+            let (section, leaf) = key.rsplit_once('.').unwrap_or(("", key));
+            let named = err.contains(&format!("`{key}"))
+                || (leaf == "type" && err.contains(&format!("`{section}`")))
+                || err.contains(&format!("`{section}`")) && err.contains(&format!("`{leaf}`"));
+            if !named {
+                unnamed.push(format!("--set {set}: {err}"));
+            }
+        }
+    }
+    assert!(unnamed.is_empty(), "{} errors do not name their key:\n{}", unnamed.len(), unnamed.join("\n"));
+}
+
+/// The dotted paths of `value`'s leaves (arrays and empty objects count as leaves).
+fn leaf_paths(value: &serde_json::Value, prefix: String, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) if !map.is_empty() => {
+            for (key, value) in map {
+                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                leaf_paths(value, path, out);
+            }
+        }
+        _ => out.push(prefix),
+    }
+}
