@@ -20,6 +20,9 @@ pub use csv::CsvArgs;
 pub use image_folder::ImageFolderArgs;
 pub use mnist::MnistArgs;
 
+/// Where an image type's `normalize` setting sits in config.json, for messages.
+const NORMALIZE_KEY: &str = "data_loader.args.normalize";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "args", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DataLoaderConfig {
@@ -118,7 +121,7 @@ impl DataLoaderConfig {
     pub fn channel_normalize(&self, channels: usize) -> data_loader::Result<Channels> {
         match self {
             Self::Csv(args) => args.input_normalize(),
-            _ => self.normalize().expect("image types have normalize").fixed()?.for_channels(channels),
+            _ => self.normalize().expect("image types have normalize").fixed(self.normalize_key())?.for_channels(channels),
         }
     }
 
@@ -174,7 +177,7 @@ impl DataLoaderConfig {
     pub fn check_fitted(&self) -> data_loader::Result<()> {
         match self {
             Self::Csv(args) => args.check_fitted(),
-            _ => self.normalize().expect("image types have normalize").fixed().map(|_| ()),
+            _ => self.normalize().expect("image types have normalize").fixed(self.normalize_key()).map(|_| ()),
         }
     }
 
@@ -227,17 +230,21 @@ impl DataLoaderConfig {
             || matches!(self, Self::Csv(args) if args.val.is_some())
     }
 
+    /// Where the images' `normalize` setting sits in config.json, for messages.
+    fn normalize_key(&self) -> &'static str {
+        match self {
+            Self::Csv(_) => csv::IMAGES_NORMALIZE_KEY,
+            _ => NORMALIZE_KEY,
+        }
+    }
+
     pub(crate) fn check(&self) -> Result<(), String> {
         if self.batch_size() == 0 {
             return Err("`data_loader.args.batch_size` must be at least 1".into());
         }
         self.validation_split().check()?;
         if let Some(NormalizeSetting::Fixed(normalize)) = self.normalize() {
-            let key = match self {
-                Self::Csv(_) => "data_loader.args.images.normalize",
-                _ => "data_loader.args.normalize",
-            };
-            normalize.validate().map_err(|e| format!("`{key}`: {e}"))?;
+            normalize.validate().map_err(|e| format!("`{}`: {e}", self.normalize_key()))?;
         }
         match self {
             Self::Mnist(args) => args.check(),

@@ -170,7 +170,7 @@ impl ImageFolderArgs {
                 problem: "no such folder: put test images in test/<class>/, or evaluate with --split val".into(),
             });
         }
-        self.dataset(self.list("test", spec.classes())?.files, self.normalize.fixed()?, device)
+        self.dataset(self.list("test", spec.classes())?.files, self.normalize.fixed(super::NORMALIZE_KEY)?, device)
     }
 
     /// The files as a dataset: decoded once into memory, or streamed.
