@@ -149,9 +149,9 @@ fn pid_of_rank(tag: &str, rank: usize) -> Option<u32> {
 
 /// `mpirun -np 2` training for a long time in `dir`, its ranks' environments tagged `tag`, once
 /// both ranks run and rank 0 has made the run folder.
-fn start_long_job(dir: &Path, tag: &str, env: &[(&str, &str)]) -> std::process::Child {
+fn start_long_job(dir: &Path, tag: &str, env: &[(&str, &str)]) -> Job {
     write_idx(&dir.join("data"), 300);
-    let mut job = Command::new("mpirun")
+    let mut child = Command::new("mpirun")
         .args(["-np", "2", "--oversubscribe", BINARY, "train", "--set", "name=\"long\"", "--set", "trainer.epochs=1000"])
         .args(["--set", &format!("data_loader.args.data_dir={:?}", dir.join("data").to_str().unwrap())])
         .args(["--set", &format!("trainer.save_dir={:?}", dir.join("saved").to_str().unwrap())])
@@ -160,15 +160,25 @@ fn start_long_job(dir: &Path, tag: &str, env: &[(&str, &str)]) -> std::process::
         .env("RAYON_NUM_THREADS", "1")
         .env("CANDLECUTTER_TEST_TAG", tag)
         .envs(env.iter().copied())
-        .stdout(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("mpirun starts");
+    let pipe = child.stderr.take().expect("stderr is piped");
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let collected = stderr.clone();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)).map_while(Result::ok) {
+            let mut text = collected.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+        }
+    });
+    let mut job = Job { child, stderr, reader };
     let started = std::time::Instant::now();
     while pid_of_rank(tag, 1).is_none() || !dir.join("saved/long").exists() {
-        if job.try_wait().unwrap().is_some() {
-            let output = job.wait_with_output().unwrap();
-            panic!("mpirun ended before the ranks trained:\n{}", String::from_utf8_lossy(&output.stderr));
+        if let Some(status) = job.child.try_wait().unwrap() {
+            panic!("mpirun ended ({status}) before the ranks trained:\n{}", job.stderr());
         }
         assert!(started.elapsed().as_secs() < 60, "the ranks did not start within 60 s");
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -178,20 +188,42 @@ fn start_long_job(dir: &Path, tag: &str, env: &[(&str, &str)]) -> std::process::
     job
 }
 
+/// A running `mpirun` and the thread that collects its stderr as it comes: the small model logs
+/// several epochs a second, more than a pipe holds, and an undrained pipe stalls the job.
+struct Job {
+    child: std::process::Child,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Job {
+    /// Its stderr so far, after waiting up to 5 s for the pipe to close (a rank that outlived
+    /// mpirun would hold it open).
+    fn stderr(&self) -> String {
+        let waited = std::time::Instant::now();
+        while !self.reader.is_finished() && waited.elapsed().as_secs() < 5 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
 /// Waits for `job` to end, at most `seconds` after `since`; its status and stderr.
-fn ends_within(mut job: std::process::Child, since: std::time::Instant, seconds: u64, what: &str) -> (std::process::ExitStatus, String) {
+fn ends_within(mut job: Job, since: std::time::Instant, seconds: u64, what: &str) -> (std::process::ExitStatus, String) {
     let status = loop {
-        if let Some(status) = job.try_wait().unwrap() {
+        if let Some(status) = job.child.try_wait().unwrap() {
             break status;
         }
         if since.elapsed().as_secs() >= seconds {
-            let _ = job.kill();
-            panic!("the job still ran {seconds} s after {what}");
+            let _ = job.child.kill();
+            let _ = job.child.wait();
+            let stderr = job.stderr();
+            let tail: String = stderr.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            panic!("the job still ran {seconds} s after {what}; the end of its stderr:\n{tail}");
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    let output = job.wait_with_output().unwrap();
-    (status, String::from_utf8_lossy(&output.stderr).into_owned())
+    (status, job.stderr())
 }
 
 #[test]
@@ -217,7 +249,7 @@ fn ctrl_c_on_the_launcher_stops_every_rank_with_a_checkpoint() {
     // mpirun then waits about that long before it exits).
     let job = start_long_job(dir.path(), &tag, &[("OMPI_MCA_odls_base_sigkill_timeout", "5")]);
     let pressed = std::time::Instant::now();
-    assert!(Command::new("kill").args(["-INT", &job.id().to_string()]).status().unwrap().success());
+    assert!(Command::new("kill").args(["-INT", &job.child.id().to_string()]).status().unwrap().success());
     let (_, stderr) = ends_within(job, pressed, 30, "Ctrl-C");
     assert!(pid_of_rank(&tag, 0).is_none() && pid_of_rank(&tag, 1).is_none(), "both ranks are gone");
     let run = std::fs::read_dir(dir.path().join("saved/long")).unwrap().next().unwrap().unwrap().path();
