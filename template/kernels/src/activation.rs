@@ -37,6 +37,7 @@ pub(crate) fn relu_grad(grad: &Tensor, output: &Tensor) -> Result<Tensor> {
 }
 
 /// The standard normal CDF, `(1 + erf(x / sqrt 2)) / 2`.
+#[inline(always)]
 fn phi_cdf(x: f32) -> f32 {
     0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
@@ -44,6 +45,7 @@ fn phi_cdf(x: f32) -> f32 {
 /// `erf(x)` within 5e-7 (absolute; f32 resolution near 1 is 6e-8), branch-free so that loops over it vectorise; libm's `erff`
 /// branches per value and was a third of the convnext's inference time. `erfc` by the Chebyshev
 /// fit of Numerical Recipes (relative error < 1.2e-7), with `t = 1 / (1 + |x| / 2)`.
+#[inline(always)]
 fn erf(x: f32) -> f32 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
@@ -61,6 +63,7 @@ fn erf(x: f32) -> f32 {
 /// `e^x` within 2 ulp for the arguments GELU needs (down to about -87, where it flushes to 0):
 /// `2^n * p(r)` with `r = x - n ln 2`, `|r| <= ln 2 / 2`, and a degree-6 Taylor polynomial.
 /// Branch-free, like [`erf`].
+#[inline(always)]
 fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     // Round to nearest by adding and subtracting 1.5 * 2^23 (no `round` call, which would stop
@@ -73,7 +76,10 @@ fn exp(x: f32) -> f32 {
 }
 
 /// An elementwise activation and its derivative, for [`Forward`] and [`Backward`]: one generic
-/// kernel each, monomorphised per activation so that the loops inline and vectorise.
+/// kernel each, monomorphised per activation so that the loops inline and vectorise. The
+/// functions are `#[inline(always)]`: left to the compiler, a change elsewhere in the crate once
+/// moved `GeluFn::grad` into another codegen unit, uninlined, and the convnext's training step
+/// lost 14%.
 trait Activation: Copy + Send + Sync + 'static {
     const NAME: &'static str;
     const GRAD_NAME: &'static str;
@@ -91,9 +97,11 @@ impl Activation for ReluFn {
     const NAME: &'static str = "relu-fused";
     const GRAD_NAME: &'static str = "relu-fused-grad";
     const GRAD_FROM_OUTPUT: bool = true;
+    #[inline(always)]
     fn value(x: f32) -> f32 {
         x.max(0.0)
     }
+    #[inline(always)]
     fn grad(g: f32, output: f32) -> f32 {
         if output > 0.0 { g } else { 0.0 }
     }
@@ -106,10 +114,12 @@ impl Activation for GeluFn {
     const NAME: &'static str = "gelu-erf-fused";
     const GRAD_NAME: &'static str = "gelu-erf-fused-grad";
     const GRAD_FROM_OUTPUT: bool = false;
+    #[inline(always)]
     fn value(x: f32) -> f32 {
         x * phi_cdf(x)
     }
     /// `g (Phi(x) + x phi(x))`.
+    #[inline(always)]
     fn grad(g: f32, x: f32) -> f32 {
         let inv_sqrt_2pi = 0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2;
         g * (phi_cdf(x) + x * inv_sqrt_2pi * exp(-0.5 * x * x))
