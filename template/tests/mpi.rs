@@ -168,10 +168,11 @@ fn start_long_job(dir: &Path, tag: &str, env: &[(&str, &str)]) -> Job {
     let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let collected = stderr.clone();
     let reader = std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)).map_while(Result::ok) {
-            let mut text = collected.lock().unwrap();
-            text.push_str(&line);
-            text.push('\n');
+        // Bytes, not `lines()`: a line that is not UTF-8 must not stop the draining.
+        let (mut pipe, mut line) = (std::io::BufReader::new(pipe), Vec::new());
+        while std::io::BufRead::read_until(&mut pipe, b'\n', &mut line).is_ok_and(|n| n > 0) {
+            collected.lock().unwrap().push_str(&String::from_utf8_lossy(&line));
+            line.clear();
         }
     });
     let mut job = Job { child, stderr, reader };

@@ -40,12 +40,14 @@ fn slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a
 /// `[channels, inner]`, into `mean` and `rstd` (`inner` values each).
 fn moments(x: &[f32], inner: usize, eps: f32, mean: &mut [f32], rstd: &mut [f32]) {
     let channels = (x.len() / inner) as f32;
-    mean.fill(0.0);
+    // Sums start at -0.0, as `Iterator::sum` does, so that a position whose values are all -0.0
+    // keeps the sign a one-position loop gives it.
+    mean.fill(-0.0);
     for row in x.chunks_exact(inner) {
         mean.iter_mut().zip(row).for_each(|(m, x)| *m += x);
     }
     mean.iter_mut().for_each(|m| *m /= channels);
-    rstd.fill(0.0);
+    rstd.fill(-0.0);
     for row in x.chunks_exact(inner) {
         rstd.iter_mut().zip(row).zip(&*mean).for_each(|((v, x), m)| *v += (x - m).powi(2));
     }
@@ -220,7 +222,13 @@ mod tests {
         // LayerNorm (inner 1), ChannelNorm on convnext's planes, and enough slabs to split.
         for (outer, channels, inner) in [(5, 32, 1), (3, 8, 49), (40, 16, 9), (300, 8, 49)] {
             let n = outer * channels * inner;
-            let (x, w, b, probe) = (values(n, 1), values(channels, 2), values(channels, 3), values(n, 4));
+            let (mut x, w, mut b, probe) = (values(n, 1), values(channels, 2), values(channels, 3), values(n, 4));
+            if inner > 1 {
+                // A position of -0.0 in every channel and a bias of -0.0: the output's sign there
+                // depends on the sums starting at -0.0.
+                (0..channels).for_each(|c| x[c * inner] = -0.0);
+                b[0] = -0.0;
+            }
             let want = by_position(&x, &w, &b, &probe, channels, inner, 1e-6);
             for threads in [1, 3] {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
@@ -237,8 +245,13 @@ mod tests {
                         .into()
                 });
                 for ((what, got), want) in ["output", "input grad", "weight grad", "bias grad"].iter().zip(&got).zip(&want) {
-                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(got), bits(want), "{what} at [{outer}, {channels}, {inner}] on {threads} threads");
+                    let differs = got.iter().zip(want).position(|(g, w)| g.to_bits() != w.to_bits());
+                    assert!(
+                        got.len() == want.len() && differs.is_none(),
+                        "{what} at [{outer}, {channels}, {inner}] on {threads} threads: value {differs:?} is {:?}, not {:?}",
+                        differs.map(|i| got[i]),
+                        differs.map(|i| want[i])
+                    );
                 }
             }
         }
