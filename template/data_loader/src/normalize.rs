@@ -29,13 +29,13 @@ pub enum NormalizeSetting {
 }
 
 impl NormalizeSetting {
-    /// The numbers; for `"auto"`, an error naming `key` (the setting's place in the config)
-    /// and saying where the measured numbers are.
-    pub fn fixed(&self, key: &str) -> Result<&Normalize> {
+    /// The numbers; for `"auto"`, an error naming the setting (`section` is where it sits in the
+    /// config, e.g. `data_loader.args`) and saying where the measured numbers are.
+    pub fn fixed(&self, section: &str) -> Result<&Normalize> {
         match self {
             Self::Fixed(normalize) => Ok(normalize),
             Self::Auto => Err(DataError::InvalidNormalize(format!(
-                "`{key}` is \"auto\", which training measures and writes into the run's config.json; use that \
+                "`{section}.normalize` is \"auto\", which training measures and writes into the run's config.json; use that \
                  config (the default for a checkpoint: leave out --config), or give the numbers"
             ))),
         }
@@ -309,7 +309,7 @@ mod tests {
             assert!(err.contains(needle), "{json}: {err}");
         }
         assert_eq!(serde_json::from_str::<NormalizeSetting>(r#""auto""#).unwrap(), NormalizeSetting::Auto);
-        let err = NormalizeSetting::Auto.fixed("data_loader.args.normalize").unwrap_err().to_string();
+        let err = NormalizeSetting::Auto.fixed("data_loader.args").unwrap_err().to_string();
         assert!(err.contains("`data_loader.args.normalize` is \"auto\"") && err.contains("run's config.json"), "{err}");
     }
 

@@ -20,8 +20,8 @@ pub use csv::CsvArgs;
 pub use image_folder::ImageFolderArgs;
 pub use mnist::MnistArgs;
 
-/// Where an image type's `normalize` setting sits in config.json, for messages.
-const NORMALIZE_KEY: &str = "data_loader.args.normalize";
+/// Where an image type's settings (`normalize`, `augment`, ...) sit in config.json, for messages.
+const ARGS_KEY: &str = "data_loader.args";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "args", rename_all = "snake_case", deny_unknown_fields)]
@@ -121,7 +121,7 @@ impl DataLoaderConfig {
     pub fn channel_normalize(&self, channels: usize) -> data_loader::Result<Channels> {
         match self {
             Self::Csv(args) => args.input_normalize(),
-            _ => self.normalize().expect("image types have normalize").fixed(self.normalize_key())?.for_channels(channels),
+            _ => self.normalize().expect("image types have normalize").fixed(self.images_key())?.for_channels(channels),
         }
     }
 
@@ -177,7 +177,7 @@ impl DataLoaderConfig {
     pub fn check_fitted(&self) -> data_loader::Result<()> {
         match self {
             Self::Csv(args) => args.check_fitted(),
-            _ => self.normalize().expect("image types have normalize").fixed(self.normalize_key()).map(|_| ()),
+            _ => self.normalize().expect("image types have normalize").fixed(self.images_key()).map(|_| ()),
         }
     }
 
@@ -230,11 +230,11 @@ impl DataLoaderConfig {
             || matches!(self, Self::Csv(args) if args.val.is_some())
     }
 
-    /// Where the images' `normalize` setting sits in config.json, for messages.
-    fn normalize_key(&self) -> &'static str {
+    /// Where the image settings (`normalize`, `augment`) sit in config.json, for messages.
+    fn images_key(&self) -> &'static str {
         match self {
-            Self::Csv(_) => csv::IMAGES_NORMALIZE_KEY,
-            _ => NORMALIZE_KEY,
+            Self::Csv(_) => csv::IMAGES_KEY,
+            _ => ARGS_KEY,
         }
     }
 
@@ -244,7 +244,7 @@ impl DataLoaderConfig {
         }
         self.validation_split().check()?;
         if let Some(NormalizeSetting::Fixed(normalize)) = self.normalize() {
-            normalize.validate().map_err(|e| format!("`{}`: {e}", self.normalize_key()))?;
+            normalize.validate().map_err(|e| format!("`{}.normalize`: {e}", self.images_key()))?;
         }
         match self {
             Self::Mnist(args) => args.check(),
@@ -271,8 +271,8 @@ impl DataLoaderConfig {
             Self::Csv(args) => args.load_train_val(seed, device)?,
         };
         if let Some([_, height, width]) = splits.spec.image_shape() {
-            let key = if matches!(self, Self::Csv(_)) { "data_loader.args.images.augment" } else { "data_loader.args.augment" };
-            self.augment().check(key, height, width).map_err(data_loader::DataError::InvalidLoader)?;
+            let key = format!("{}.augment", self.images_key());
+            self.augment().check(&key, height, width).map_err(data_loader::DataError::InvalidLoader)?;
         }
         Ok(splits)
     }

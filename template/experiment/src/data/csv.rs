@@ -25,8 +25,8 @@ use super::{Fitted, Splits};
 pub use columns::{Columns, Delimiter};
 pub use images::CsvImages;
 
-/// Where a table's images' `normalize` setting sits in config.json, for messages.
-pub(super) const IMAGES_NORMALIZE_KEY: &str = "data_loader.args.images.normalize";
+/// Where a table's image settings sit in config.json, for messages.
+pub(super) const IMAGES_KEY: &str = "data_loader.args.images";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -186,7 +186,7 @@ impl CsvArgs {
     /// for images, per channel.
     pub(super) fn input_normalize(&self) -> data_loader::Result<Channels> {
         if let Some(images) = &self.images {
-            return images.normalize.fixed(IMAGES_NORMALIZE_KEY)?.for_channels(images.channels);
+            return images.normalize.fixed(IMAGES_KEY)?.for_channels(images.channels);
         }
         let (mean, std) = self.encoding_or_error()?.input_mean_std();
         Ok(Channels { mean, std })
@@ -221,7 +221,7 @@ impl CsvArgs {
     pub(super) fn check_fitted(&self) -> data_loader::Result<()> {
         self.encoding_or_error()?;
         match self.normalize() {
-            Some(normalize) => normalize.fixed(IMAGES_NORMALIZE_KEY).map(drop),
+            Some(normalize) => normalize.fixed(IMAGES_KEY).map(drop),
             None => Ok(()),
         }
     }
@@ -343,7 +343,7 @@ impl CsvArgs {
     /// The inputs of `table`'s rows, and (for images) each channel's standardised black.
     fn inputs_and_black(&self, table: &Table, encoding: &Encoding, device: &Device) -> data_loader::Result<(Tensor, Vec<f32>)> {
         if let Some(images) = &self.images {
-            let normalize = if self.raw_inputs { Normalize::identity() } else { images.normalize.fixed(IMAGES_NORMALIZE_KEY)?.clone() };
+            let normalize = if self.raw_inputs { Normalize::identity() } else { images.normalize.fixed(IMAGES_KEY)?.clone() };
             return images.decode(table, &normalize, device);
         }
         let mut inputs = encoding.encode_inputs(table)?;

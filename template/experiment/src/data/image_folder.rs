@@ -99,7 +99,7 @@ pub enum Cache {
 
 impl ImageFolderArgs {
     pub(super) fn check(&self) -> Result<(), String> {
-        check_format("data_loader.args", self.image_size, self.channels, &self.normalize)?;
+        check_format(super::ARGS_KEY, self.image_size, self.channels, &self.normalize)?;
         if self.workers == 0 || self.prefetch == 0 {
             return Err("`data_loader.args.workers` and `data_loader.args.prefetch` must be at least 1".into());
         }
@@ -170,7 +170,7 @@ impl ImageFolderArgs {
                 problem: "no such folder: put test images in test/<class>/, or evaluate with --split val".into(),
             });
         }
-        self.dataset(self.list("test", spec.classes())?.files, self.normalize.fixed(super::NORMALIZE_KEY)?, device)
+        self.dataset(self.list("test", spec.classes())?.files, self.normalize.fixed(super::ARGS_KEY)?, device)
     }
 
     /// The files as a dataset: decoded once into memory, or streamed.

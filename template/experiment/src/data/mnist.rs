@@ -126,6 +126,6 @@ impl MnistArgs {
             )));
         }
         split.check_classes(spec.outputs())?;
-        Ok(SplitData::InMemory(TensorDataset::from_mnist(&split, None, self.normalize.fixed(super::NORMALIZE_KEY)?, device)?))
+        Ok(SplitData::InMemory(TensorDataset::from_mnist(&split, None, self.normalize.fixed(super::ARGS_KEY)?, device)?))
     }
 }

@@ -47,7 +47,7 @@ impl Default for CsvImages {
 
 impl CsvImages {
     pub(super) fn check(&self) -> Result<(), String> {
-        check_format("data_loader.args.images", self.image_size, self.channels, &self.normalize)?;
+        check_format(super::IMAGES_KEY, self.image_size, self.channels, &self.normalize)?;
         if self.column.is_empty() {
             return Err("`data_loader.args.images.column` is empty; name the column of image files".into());
         }
