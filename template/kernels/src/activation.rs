@@ -7,7 +7,6 @@
 //! pass reads the gradient and one saved tensor once. Other devices use candle's ops.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
-use rayon::prelude::*;
 
 /// Elements per parallel work item.
 const CHUNK: usize = 1 << 14;
@@ -145,13 +144,7 @@ impl<A: Activation> CustomOp1 for Forward<A> {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let xs = contiguous_f32(storage, layout, A::NAME)?;
-        let mut out = vec![0f32; xs.len()];
-        out.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK)).for_each(|(out, xs)| {
-            for (o, x) in out.iter_mut().zip(xs) {
-                *o = A::value(*x);
-            }
-        });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        Ok((CpuStorage::F32(crate::buffer::map(xs, CHUNK, A::value)), layout.shape().clone()))
     }
 
     fn bwd(&self, arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
@@ -167,15 +160,10 @@ impl<A: Activation> CustomOp2 for Backward<A> {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (grad, saved) = (contiguous_f32(s1, l1, A::GRAD_NAME)?, contiguous_f32(s2, l2, A::GRAD_NAME)?);
-        let mut result = vec![0f32; grad.len()];
-        result.par_chunks_mut(CHUNK).zip(grad.par_chunks(CHUNK).zip(saved.par_chunks(CHUNK))).for_each(
-            |(r, (g, saved))| {
-                for ((r, g), s) in r.iter_mut().zip(g).zip(saved) {
-                    *r = A::grad(*g, *s);
-                }
-            },
-        );
-        Ok((CpuStorage::F32(result), l1.shape().clone()))
+        if grad.len() != saved.len() {
+            bail!("{}: the gradient has {} values, the saved tensor {}", A::GRAD_NAME, grad.len(), saved.len());
+        }
+        Ok((CpuStorage::F32(crate::buffer::map2(grad, saved, CHUNK, A::grad)), l1.shape().clone()))
     }
 }
 

@@ -11,7 +11,6 @@ mod im2col;
 use std::ops::Range;
 
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor, bail};
-use rayon::prelude::*;
 
 /// `xs [batch, in, h, w]` convolved with `weight [out, in / groups, k, k]` (square kernel,
 /// dilation 1, groups 1 or depthwise), plus `bias [out]`: `[batch, out, oh, ow]`, with a fused
@@ -176,17 +175,17 @@ fn check_dims(op: &str, layout: &Layout, expected: &[usize]) -> Result<()> {
     Ok(())
 }
 
-/// `planes` zeroed planes of `plane_len` values, filled by `fill(plane_index, plane)` in parallel.
+/// `planes` planes of `plane_len` values, each zeroed and then filled by `fill(plane_index, plane)`
+/// on rayon's threads (the zeroing too: [`crate::buffer`]).
 fn par_planes(
     planes: usize,
     plane_len: usize,
-    fill: impl Fn(usize, &mut [f32]) + Sync,
+    fill: impl Fn(usize, &mut [f32]) + Send + Sync,
 ) -> Vec<f32> {
-    let mut out = vec![0f32; planes * plane_len];
-    if plane_len > 0 {
-        out.par_chunks_mut(plane_len)
-            .enumerate()
-            .for_each(|(i, plane)| fill(i, plane));
+    // SAFETY: each plane is written whole with zeros before `fill` sees it.
+    unsafe {
+        crate::buffer::par_fill(planes * plane_len, plane_len, 1, || (), |_, i, plane| {
+            fill(i, crate::buffer::write(plane, 0.0))
+        })
     }
-    out
 }

@@ -19,6 +19,7 @@
 
 pub mod activation;
 pub mod alloc;
+mod buffer;
 pub mod conv;
 pub mod linear;
 pub mod loss;

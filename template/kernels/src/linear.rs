@@ -9,9 +9,10 @@
 //! their tensors' own layouts: the weight's `g^T x` as `[out, in]`, the input's `g W` as
 //! `[batch, in]`. Other devices and dtypes use candle's ops, with the same values and gradients.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, bail};
 use gemm::{Parallelism, gemm};
-use rayon::prelude::*;
 
 /// `xs [batch, in] @ weight [out, in]^T + bias [out]`: `[batch, out]`, contiguous.
 pub fn linear(xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
@@ -88,53 +89,53 @@ impl<'a> View<'a> {
 /// between threads: a thread's share must amortise its own packing of the right-hand side.
 const MIN_ROWS_PER_THREAD: usize = 16;
 
-/// `dst = a @ b`, or `dst = bias + a @ b` with `bias [b.cols]` added to every row; `dst` row-major
-/// `[a.rows, b.cols]`. Blocks of rows run on rayon's threads, each writing its rows' bias and one
-/// single-threaded GEMM onto it: one parallel region per product.
-fn matmul(dst: &mut [f32], a: View, b: View, bias: Option<&[f32]>) {
+/// `a @ b`, or `bias + a @ b` with `bias [b.cols]` added to every row: row-major `[a.rows, b.cols]`.
+/// Blocks of rows run on rayon's threads, each writing its rows' bias (or nothing: the GEMM then
+/// overwrites them) and one single-threaded GEMM onto it: one parallel region per product, and no
+/// zeroing of the output first ([`crate::buffer`]).
+fn matmul(a: View, b: View, bias: Option<&[f32]>) -> Vec<f32> {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions differ");
-    assert_eq!(dst.len(), m * n, "destination does not match the product's shape");
     assert!(bias.is_none_or(|bias| bias.len() == n), "the bias does not match the product's columns");
     if m == 0 || n == 0 {
-        return;
+        return Vec::new();
     }
-    let start = |dst: &mut [f32]| {
+    // `dst`: the rows from `first`, as many as it holds.
+    let block = |dst: &mut [MaybeUninit<f32>], first: usize, parallelism: Parallelism| {
         if let Some(bias) = bias {
-            dst.chunks_exact_mut(n).for_each(|row| row.copy_from_slice(bias));
+            dst.chunks_exact_mut(n).for_each(|row| _ = crate::buffer::copy(row, bias));
         }
+        // SAFETY: rows `first..first + dst.len() / n` lie within `0..m` (the callers split `0..m`
+        // into blocks), and `dst` holds them; with a bias they were written above, and without one
+        // the GEMM overwrites them without reading.
+        unsafe { gemm_rows(dst.as_mut_ptr().cast(), a, first, dst.len() / n, b, bias.is_some(), parallelism) }
     };
     let threads = rayon::current_num_threads();
     if threads == 1 || m < 2 * MIN_ROWS_PER_THREAD {
-        start(dst);
-        // SAFETY: rows 0..m of `a` are in bounds (checked by `View::new`, a transpose covers the
-        // same values), and `dst` holds m * n values.
-        return unsafe { gemm_rows(dst, a, 0, m, b, bias.is_some(), Parallelism::Rayon(threads)) };
+        // SAFETY: `block` writes all `m` rows: the bias (if any), then the GEMM.
+        return unsafe { crate::buffer::fill(m * n, |dst| block(dst, 0, Parallelism::Rayon(threads))) };
     }
-    let block = m.div_ceil(threads).max(MIN_ROWS_PER_THREAD);
-    dst.par_chunks_mut(block * n).enumerate().for_each(|(i, dst)| {
-        start(dst);
-        let rows = dst.len() / n;
-        // SAFETY: rows `i * block ..` + `rows` lie within 0..m, and this thread's `dst` holds them.
-        unsafe { gemm_rows(dst, a, i * block, rows, b, bias.is_some(), Parallelism::None) }
-    });
+    let rows = m.div_ceil(threads).max(MIN_ROWS_PER_THREAD);
+    // SAFETY: as above, for each block of `rows` rows (the last may be shorter).
+    unsafe { crate::buffer::par_fill(m * n, rows * n, 1, || (), |_, i, dst| block(dst, i * rows, Parallelism::None)) }
 }
 
-/// `dst = a[first..first + rows] @ b` (or `+=`).
+/// `dst = a[first..first + rows] @ b` (or `+=`), `dst` row-major `[rows, b.cols]`.
 ///
 /// # Safety
-/// `first + rows <= a.rows`, and `dst.len() == rows * b.cols`.
-unsafe fn gemm_rows(dst: &mut [f32], a: View, first: usize, rows: usize, b: View, accumulate: bool, parallelism: Parallelism) {
-    debug_assert!(first + rows <= a.rows && dst.len() == rows * b.cols);
+/// `first + rows <= a.rows`; `dst` is valid for writes of `rows * b.cols` values, and for reads
+/// of them too when `accumulate` (then they must be initialised).
+unsafe fn gemm_rows(dst: *mut f32, a: View, first: usize, rows: usize, b: View, accumulate: bool, parallelism: Parallelism) {
+    debug_assert!(first + rows <= a.rows);
     let n = b.cols;
     // SAFETY: the caller's bounds: element (r, c) of the block is at (first + r) * row_stride +
-    // c * col_stride of `a.data`, below its length; `b` and `dst` are whole matrices.
+    // c * col_stride of `a.data`, below its length; `b` is a whole matrix, `dst` the caller's.
     unsafe {
         gemm(
             rows,
             n,
             a.cols,
-            dst.as_mut_ptr(),
+            dst,
             1,
             n as isize,
             accumulate,
@@ -170,9 +171,7 @@ impl Product {
         let Self { rows, inner, cols } = *self;
         let xs = View::new(values(op, s1, l1, &[rows, inner])?, rows, inner);
         let weight = View::new(values(op, s2, l2, &[cols, inner])?, cols, inner);
-        let mut ys = vec![0f32; rows * cols];
-        matmul(&mut ys, xs, weight.t(), bias);
-        Ok((CpuStorage::F32(ys), Shape::from((rows, cols))))
+        Ok((CpuStorage::F32(matmul(xs, weight.t(), bias)), Shape::from((rows, cols))))
     }
 
     /// The gradients of `xs` (`grad @ weight`) and of `weight` (`grad^T @ xs`), each only when
@@ -236,9 +235,7 @@ impl CustomOp2 for MatMul {
             true => View::new(values(self.name(), s1, l1, &[inner, rows])?, inner, rows).t(),
         };
         let b = View::new(values(self.name(), s2, l2, &[inner, cols])?, inner, cols);
-        let mut dst = vec![0f32; rows * cols];
-        matmul(&mut dst, a, b, None);
-        Ok((CpuStorage::F32(dst), Shape::from((rows, cols))))
+        Ok((CpuStorage::F32(matmul(a, b, None)), Shape::from((rows, cols))))
     }
 }
 

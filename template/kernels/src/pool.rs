@@ -116,14 +116,16 @@ impl CustomOp1 for MaxPoolGrad<'_> {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (grad, n, oh, ow) = planes(storage, layout, self.name())?;
         let plane = self.input_shape.elem_count() / n;
-        let mut result = vec![0f32; self.input_shape.elem_count()];
-        result.par_chunks_mut(plane).zip(grad.par_chunks(oh * ow).zip(self.argmax.par_chunks(oh * ow))).for_each(
-            |(out, (grad, argmax))| {
-                for (g, &i) in grad.iter().zip(argmax) {
+        // SAFETY: each plane is written whole with zeros before the window maxima's gradients add in.
+        let result = unsafe {
+            crate::buffer::par_fill(self.input_shape.elem_count(), plane, 1, || (), |_, p, out| {
+                let out = crate::buffer::write(out, 0.0);
+                let window = p * oh * ow..(p + 1) * oh * ow;
+                for (g, &i) in grad[window.clone()].iter().zip(&self.argmax[window]) {
                     out[i as usize] += g;
                 }
-            },
-        );
+            })
+        };
         Ok((CpuStorage::F32(result), self.input_shape.clone()))
     }
 }

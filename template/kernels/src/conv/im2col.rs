@@ -8,6 +8,8 @@
 //! cnn's conv2 at batch 64, 42 MB, and as much again for its gradient). A 1x1 kernel with stride 1
 //! and no padding needs no unfolding: a sample's `[c, h * w]` already is its columns.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
@@ -139,27 +141,43 @@ impl<'a> Mat<'a> {
     }
 }
 
-/// `dst = a @ b`, or `dst += a @ b` when `accumulate`; `dst` is row-major `a.rows x b.cols`. Single
-/// threaded: the callers run one sample per thread.
-fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+/// `dst += a @ b`; `dst` is row-major `a.rows x b.cols`. Single threaded: the callers run one
+/// sample per thread.
+fn matmul_add(dst: &mut [f32], a: Mat, b: Mat) {
+    assert_eq!(dst.len(), a.rows * b.cols, "destination does not match the product's shape");
+    // SAFETY: `dst` holds the product's values, initialised.
+    unsafe { gemm_into(dst.as_mut_ptr(), a, b, true) }
+}
+
+/// `dst = a @ b` (`dst`'s old values, if any, are neither read nor kept): `dst`, written.
+fn matmul_set<'d>(dst: &'d mut [MaybeUninit<f32>], a: Mat, b: Mat) -> &'d mut [f32] {
+    assert_eq!(dst.len(), a.rows * b.cols, "destination does not match the product's shape");
+    // SAFETY: `dst` holds the product's values; without `accumulate` the GEMM writes each of them
+    // (zeros when `a.cols` is 0) and reads none.
+    unsafe {
+        gemm_into(dst.as_mut_ptr().cast(), a, b, false);
+        crate::buffer::assume_init(dst)
+    }
+}
+
+/// `dst = a @ b`, or `dst += a @ b` when `accumulate`.
+///
+/// # Safety
+/// `dst` is valid for writes of `a.rows * b.cols` values, and for reads when `accumulate`.
+unsafe fn gemm_into(dst: *mut f32, a: Mat, b: Mat, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions differ");
-    assert_eq!(
-        dst.len(),
-        m * n,
-        "destination does not match the product's shape"
-    );
     if m == 0 || n == 0 {
         return;
     }
-    // SAFETY: `dst` holds `m * n` values written at `r * n + c`; `Mat::new` checked each operand's
-    // length against its shape, and a transposed view covers the same elements.
+    // SAFETY: `dst` holds `m * n` values written at `r * n + c` (the caller's promise); `Mat::new`
+    // checked each operand's length against its shape, and a transposed view covers the same elements.
     unsafe {
         gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             n as isize,
             accumulate,
@@ -191,29 +209,33 @@ impl Conv {
         let weight = Mat::new(weight, out, g.col_rows());
         let (sample, n) = (g.channels * g.input_plane(), g.output_plane());
         let cols_len = if g.pointwise() { 0 } else { g.col_rows() * n };
-        let mut ys = vec![0f32; g.batch * out * n];
-        ys.par_chunks_mut((out * n).max(1))
-            .with_min_len(g.samples_per_task())
-            .enumerate()
-            .for_each_init(
-                || vec![0f32; cols_len],
-                |cols, (b, ys)| {
-                    let xs = &xs[b * sample..][..sample];
-                    let cols = if g.pointwise() {
-                        xs
-                    } else {
-                        g.im2col(xs, cols);
-                        cols
-                    };
-                    if let Some(bias) = bias {
-                        ys.chunks_exact_mut(n.max(1)).zip(bias).for_each(|(plane, b)| plane.fill(*b));
+        // SAFETY: each sample's output is written whole: by the bias and the GEMM adding to it, or
+        // by the GEMM alone.
+        let ys = unsafe {
+            crate::buffer::par_fill(g.batch * out * n, out * n, g.samples_per_task(), || vec![0f32; cols_len], |cols, b, ys| {
+                let xs = &xs[b * sample..][..sample];
+                let cols = if g.pointwise() {
+                    xs
+                } else {
+                    g.im2col(xs, cols);
+                    cols
+                };
+                let cols = Mat::new(cols, g.col_rows(), n);
+                let ys = match bias {
+                    Some(bias) if n > 0 => {
+                        ys.chunks_exact_mut(n).zip(bias).for_each(|(plane, b)| _ = crate::buffer::write(plane, *b));
+                        // SAFETY: every plane was just written with its bias.
+                        let ys = crate::buffer::assume_init(ys);
+                        matmul_add(ys, weight, cols);
+                        ys
                     }
-                    matmul(ys, weight, Mat::new(cols, g.col_rows(), n), bias.is_some());
-                    if relu {
-                        ys.iter_mut().for_each(|y| *y = y.max(0.0));
-                    }
-                },
-            );
+                    _ => matmul_set(ys, weight, cols),
+                };
+                if relu {
+                    ys.iter_mut().for_each(|y| *y = y.max(0.0));
+                }
+            })
+        };
         Ok((
             CpuStorage::F32(ys),
             Shape::from((g.batch, out, g.out_height, g.out_width)),
@@ -318,23 +340,19 @@ impl CustomOp2 for GradInput {
         let weight_t = Mat::new(weight, out, g.col_rows()).t();
         let (sample, n) = (g.channels * g.input_plane(), g.output_plane());
         let cols_len = if g.pointwise() { 0 } else { g.col_rows() * n };
-        let mut grad_xs = vec![0f32; g.batch * sample];
-        grad_xs
-            .par_chunks_mut(sample.max(1))
-            .with_min_len(g.samples_per_task())
-            .enumerate()
-            .for_each_init(
-                || vec![0f32; cols_len],
-                |cols, (b, grad_xs)| {
-                    let grad = Mat::new(&grad[b * out * n..][..out * n], out, n);
-                    if g.pointwise() {
-                        matmul(grad_xs, weight_t, grad, false);
-                    } else {
-                        matmul(cols, weight_t, grad, false); // [c * k * k, oh * ow]
-                        g.col2im(cols, grad_xs);
-                    }
-                },
-            );
+        // SAFETY: each sample's gradient is written whole: by the GEMM, or zeroed and added into.
+        let grad_xs = unsafe {
+            let scratch = || vec![MaybeUninit::uninit(); cols_len];
+            crate::buffer::par_fill(g.batch * sample, sample, g.samples_per_task(), scratch, |cols, b, grad_xs| {
+                let grad = Mat::new(&grad[b * out * n..][..out * n], out, n);
+                if g.pointwise() {
+                    matmul_set(grad_xs, weight_t, grad);
+                } else {
+                    let cols = matmul_set(cols, weight_t, grad); // [c * k * k, oh * ow]
+                    g.col2im(cols, crate::buffer::write(grad_xs, 0.0));
+                }
+            })
+        };
         Ok((
             CpuStorage::F32(grad_xs),
             Shape::from(g.input_dims().to_vec()),
@@ -378,7 +396,7 @@ impl CustomOp2 for GradWeight {
                         &cols[..]
                     };
                     let grad = Mat::new(&grad[b * out * n..][..out * n], out, n);
-                    matmul(&mut sum, grad, Mat::new(cols_ref, rows, n).t(), true);
+                    matmul_add(&mut sum, grad, Mat::new(cols_ref, rows, n).t());
                     (sum, cols)
                 },
             )
