@@ -5,7 +5,8 @@
 #                          [--repeat R] [--no-torch] [--no-append]
 #
 #   --models "..."  which models to generate and measure [default: "mlp cnn convnext"]
-#   --steps N       timed steps per measurement [default: 50]
+#   --steps N       timed steps per measurement [default: per model and mode, about 1-3 s of
+#                   steps each: mlp 1500 / 2000 (train / eval), cnn 50 / 50, convnext 300 / 300]
 #   --warmup W      untimed steps before them [default: 5]
 #   --threads T     threads for both sides (RAYON_NUM_THREADS, torch.set_num_threads) [default: all CPUs]
 #   --repeat R      runs per side and measurement, alternating; the median run is reported [default: 3]
@@ -33,7 +34,7 @@ build_log="$work/build.log"
 readonly TRAIN_BATCH=64 EVAL_BATCH=256
 
 models=(mlp cnn convnext)
-steps=50
+steps=""
 warmup=5
 threads="$(nproc)"
 use_torch=1
@@ -76,7 +77,7 @@ parse_args() {
             *) die "unknown model '$model' in --models; choose from: mlp cnn convnext" ;;
         esac
     done
-    [[ "$steps" =~ ^[1-9][0-9]*$ ]] || die "--steps must be a positive integer, got '$steps'"
+    [[ -z "$steps" || "$steps" =~ ^[1-9][0-9]*$ ]] || die "--steps must be a positive integer, got '$steps'"
     [[ "$repeat" =~ ^[1-9][0-9]*$ ]] || die "--repeat must be a positive integer, got '$repeat'"
     [[ "$warmup" =~ ^[0-9]+$ ]] || die "--warmup must be a non-negative integer, got '$warmup'"
     [[ "$threads" =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer, got '$threads'"
@@ -183,18 +184,33 @@ check_threads() {
     [[ "$used" == "$threads" ]] || log "warning: $name ran with $used threads, not $threads"
 }
 
-# Arguments shared by both sides for a mode.
+# Timed steps for a model and mode: --steps, or enough for a measurement of about a second or more.
+# 50 steps of the mlp's 0.6 ms inference step are a 30 ms window, which one scheduler hiccup on a
+# shared machine moves by 10-20%.
+steps_for() {
+    if [[ -n "$steps" ]]; then printf '%s' "$steps"; return; fi
+    case "$1 $2" in
+        "mlp train") printf 1500 ;;
+        "mlp eval") printf 2000 ;;
+        "convnext train" | "convnext eval") printf 300 ;;
+        *) printf 50 ;;
+    esac
+}
+
+# Arguments shared by both sides for a model and mode.
 mode_args() {
-    case "$1" in
-        train) printf '%s\n' --steps "$steps" --warmup "$warmup" --batch-size "$TRAIN_BATCH" --json ;;
-        eval) printf '%s\n' --eval --steps "$steps" --warmup "$warmup" --batch-size "$EVAL_BATCH" --json ;;
-        *) die "unknown mode '$1'" ;;
+    local n
+    n="$(steps_for "$1" "$2")"
+    case "$2" in
+        train) printf '%s\n' --steps "$n" --warmup "$warmup" --batch-size "$TRAIN_BATCH" --json ;;
+        eval) printf '%s\n' --eval --steps "$n" --warmup "$warmup" --batch-size "$EVAL_BATCH" --json ;;
+        *) die "unknown mode '$2'" ;;
     esac
 }
 
 run_candle() {
     local model="$1" mode="$2" args
-    mapfile -t args < <(mode_args "$mode")
+    mapfile -t args < <(mode_args "$model" "$mode")
     (
         cd "$(project_dir "$model")"
         last_json_line "candle $model $mode" env RAYON_NUM_THREADS="$threads" CARGO_TARGET_DIR="$target_dir" \
@@ -205,7 +221,7 @@ run_candle() {
 run_torch() {
     local model="$1" mode="$2" args
     [[ -n "$python" ]] || return 0
-    mapfile -t args < <(mode_args "$mode")
+    mapfile -t args < <(mode_args "$model" "$mode")
     last_json_line "pytorch $model $mode" "$python" "$root/bench/torch_reference.py" --model "$model" \
         --threads "$threads" "${args[@]}"
 }
@@ -284,6 +300,15 @@ measure_all() {
     done
 }
 
+# "mlp 1500 / 2000, cnn 50 / 50, ...": the timed steps of each model measured.
+steps_list() {
+    local model sep=""
+    for model in "${models[@]}"; do
+        printf '%s%s %s / %s' "$sep" "$model" "$(steps_for "$model" train)" "$(steps_for "$model" eval)"
+        sep=", "
+    done
+}
+
 cpu_model() {
     local cpu
     cpu="$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//')"
@@ -300,7 +325,7 @@ machine_description() {
 - memory: ${mem:-unknown}; CPUs busy with other work just before a measurement: at most ${busy}%
 - $(rustc --version), PyTorch $torch_version
 - repository commit: $commit
-- $steps timed steps after $warmup warm-up steps; training at batch $TRAIN_BATCH, inference at batch $EVAL_BATCH;
+- timed steps (train / eval): $(steps_list) after $warmup warm-up steps; training at batch $TRAIN_BATCH, inference at batch $EVAL_BATCH;
   each side run $repeat times, alternating, and its median run reported
 - $build_label of bench-${models[0]}: ${build_s}s; rebuild after touching model/src/lib.rs: ${rebuild_s}s
 EOF
