@@ -17,7 +17,8 @@ fn main() {
         files.sort();
         writeln!(out, "pub static {name}: &[(&str, &[u8])] = &[").expect("writing to a String cannot fail");
         for (relative, absolute) in files {
-            writeln!(out, "    ({relative:?}, include_bytes!({absolute:?})),").expect("writing to a String cannot fail");
+            writeln!(out, "    ({relative:?}, include_bytes!({absolute:?})),")
+                .expect("writing to a String cannot fail");
         }
         writeln!(out, "];").expect("writing to a String cannot fail");
     }

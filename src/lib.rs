@@ -22,11 +22,7 @@ pub fn candlecutter_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("the test knows its own path");
     let dir = exe.parent().and_then(Path::parent).expect("tests run from target/<profile>/deps");
     let bin = dir.join(format!("candlecutter{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo test` at the repository root, which builds it",
-        bin.display()
-    );
+    assert!(bin.exists(), "{} is missing: run `cargo test` at the repository root, which builds it", bin.display());
     bin
 }
 

@@ -49,7 +49,10 @@ pub fn write_regression(path: &Path, rows: usize, seed: u64) -> std::io::Result<
     for i in 0..rows {
         let x = [rng.normal(), rng.normal(), rng.normal()];
         let region = usize::from(rng.uniform() < 0.5);
-        let y = INTERCEPT + WEIGHTS.iter().zip(&x).map(|(w, v)| w * v).sum::<f64>() + REGION[region].1 + NOISE * rng.normal();
+        let y = INTERCEPT
+            + WEIGHTS.iter().zip(&x).map(|(w, v)| w * v).sum::<f64>()
+            + REGION[region].1
+            + NOISE * rng.normal();
         let _ = writeln!(text, "{},{:.5},{:.5},{:.5},{},{:.5}", 1000 + i, x[0], x[1], x[2], REGION[region].0, y);
         // What the file says, not the unrounded numbers: the fit below sees what the model sees.
         let round = |v: f64| format!("{v:.5}").parse::<f64>().expect("a number");
@@ -78,9 +81,9 @@ pub fn least_squares_r2(train: &[RegressionRow], test: &[RegressionRow]) -> f64 
         m.swap(col, pivot);
         for r in 0..5 {
             if r != col {
-                let factor = m[r][col] / m[col][col];
-                for c in col..6 {
-                    m[r][c] -= factor * m[col][c];
+                let (pivot_row, factor) = (m[col], m[r][col] / m[col][col]);
+                for (x, p) in m[r][col..].iter_mut().zip(&pivot_row[col..]) {
+                    *x -= factor * p;
                 }
             }
         }
@@ -123,22 +126,6 @@ pub fn write_labels(path: &Path, rows: usize, seed: u64) -> std::io::Result<()> 
     std::fs::write(path, text)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn least_squares_recovers_the_weights_of_noiseless_data() {
-        let dir = std::env::temp_dir().join(format!("tables-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let rows = write_regression(&dir.join("r.csv"), 400, 1).unwrap();
-        let r2 = least_squares_r2(&rows[..300], &rows[300..]);
-        // Signal variance 4 + 1 + 0.25 + 2.25 = 7.5 against noise 0.09: R² about 0.988.
-        assert!(r2 > 0.98 && r2 < 0.995, "{r2}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
-
 /// The side of [`write_image_levels`]'s images.
 pub const LEVEL_IMAGE_SIDE: u32 = 28;
 
@@ -167,4 +154,20 @@ pub fn write_image_levels(dir: &Path, stem: &str, rows: usize, seed: u64) -> std
         writeln!(text, "{file},{level:.4}").expect("writing to a String");
     }
     std::fs::write(dir.join(format!("{stem}.csv")), text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn least_squares_recovers_the_weights_of_noiseless_data() {
+        let dir = std::env::temp_dir().join(format!("tables-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rows = write_regression(&dir.join("r.csv"), 400, 1).unwrap();
+        let r2 = least_squares_r2(&rows[..300], &rows[300..]);
+        // Signal variance 4 + 1 + 0.25 + 2.25 = 7.5 against noise 0.09: R² about 0.988.
+        assert!(r2 > 0.98 && r2 < 0.995, "{r2}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

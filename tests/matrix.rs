@@ -109,10 +109,17 @@ fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Resu
         .map_err(|e| format!("{name}: cargo tree: {e}"))?;
     let tree = String::from_utf8_lossy(&tree.stdout);
     if let Some(line) = tree.lines().find(|l| l.starts_with("mpi ") || l.starts_with("mpi-sys ")) {
-        return Err(format!("{name}: the default build depends on MPI ({line}); it should only with --features distributed"));
+        return Err(format!(
+            "{name}: the default build depends on MPI ({line}); it should only with --features distributed"
+        ));
     }
     args[0] = "test";
     let test = run("cargo test", cargo(project, &args))?;
+    // What the user's own tools say of the project as generated: formatted as its rustfmt.toml
+    // says, and clippy-clean with every target.
+    run("cargo fmt --check", cargo(project, &["fmt", "--all", "--check"]))?;
+    let lint = [&["clippy", "--workspace", "--all-targets"], features, &["--", "-D", "warnings"]].concat();
+    let clippy = run("cargo clippy -D warnings", cargo(project, &lint))?;
 
     // A few training steps on small synthetic data, then evaluate the best checkpoint.
     let data = project.join("data");
@@ -133,7 +140,8 @@ fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Resu
     if variant.backend == "cpu" && variant.model == "mlp" {
         tensorboard_check(&name, &run_dir)?;
     }
-    let out = Command::new(&bin).current_dir(project).arg("report").arg(&run_dir).output().map_err(|e| e.to_string())?;
+    let out =
+        Command::new(&bin).current_dir(project).arg("report").arg(&run_dir).output().map_err(|e| e.to_string())?;
     let charts = ["loss.png", "accuracy.png", "lr.png", "confusion.png", "report.md"];
     if !out.status.success() || !charts.iter().all(|f| run_dir.join(f).is_file()) {
         return Err(format!("{name}: report did not write {charts:?}: {}", String::from_utf8_lossy(&out.stderr)));
@@ -148,14 +156,20 @@ fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Resu
         .map_err(|e| e.to_string())?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().unwrap_or_default();
-    let json: serde_json::Value = serde_json::from_str(last)
-        .map_err(|e| format!("{name}: evaluate --json printed {last:?} ({e}); stderr: {}", String::from_utf8_lossy(&out.stderr)))?;
+    let json: serde_json::Value = serde_json::from_str(last).map_err(|e| {
+        format!("{name}: evaluate --json printed {last:?} ({e}); stderr: {}", String::from_utf8_lossy(&out.stderr))
+    })?;
     let accuracy = json["accuracy"].as_f64().unwrap_or(-1.0);
-    if json["samples"] != TEST_IMAGES || !(0.0..=1.0).contains(&accuracy) || !json["loss"].as_f64().is_some_and(f64::is_finite) {
+    if json["samples"] != TEST_IMAGES
+        || !(0.0..=1.0).contains(&accuracy)
+        || !json["loss"].as_f64().is_some_and(f64::is_finite)
+    {
         return Err(format!("{name}: unexpected evaluation {json}"));
     }
     printed_errors_name_the_key(variant, &bin, project, &checkpoint)?;
-    let mut report = format!("build {build:5.1}s  test {test:5.1}s  train {train:4.1}s  test accuracy {accuracy:.3}");
+    let mut report = format!(
+        "build {build:5.1}s  test {test:5.1}s  fmt + clippy {clippy:4.1}s  train {train:4.1}s  test accuracy {accuracy:.3}"
+    );
     if variant.onnx {
         export_and_compare(&name, &bin, project, &checkpoint)?;
         report.push_str("  onnx: exported, verified, same accuracy");
@@ -190,7 +204,9 @@ fn mpi_check(name: &str, project: &Path) -> Result<String, String> {
         if std::env::var_os("CI").is_some() {
             return Err(format!("{name}: mpirun is missing; .ci/run installs Open MPI"));
         }
-        println!("{name}: mpirun not found, skipping the data-parallel check (apt-get install libopenmpi-dev openmpi-bin libclang-dev)");
+        println!(
+            "{name}: mpirun not found, skipping the data-parallel check (apt-get install libopenmpi-dev openmpi-bin libclang-dev)"
+        );
         return Ok(String::new());
     }
     let start = Instant::now();
@@ -207,7 +223,20 @@ fn mpi_check(name: &str, project: &Path) -> Result<String, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    Ok(format!("  mpi: 2 ranks = 1 process, resume exact, a killed rank and Ctrl-C end the job ({:.0}s)", start.elapsed().as_secs_f64()))
+    // The code behind the feature is the user's too: clippy-clean with it on.
+    let lint = ["clippy", "--workspace", "--all-targets", "--features", "distributed", "--", "-D", "warnings"];
+    let out =
+        cargo(project, &lint).output().map_err(|e| format!("{name}: cargo clippy --features distributed: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{name}: cargo clippy --features distributed -D warnings failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(format!(
+        "  mpi: 2 ranks = 1 process, resume exact, a killed rank and Ctrl-C end the job, clippy-clean ({:.0}s)",
+        start.elapsed().as_secs_f64()
+    ))
 }
 
 /// A user's own data: colour PNGs of several sizes in class folders, configured by editing the
@@ -232,13 +261,22 @@ fn image_folder_check(variant: &Variant, project: &Path, bin: &Path) -> Result<S
         let run = |args: &[&str]| -> Result<String, String> {
             let out = Command::new(bin).current_dir(project).args(args).output().map_err(|e| e.to_string())?;
             if !out.status.success() {
-                return Err(format!("{name}: `{}` on the image folder failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)));
+                return Err(format!(
+                    "{name}: `{}` on the image folder failed: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
             }
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         };
         run(&["train", "--set", "name=folder", "--set", "trainer.epochs=3", "--set", "device=cpu"])?;
         let runs = project.join("saved").join("folder");
-        let run_dir = std::fs::read_dir(&runs).map_err(|e| e.to_string())?.next().ok_or("no run")?.map_err(|e| e.to_string())?.path();
+        let run_dir = std::fs::read_dir(&runs)
+            .map_err(|e| e.to_string())?
+            .next()
+            .ok_or("no run")?
+            .map_err(|e| e.to_string())?
+            .path();
         let checkpoint = run_dir.join("model_best.safetensors").display().to_string();
         let recorded: serde_json::Value = std::fs::read_to_string(run_dir.join("config.json"))
             .ok()
@@ -246,18 +284,25 @@ fn image_folder_check(variant: &Variant, project: &Path, bin: &Path) -> Result<S
             .ok_or("the run has no config.json")?;
         let measured = &recorded["data_loader"]["args"]["normalize"];
         if measured["mean"].as_array().map(Vec::len) != Some(3) || measured["std"].as_array().map(Vec::len) != Some(3) {
-            return Err(format!("{name}: the run's config.json should record three measured means and stds, has {measured}"));
+            return Err(format!(
+                "{name}: the run's config.json should record three measured means and stds, has {measured}"
+            ));
         }
         let classes: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
-        let evaluated = last_json(&name, bin, project, &["evaluate", "--split", "test", "--json", "--checkpoint", &checkpoint])?;
+        let evaluated =
+            last_json(&name, bin, project, &["evaluate", "--split", "test", "--json", "--checkpoint", &checkpoint])?;
         if evaluated["classes"] != serde_json::json!(classes) || evaluated["samples"] != 12 {
             return Err(format!("{name}: evaluate on the image folder gave {evaluated}"));
         }
         let image = project.join("query.png");
         write_png(&image, 31, 22, &class_image(2, 31, 22, 99)).map_err(|e| e.to_string())?;
         let image = image.display().to_string();
-        let predicted =
-            last_json(&name, bin, project, &["predict", "--json", "--top-k", "2", "--checkpoint", &checkpoint, &image])?;
+        let predicted = last_json(
+            &name,
+            bin,
+            project,
+            &["predict", "--json", "--top-k", "2", "--checkpoint", &checkpoint, &image],
+        )?;
         let top = predicted["top"].as_array().cloned().unwrap_or_default();
         if !predicted["name"].as_str().is_some_and(|n| CLASSES.contains(&n))
             || top.len() != 2
@@ -280,7 +325,10 @@ fn image_folder_check(variant: &Variant, project: &Path, bin: &Path) -> Result<S
             return Err(format!("{name}: the ONNX file names other classes: {from_onnx} / {predicted_onnx}"));
         }
         let accuracy = evaluated["accuracy"].as_f64().unwrap_or(f64::NAN);
-        Ok(format!("  image folder: test accuracy {accuracy:.3} (ONNX {onnx_accuracy:.3}), predicted {}", predicted["name"]))
+        Ok(format!(
+            "  image folder: test accuracy {accuracy:.3} (ONNX {onnx_accuracy:.3}), predicted {}",
+            predicted["name"]
+        ))
     })();
     std::fs::write(&config_path, original).map_err(|e| e.to_string())?;
     result
@@ -298,7 +346,15 @@ fn real_data_check(variant: &Variant, project: &Path, bin: &Path) -> Result<Stri
     let start = Instant::now();
     let out = Command::new(bin)
         .current_dir(project)
-        .args(["train", "--set", "data_loader.args.data_dir=data-real", "--set", "name=real", "--set", "trainer.epochs=5"])
+        .args([
+            "train",
+            "--set",
+            "data_loader.args.data_dir=data-real",
+            "--set",
+            "name=real",
+            "--set",
+            "trainer.epochs=5",
+        ])
         .args(["--set", "device=cpu", "--set", "trainer.early_stop=0"])
         .output()
         .map_err(|e| e.to_string())?;
@@ -307,7 +363,8 @@ fn real_data_check(variant: &Variant, project: &Path, bin: &Path) -> Result<Stri
     }
     let seconds = start.elapsed().as_secs_f64();
     let runs = project.join("saved").join("real");
-    let run = std::fs::read_dir(&runs).map_err(|e| e.to_string())?.next().ok_or("no run")?.map_err(|e| e.to_string())?.path();
+    let run =
+        std::fs::read_dir(&runs).map_err(|e| e.to_string())?.next().ok_or("no run")?.map_err(|e| e.to_string())?.path();
     let out = Command::new(bin)
         .current_dir(project)
         .args(["evaluate", "--split", "test", "--json", "--checkpoint"])
@@ -368,7 +425,11 @@ fn last_json(name: &str, bin: &Path, project: &Path, args: &[&str]) -> Result<se
     let out = Command::new(bin).current_dir(project).args(args).output().map_err(|e| e.to_string())?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(stdout.lines().last().unwrap_or_default()).map_err(|e| {
-        format!("{name}: `{}` printed {stdout:?} ({e}); stderr: {}", args.join(" "), String::from_utf8_lossy(&out.stderr))
+        format!(
+            "{name}: `{}` printed {stdout:?} ({e}); stderr: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        )
     })
 }
 
@@ -387,7 +448,8 @@ fn export_and_compare(name: &str, bin: &Path, project: &Path, checkpoint: &Path)
         return Err(format!("{name}: export wrote no model.onnx / model.onnx.json beside {checkpoint}"));
     }
     let onnx = onnx.display().to_string();
-    let candle = last_json(name, bin, project, &["evaluate", "--split", "test", "--json", "--checkpoint", &checkpoint])?;
+    let candle =
+        last_json(name, bin, project, &["evaluate", "--split", "test", "--json", "--checkpoint", &checkpoint])?;
     let tract = last_json(name, bin, project, &["evaluate", "--split", "test", "--json", "--onnx", &onnx])?;
     if candle["accuracy"] != tract["accuracy"] || candle["samples"] != tract["samples"] {
         return Err(format!("{name}: the ONNX file scores {tract} but the checkpoint {candle}"));
@@ -404,7 +466,10 @@ fn tensorboard_check(name: &str, run_dir: &Path) -> Result<(), String> {
     let out = Command::new(&python).arg(&script).arg(run_dir).output();
     let out = match out {
         Ok(out) if out.status.code() == Some(2) || out.status.code().is_none() => {
-            progress(&format!("{name}: TensorBoard reader check skipped: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            progress(&format!(
+                "{name}: TensorBoard reader check skipped: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
             return Ok(());
         }
         Err(e) => {
@@ -414,16 +479,21 @@ fn tensorboard_check(name: &str, run_dir: &Path) -> Result<(), String> {
         Ok(out) => out,
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let counts: serde_json::Value = serde_json::from_str(stdout.trim())
-        .map_err(|e| format!("{name}: tensorboard_check.py printed {stdout:?} ({e}); {}", String::from_utf8_lossy(&out.stderr)))?;
-    let epoch_tags = ["train/loss", "train/accuracy", "val/loss", "val/accuracy", "epoch/seconds", "epoch/samples_per_sec"];
+    let counts: serde_json::Value = serde_json::from_str(stdout.trim()).map_err(|e| {
+        format!("{name}: tensorboard_check.py printed {stdout:?} ({e}); {}", String::from_utf8_lossy(&out.stderr))
+    })?;
+    let epoch_tags =
+        ["train/loss", "train/accuracy", "val/loss", "val/accuracy", "epoch/seconds", "epoch/samples_per_sec"];
     for tag in epoch_tags {
         if counts[tag] != EPOCHS {
-            return Err(format!("{name}: TensorBoard finds {} points for {tag}, expected {EPOCHS}: {counts}", counts[tag]));
+            return Err(format!(
+                "{name}: TensorBoard finds {} points for {tag}, expected {EPOCHS}: {counts}",
+                counts[tag]
+            ));
         }
     }
     for tag in ["train_step/loss", "train_step/lr", "config"] {
-        if !counts[tag].as_u64().is_some_and(|n| n >= 1) {
+        if counts[tag].as_u64().is_none_or(|n| n < 1) {
             return Err(format!("{name}: TensorBoard finds no {tag}: {counts}"));
         }
     }
@@ -435,7 +505,8 @@ fn tensorboard_check(name: &str, run_dir: &Path) -> Result<(), String> {
 fn locked_packages(project: &Path, name: &str) -> Result<std::collections::BTreeSet<(String, String)>, String> {
     let text = std::fs::read_to_string(project.join("Cargo.lock")).map_err(|e| format!("{name}: Cargo.lock: {e}"))?;
     let lock: toml::Table = toml::from_str(&text).map_err(|e| format!("{name}: Cargo.lock: {e}"))?;
-    let packages = lock.get("package").and_then(|p| p.as_array()).ok_or(format!("{name}: Cargo.lock has no packages"))?;
+    let packages =
+        lock.get("package").and_then(|p| p.as_array()).ok_or(format!("{name}: Cargo.lock has no packages"))?;
     Ok(packages
         .iter()
         .filter_map(|p| Some((p.get("name")?.as_str()?.to_string(), p.get("version")?.as_str()?.to_string())))

@@ -19,7 +19,8 @@ const PROJECT: &str = "my-mnist";
 
 /// The `repository` URL of the workspace's packages, which the README's commands use.
 fn repository_url() -> String {
-    let manifest: toml::Table = toml::from_str(&std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap()).unwrap();
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap()).unwrap();
     manifest["workspace"]["package"]["repository"].as_str().expect("workspace.package.repository is set").to_string()
 }
 
@@ -91,7 +92,9 @@ fn the_readme_quick_start_runs_as_written_and_leaves_the_clone_unchanged() {
     let blocks = quick_start_blocks(&readme);
     assert!(blocks.len() >= 3, "README.md has {} marked blocks; expected the --git, clone and CLI forms", blocks.len());
     let url = repository_url();
-    for (form, needle) in [("--git", "cargo generate --git"), ("--path", "cargo generate --path"), ("CLI", "candlecutter new")] {
+    for (form, needle) in
+        [("--git", "cargo generate --git"), ("--path", "cargo generate --path"), ("CLI", "candlecutter new")]
+    {
         assert!(blocks.iter().any(|b| b.contains(needle)), "no marked README block uses the {form} form ({needle})");
     }
 
@@ -167,9 +170,14 @@ fn generating_inside_a_clone_leaves_its_workspace_alone() {
         .expect("cargo generate runs");
     assert_success("cargo generate --path template in the clone's root", &out);
     assert_eq!(status(&clone), format!("?? {PROJECT}/\n"), "the clone's own files must be unchanged");
-    let out = Command::new("cargo").args(["metadata", "--no-deps", "--format-version", "1"]).current_dir(&clone).output().unwrap();
+    let out = Command::new("cargo")
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(&clone)
+        .output()
+        .unwrap();
     assert_success("cargo metadata in the clone after generating inside it", &out);
     let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let members: Vec<&str> = metadata["packages"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    let members: Vec<&str> =
+        metadata["packages"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
     assert_eq!(members, ["candlecutter-tests", "candlecutter"], "the clone's workspace members");
 }

@@ -85,7 +85,8 @@ fn new(args: NewArgs) -> Result<()> {
         Some(dir) => dir,
         None => std::env::current_dir().map_err(crate::error::io("reading the current folder"))?,
     };
-    let path = generate::generate(&Request { name: args.name.clone(), destination, values: values.clone(), interactive })?;
+    let path =
+        generate::generate(&Request { name: args.name.clone(), destination, values: values.clone(), interactive })?;
 
     println!("Generated {} in {}", args.name, path.display());
     for (key, value) in &values {
@@ -98,14 +99,17 @@ fn new(args: NewArgs) -> Result<()> {
     println!("  cargo run --release -- train");
     println!("  cargo test                        # the project's own tests");
     if cuda {
-        println!("  # CUDA builds need the CUDA toolkit (nvcc); without it: cargo run --release --no-default-features -- train");
+        println!(
+            "  # CUDA builds need the CUDA toolkit (nvcc); without it: cargo run --release --no-default-features -- train"
+        );
     }
     Ok(())
 }
 
 /// The values given by --backend, --model, --onnx/--no-onnx and --define, in one layer.
 fn command_line_values(args: &NewArgs) -> Result<Vec<Given>> {
-    let flag = |key: &str, value: &str, source: &str| Given { key: key.into(), value: value.into(), source: source.into() };
+    let flag =
+        |key: &str, value: &str, source: &str| Given { key: key.into(), value: value.into(), source: source.into() };
     let mut given = Vec::new();
     if let Some(backend) = &args.backend {
         given.push(flag("backend", backend, "--backend"));

@@ -52,10 +52,7 @@ fn render_into_place(request: &Request, destination: &Path, target: &Path) -> Re
         .map_err(io(format!("creating a staging folder in {}", destination.display())))?;
 
     let args = GenerateArgs {
-        template_path: TemplatePath {
-            path: Some(template.path().display().to_string()),
-            ..TemplatePath::default()
-        },
+        template_path: TemplatePath { path: Some(template.path().display().to_string()), ..TemplatePath::default() },
         name: Some(request.name.clone()),
         silent: !request.interactive,
         vcs: Some(Vcs::None),
@@ -72,8 +69,7 @@ fn render_into_place(request: &Request, destination: &Path, target: &Path) -> Re
     if target.symlink_metadata().is_ok() {
         return Err(Error::DestinationExists { path: target.to_path_buf() });
     }
-    std::fs::rename(&rendered, target)
-        .map_err(io(format!("moving the project into {}", target.display())))?;
+    std::fs::rename(&rendered, target).map_err(io(format!("moving the project into {}", target.display())))?;
     Ok(())
     // `staging` and `template` are removed when dropped, on success and on error alike.
 }

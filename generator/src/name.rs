@@ -7,19 +7,47 @@ use crate::error::{Error, Result};
 
 /// Rust keywords, strict and reserved: a package named after one has no valid crate name.
 const KEYWORDS: &[&str] = &[
-    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate", "do",
-    "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl", "in", "let",
-    "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref", "return",
-    "self", "static", "struct", "super", "trait", "true", "try", "type", "typeof", "unsafe",
-    "unsized", "use", "virtual", "where", "while", "yield",
+    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate", "do", "dyn", "else",
+    "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "macro", "match", "mod",
+    "move", "mut", "override", "priv", "pub", "ref", "return", "self", "static", "struct", "super", "trait", "true",
+    "try", "type", "typeof", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
 ];
 
 /// Names cargo refuses for packages (build-directory names and the standard library's crates),
 /// and names Windows cannot use for a folder.
 const RESERVED: &[&str] = &[
-    "build", "deps", "examples", "incremental", "test", "std", "core", "alloc", "proc_macro",
-    "proc-macro", "con", "prn", "aux", "nul", "com1", "com2", "com3", "com4", "com5", "com6", "com7",
-    "com8", "com9", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
+    "build",
+    "deps",
+    "examples",
+    "incremental",
+    "test",
+    "std",
+    "core",
+    "alloc",
+    "proc_macro",
+    "proc-macro",
+    "con",
+    "prn",
+    "aux",
+    "nul",
+    "com1",
+    "com2",
+    "com3",
+    "com4",
+    "com5",
+    "com6",
+    "com7",
+    "com8",
+    "com9",
+    "lpt1",
+    "lpt2",
+    "lpt3",
+    "lpt4",
+    "lpt5",
+    "lpt6",
+    "lpt7",
+    "lpt8",
+    "lpt9",
 ];
 
 const MAX_LEN: usize = 64;
@@ -82,8 +110,23 @@ mod tests {
     #[test]
     fn refuses_what_cargo_or_cargo_generate_would_refuse_or_rename() {
         for name in [
-            "", "1abc", "my mnist", "a/b", "..", "fn", "test", "build", "deps", "self", "MyMnist",
-            "my--mnist", "trailing-", "model", "candle_core", "naïve", "-lead",
+            "",
+            "1abc",
+            "my mnist",
+            "a/b",
+            "..",
+            "fn",
+            "test",
+            "build",
+            "deps",
+            "self",
+            "MyMnist",
+            "my--mnist",
+            "trailing-",
+            "model",
+            "candle_core",
+            "naïve",
+            "-lead",
         ] {
             assert!(check(name).is_err(), "{name:?} should be refused");
         }

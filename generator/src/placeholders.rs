@@ -39,11 +39,8 @@ pub struct Placeholder {
 impl Placeholder {
     /// Check one value, returning it in the form cargo-generate expects.
     fn check(&self, value: &str) -> Result<String> {
-        let invalid = |choices: String| Error::InvalidChoice {
-            key: self.name.clone(),
-            value: value.to_string(),
-            choices,
-        };
+        let invalid =
+            |choices: String| Error::InvalidChoice { key: self.name.clone(), value: value.to_string(), choices };
         match &self.kind {
             Kind::Choice(choices) if choices.iter().any(|c| c == value) => Ok(value.to_string()),
             Kind::Choice(choices) => Err(invalid(choices.join(", "))),
@@ -52,8 +49,8 @@ impl Placeholder {
                 _ => Err(invalid("true, false".into())),
             },
             Kind::Text(Some(pattern)) => {
-                let regex = regex::Regex::new(pattern)
-                    .map_err(|e| Error::Template(format!("regex of {}: {e}", self.name)))?;
+                let regex =
+                    regex::Regex::new(pattern).map_err(|e| Error::Template(format!("regex of {}: {e}", self.name)))?;
                 if regex.is_match(value) {
                     Ok(value.to_string())
                 } else {
@@ -156,14 +153,14 @@ impl Placeholders {
             for given in layer {
                 let placeholder = self.lookup(&given.key)?;
                 let value = placeholder.check(&given.value)?;
-                if let Some(first) = seen.get(given.key.as_str()) {
-                    if first.value != given.value {
-                        return Err(Error::ConflictingValues {
-                            key: given.key.clone(),
-                            first: format!("{} ({})", first.value, first.source),
-                            second: format!("{} ({})", given.value, given.source),
-                        });
-                    }
+                if let Some(first) = seen.get(given.key.as_str())
+                    && first.value != given.value
+                {
+                    return Err(Error::ConflictingValues {
+                        key: given.key.clone(),
+                        first: format!("{} ({})", first.value, first.source),
+                        second: format!("{} ({})", given.value, given.source),
+                    });
                 }
                 seen.insert(&given.key, given);
                 values.insert(placeholder.name.clone(), value);
@@ -203,9 +200,7 @@ mod tests {
     #[test]
     fn later_layers_override_earlier_ones() {
         let p = Placeholders::from_template().unwrap();
-        let values = p
-            .resolve(&[vec![given("model", "mlp")], vec![given("model", "convnext")]], true)
-            .unwrap();
+        let values = p.resolve(&[vec![given("model", "mlp")], vec![given("model", "convnext")]], true).unwrap();
         assert_eq!(values["model"], "convnext");
         assert_eq!(values["backend"], "cpu");
     }

@@ -17,8 +17,8 @@ pub struct Preset {
 
 /// Read a values file: a `[values]` table of strings and booleans.
 pub fn read_file(path: &Path) -> Result<Vec<Given>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| Error::ValuesFileRead { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| Error::ValuesFileRead { path: path.to_path_buf(), source })?;
     parse(&text, &path.display().to_string())
         .map_err(|message| Error::ValuesFileParse { path: path.to_path_buf(), message })
 }
@@ -53,13 +53,10 @@ pub fn presets() -> Result<Vec<Preset>> {
         .filter_map(|(file, bytes)| file.strip_suffix(".toml").map(|name| (name, bytes)))
         .map(|(name, bytes)| {
             let text = std::str::from_utf8(bytes).map_err(|e| Error::Template(e.to_string()))?;
-            let summary = text
-                .lines()
-                .find_map(|l| l.strip_prefix('#'))
-                .map(|l| l.trim().to_string())
-                .unwrap_or_default();
-            let values = parse(text, &format!("preset {name}"))
-                .map_err(|e| Error::Template(format!("preset {name}: {e}")))?;
+            let summary =
+                text.lines().find_map(|l| l.strip_prefix('#')).map(|l| l.trim().to_string()).unwrap_or_default();
+            let values =
+                parse(text, &format!("preset {name}")).map_err(|e| Error::Template(format!("preset {name}: {e}")))?;
             Ok(Preset { name: name.to_string(), summary, values })
         })
         .collect()

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use inference::EvalSplit;
-use training::bench::{BenchMode, BenchOptions};
 use experiment::{Config, RunDir};
+use inference::EvalSplit;
 use training::TrainOptions;
+use training::bench::{BenchMode, BenchOptions};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Train and evaluate a model with Candle: images or tables, classes, labels or values")]
@@ -127,7 +127,10 @@ enum Command {
 #[derive(Debug, Args)]
 struct ModelSource {
     /// A checkpoint; the model is rebuilt from the config.json saved beside it.
-    #[cfg_attr(feature = "onnx", arg(long, value_name = "PATH", required_unless_present = "onnx", conflicts_with = "onnx"))]
+    #[cfg_attr(
+        feature = "onnx",
+        arg(long, value_name = "PATH", required_unless_present = "onnx", conflicts_with = "onnx")
+    )]
     #[cfg_attr(not(feature = "onnx"), arg(long, value_name = "PATH", required = true))]
     checkpoint: Option<PathBuf>,
     /// An exported ONNX file instead, run by tract; its config comes from the file.
@@ -264,7 +267,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::load(cli.config.as_deref().unwrap_or(Path::new("config.json")), &cli.set)?;
             if data {
                 let batch_size = batch_size.map_or(config.data_loader.batch_size(), |b| b as usize);
-                let options = BenchOptions { mode: BenchMode::Train, steps: steps as usize, warmup: warmup as usize, batch_size };
+                let options =
+                    BenchOptions { mode: BenchMode::Train, steps: steps as usize, warmup: warmup as usize, batch_size };
                 let report = training::bench::data::bench_data(&config, &options)?;
                 println!("{}", report.summary());
                 if json {
@@ -391,16 +395,21 @@ fn eval_split(split: Split) -> EvalSplit {
     }
 }
 
-fn train(config: &Option<PathBuf>, set: &[String], logger: &crate::logging::LoggerConfig, resume: Option<&Path>) -> anyhow::Result<()> {
+fn train(
+    config: &Option<PathBuf>,
+    set: &[String],
+    logger: &crate::logging::LoggerConfig,
+    resume: Option<&Path>,
+) -> anyhow::Result<()> {
     // One process, or one rank of a job `mpirun`/`srun` started (the `distributed` feature).
     let group = training::distributed::launch::from_environment()?;
     let result = train_as(&group, config, set, logger, resume);
-    if let Err(err) = &result {
-        if !group.is_single() {
-            // The other ranks would wait for this one at their next all-reduce: end the job.
-            eprintln!("error: rank {} of {}: {}", group.rank(), group.world(), crate::one_line(err));
-            group.abort_all(1);
-        }
+    if let Err(err) = &result
+        && !group.is_single()
+    {
+        // The other ranks would wait for this one at their next all-reduce: end the job.
+        eprintln!("error: rank {} of {}: {}", group.rank(), group.world(), crate::one_line(err));
+        group.abort_all(1);
     }
     result
 }

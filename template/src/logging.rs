@@ -93,11 +93,7 @@ pub fn init(config: &LoggerConfig, log_file: Option<&Path>) -> anyhow::Result<()
             .with_context(|| format!("opening {}", path.display()))?;
         layers.push(layer(config.file.format, false, Mutex::new(file)));
     }
-    tracing_subscriber::registry()
-        .with(layers)
-        .with(config.filter()?)
-        .try_init()
-        .context("logging was already set up")
+    tracing_subscriber::registry().with(layers).with(config.filter()?).try_init().context("logging was already set up")
 }
 
 fn layer<W>(format: Format, ansi: bool, writer: W) -> Box<dyn Layer<Registry> + Send + Sync>

@@ -76,7 +76,11 @@ fn train(root: &Path, ranks: usize, name: &str, set: &[&str]) -> PathBuf {
 
 fn weights(file: &Path) -> BTreeMap<String, Vec<f32>> {
     let checkpoint = experiment::checkpoint::load(file, &Device::Cpu).unwrap();
-    checkpoint.weights.iter().map(|(name, t)| (name.clone(), t.flatten_all().unwrap().to_vec1::<f32>().unwrap())).collect()
+    checkpoint
+        .weights
+        .iter()
+        .map(|(name, t)| (name.clone(), t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect()
 }
 
 fn assert_close(one: &BTreeMap<String, Vec<f32>>, other: &BTreeMap<String, Vec<f32>>, what: &str) {
@@ -152,10 +156,27 @@ fn pid_of_rank(tag: &str, rank: usize) -> Option<u32> {
 fn start_long_job(dir: &Path, tag: &str, env: &[(&str, &str)]) -> Job {
     write_idx(&dir.join("data"), 300);
     let mut child = Command::new("mpirun")
-        .args(["-np", "2", "--oversubscribe", BINARY, "train", "--set", "name=\"long\"", "--set", "trainer.epochs=1000"])
+        .args([
+            "-np",
+            "2",
+            "--oversubscribe",
+            BINARY,
+            "train",
+            "--set",
+            "name=\"long\"",
+            "--set",
+            "trainer.epochs=1000",
+        ])
         .args(["--set", &format!("data_loader.args.data_dir={:?}", dir.join("data").to_str().unwrap())])
         .args(["--set", &format!("trainer.save_dir={:?}", dir.join("saved").to_str().unwrap())])
-        .args(["--set", "trainer.tensorboard=false", "--set", "trainer.early_stop=0", "--set", "data_loader.args.batch_size=10"])
+        .args([
+            "--set",
+            "trainer.tensorboard=false",
+            "--set",
+            "trainer.early_stop=0",
+            "--set",
+            "data_loader.args.batch_size=10",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("RAYON_NUM_THREADS", "1")
         .env("CANDLECUTTER_TEST_TAG", tag)
@@ -210,7 +231,12 @@ impl Job {
 }
 
 /// Waits for `job` to end, at most `seconds` after `since`; its status and stderr.
-fn ends_within(mut job: Job, since: std::time::Instant, seconds: u64, what: &str) -> (std::process::ExitStatus, String) {
+fn ends_within(
+    mut job: Job,
+    since: std::time::Instant,
+    seconds: u64,
+    what: &str,
+) -> (std::process::ExitStatus, String) {
     let status = loop {
         if let Some(status) = job.child.try_wait().unwrap() {
             break status;
@@ -219,7 +245,8 @@ fn ends_within(mut job: Job, since: std::time::Instant, seconds: u64, what: &str
             let _ = job.child.kill();
             let _ = job.child.wait();
             let stderr = job.stderr();
-            let tail: String = stderr.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            let tail: String =
+                stderr.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
             panic!("the job still ran {seconds} s after {what}; the end of its stderr:\n{tail}");
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -254,7 +281,8 @@ fn ctrl_c_on_the_launcher_stops_every_rank_with_a_checkpoint() {
     let (_, stderr) = ends_within(job, pressed, 30, "Ctrl-C");
     assert!(pid_of_rank(&tag, 0).is_none() && pid_of_rank(&tag, 1).is_none(), "both ranks are gone");
     let run = std::fs::read_dir(dir.path().join("saved/long")).unwrap().next().unwrap().unwrap().path();
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["stopped_by"], "interrupted", "{stderr}");
     // Where both ranks stopped: mid-epoch a step checkpoint, at an epoch's end that epoch's.
     let (checkpoint, state) = experiment::resume::find_checkpoint(&run).expect("rank 0 saved a checkpoint");

@@ -27,7 +27,11 @@ fn run(name: &str, bin: &Path, project: &Path, args: &[&str]) -> Result<String, 
 }
 
 /// `config.json` with `edit` applied to it, for the duration of `body`; restored afterwards.
-fn with_config<T>(project: &Path, edit: impl FnOnce(&mut serde_json::Value), body: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+fn with_config<T>(
+    project: &Path,
+    edit: impl FnOnce(&mut serde_json::Value),
+    body: impl FnOnce() -> Result<T, String>,
+) -> Result<T, String> {
     let path = project.join("config.json");
     let original = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
     let mut config: serde_json::Value = serde_json::from_str(&original).map_err(|e| e.to_string())?;
@@ -82,15 +86,23 @@ fn one_task(
         run(name, bin, project, &["train", "--set", "device=cpu"])?;
         let run = run_dir(project, run_name)?;
         let checkpoint = run.join("model_best.safetensors").display().to_string();
-        let evaluated = last_json(name, bin, project, &["evaluate", "--split", "test", "--json", "--checkpoint", &checkpoint])?;
+        let evaluated =
+            last_json(name, bin, project, &["evaluate", "--split", "test", "--json", "--checkpoint", &checkpoint])?;
         if evaluated["samples"] != rows {
-            return Err(format!("{name}: {run_name}: evaluate scored {} rows, not {rows}: {evaluated}", evaluated["samples"]));
+            return Err(format!(
+                "{name}: {run_name}: evaluate scored {} rows, not {rows}: {evaluated}",
+                evaluated["samples"]
+            ));
         }
         let predictions = run.join("predictions.csv").display().to_string();
         self::run(name, bin, project, &["predict", "--checkpoint", &checkpoint, &test, "--output", &predictions])?;
         let written = std::fs::read_to_string(&predictions).map_err(|e| e.to_string())?;
         if written.lines().count() != rows + 1 || !written.starts_with("line,") {
-            return Err(format!("{name}: {run_name}: predict wrote {} lines: {}", written.lines().count(), &written[..written.len().min(200)]));
+            return Err(format!(
+                "{name}: {run_name}: predict wrote {} lines: {}",
+                written.lines().count(),
+                &written[..written.len().min(200)]
+            ));
         }
         self::run(name, bin, project, &["export", "--checkpoint", &checkpoint])?;
         let onnx = run.join("model.onnx").display().to_string();
@@ -99,7 +111,9 @@ fn one_task(
             let (a, b) = (evaluated[metric].as_f64(), from_onnx[metric].as_f64());
             let same = matches!((a, b), (Some(a), Some(b)) if (a - b).abs() <= 1e-5 * a.abs().max(1.0));
             if !same {
-                return Err(format!("{name}: {run_name}: {metric} is {a:?} from the checkpoint but {b:?} from the ONNX file"));
+                return Err(format!(
+                    "{name}: {run_name}: {metric} is {a:?} from the checkpoint but {b:?} from the ONNX file"
+                ));
             }
         }
         self::run(name, bin, project, &["report", &run.display().to_string()])?;
@@ -134,11 +148,22 @@ pub(super) fn tables_check(name: &str, project: &Path, bin: &Path) -> Result<Str
     let houses = serde_json::json!({"type": "csv", "args": {
         "train": "tables/houses.csv", "test": "tables/houses-test.csv", "task": "regression",
         "target": "price", "exclude": ["id"], "batch_size": 32}});
-    let regression = one_task(name, bin, project, "houses", houses.clone(), serde_json::json!({"type": "mse"}),
-        &["rmse", "mae", "r2"], "min val_rmse", (TEST_ROWS, linear_training))?;
+    let regression = one_task(
+        name,
+        bin,
+        project,
+        "houses",
+        houses.clone(),
+        serde_json::json!({"type": "mse"}),
+        &["rmse", "mae", "r2"],
+        "min val_rmse",
+        (TEST_ROWS, linear_training),
+    )?;
     let r2 = regression["r2"].as_f64().unwrap_or(f64::NAN);
-    if !(r2 >= reference - 0.01) || regression["per_target"][0]["name"] != "price" {
-        return Err(format!("{name}: the regression's test R² is {r2:.4}, the least-squares fit's {reference:.4}: {regression}"));
+    if r2.is_nan() || r2 < reference - 0.01 || regression["per_target"][0]["name"] != "price" {
+        return Err(format!(
+            "{name}: the regression's test R² is {r2:.4}, the least-squares fit's {reference:.4}: {regression}"
+        ));
     }
 
     let snippet = onnx_snippet_check(name, project, bin)?;
@@ -146,8 +171,17 @@ pub(super) fn tables_check(name: &str, project: &Path, bin: &Path) -> Result<Str
     let species = serde_json::json!({"type": "csv", "args": {
         "train": "tables/species.csv", "test": "tables/species-test.csv", "task": "classification",
         "target": "species", "batch_size": 32}});
-    let classes = one_task(name, bin, project, "species", species, serde_json::json!({"type": "cross_entropy"}),
-        &["accuracy", "macro_f1"], "max val_accuracy", (TEST_ROWS, linear_training))?;
+    let classes = one_task(
+        name,
+        bin,
+        project,
+        "species",
+        species,
+        serde_json::json!({"type": "cross_entropy"}),
+        &["accuracy", "macro_f1"],
+        "max val_accuracy",
+        (TEST_ROWS, linear_training),
+    )?;
     let accuracy = classes["accuracy"].as_f64().unwrap_or(0.0);
     if accuracy < 0.95 || classes["classes"] != serde_json::json!(tables::SPECIES) {
         return Err(format!("{name}: three separable classes scored {classes}"));
@@ -156,8 +190,17 @@ pub(super) fn tables_check(name: &str, project: &Path, bin: &Path) -> Result<Str
     let labels = serde_json::json!({"type": "csv", "args": {
         "train": "tables/labels.csv", "test": "tables/labels-test.csv", "task": "multi_label",
         "target": ["label_a", "label_b"], "batch_size": 32}});
-    let multi = one_task(name, bin, project, "labels", labels, serde_json::json!({"type": "binary_cross_entropy"}),
-        &["micro_f1", "macro_f1", "subset_accuracy", "hamming_score"], "max val_micro_f1", (TEST_ROWS, linear_training))?;
+    let multi = one_task(
+        name,
+        bin,
+        project,
+        "labels",
+        labels,
+        serde_json::json!({"type": "binary_cross_entropy"}),
+        &["micro_f1", "macro_f1", "subset_accuracy", "hamming_score"],
+        "max val_micro_f1",
+        (TEST_ROWS, linear_training),
+    )?;
     let f1 = multi["micro_f1"].as_f64().unwrap_or(0.0);
     if f1 < 0.9 || multi["per_label"].as_array().map(Vec::len) != Some(2) {
         return Err(format!("{name}: two separable labels scored {multi}"));
@@ -176,9 +219,12 @@ pub(super) fn tables_check(name: &str, project: &Path, bin: &Path) -> Result<Str
 /// $CANDLECUTTER_PYTHON (CI's virtualenv has them), else it is skipped with a printed line.
 fn onnx_snippet_check(name: &str, project: &Path, bin: &Path) -> Result<String, String> {
     let python = std::env::var("CANDLECUTTER_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_runtime = Command::new(&python).args(["-c", "import onnxruntime, numpy"]).output().is_ok_and(|o| o.status.success());
+    let has_runtime =
+        Command::new(&python).args(["-c", "import onnxruntime, numpy"]).output().is_ok_and(|o| o.status.success());
     if !has_runtime {
-        candlecutter_tests::progress(&format!("{name}: the README's onnxruntime snippet is not run: {python} lacks onnxruntime or numpy"));
+        candlecutter_tests::progress(&format!(
+            "{name}: the README's onnxruntime snippet is not run: {python} lacks onnxruntime or numpy"
+        ));
         return Ok(String::new());
     }
     let readme = std::fs::read_to_string(project.join("README.md")).map_err(|e| e.to_string())?;
@@ -211,14 +257,20 @@ fn onnx_snippet_check(name: &str, project: &Path, bin: &Path) -> Result<String, 
     let out = Command::new(&python).args(["-c", &code]).output().map_err(|e| e.to_string())?;
     let printed = String::from_utf8_lossy(&out.stdout);
     let values: serde_json::Value = serde_json::from_str(printed.trim()).map_err(|e| {
-        format!("{name}: the README's snippet printed {printed:?} ({e}); {}\n{code}", String::from_utf8_lossy(&out.stderr))
+        format!(
+            "{name}: the README's snippet printed {printed:?} ({e}); {}\n{code}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     })?;
     let one_row = project.join("tables/houses-first.csv");
     std::fs::write(&one_row, format!("{header}\n{first}\n")).map_err(|e| e.to_string())?;
-    let predicted = run(name, bin, project, &["predict", "--onnx", &onnx.display().to_string(), &one_row.display().to_string()])?;
-    let expected: f64 = predicted.lines().nth(1).and_then(|l| l.split(',').nth(1)).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+    let predicted =
+        run(name, bin, project, &["predict", "--onnx", &onnx.display().to_string(), &one_row.display().to_string()])?;
+    let expected: f64 =
+        predicted.lines().nth(1).and_then(|l| l.split(',').nth(1)).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
     let got = values["price"].as_f64().unwrap_or(f64::NAN);
-    if !((got - expected).abs() <= 1e-4 * expected.abs().max(1.0)) {
+    let close = (got - expected).abs() <= 1e-4 * expected.abs().max(1.0); // false for NaN
+    if !close {
         return Err(format!("{name}: the README's onnxruntime snippet gives price {got}, predict --onnx {expected}"));
     }
     Ok(format!(", README's onnxruntime snippet agrees ({got:.4})"))
@@ -235,11 +287,18 @@ fn pinball_check(name: &str, project: &Path, bin: &Path, houses: serde_json::Val
     if !text.contains(module) || !text.contains(line) {
         return Err(format!("{name}: experiment/src/loss.rs no longer has {module:?} and {line:?}; update this test"));
     }
-    let text = text.replacen(module, "pub mod pinball;\npub mod regression;\n", 1).replacen(line, "registry! {\n    Pinball(pinball::PinballArgs),\n", 1);
+    let text = text.replacen(module, "pub mod pinball;\npub mod regression;\n", 1).replacen(
+        line,
+        "registry! {\n    Pinball(pinball::PinballArgs),\n",
+        1,
+    );
     std::fs::write(&registry, text).map_err(|e| e.to_string())?;
     let out = cargo(project, &["build"]).output().map_err(|e| e.to_string())?;
     if !out.status.success() {
-        return Err(format!("{name}: the project with a pinball loss does not build:\n{}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "{name}: the project with a pinball loss does not build:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let edit = |config: &mut serde_json::Value| {
         config["name"] = serde_json::json!("quantile");
@@ -326,10 +385,19 @@ pub(super) fn cnn_tables_check(name: &str, project: &Path, bin: &Path) -> Result
     let levels = serde_json::json!({"type": "csv", "args": {
         "train": "tables/levels.csv", "test": "tables/levels-test.csv", "task": "regression", "target": "level",
         "images": {"column": "file", "image_size": side, "channels": 1}, "batch_size": 32}});
-    let scored = one_task(name, bin, project, "levels", levels, serde_json::json!({"type": "huber", "args": {"delta": 1.0}}),
-        &["rmse", "mae", "r2"], "min val_rmse", (IMAGE_TEST_ROWS, image_training))?;
+    let scored = one_task(
+        name,
+        bin,
+        project,
+        "levels",
+        levels,
+        serde_json::json!({"type": "huber", "args": {"delta": 1.0}}),
+        &["rmse", "mae", "r2"],
+        "min val_rmse",
+        (IMAGE_TEST_ROWS, image_training),
+    )?;
     let r2 = scored["r2"].as_f64().unwrap_or(f64::NAN);
-    if !(r2 >= 0.8) {
+    if r2.is_nan() || r2 < 0.8 {
         return Err(format!("{name}: the image regression's test R² is {r2:.4}: {scored}"));
     }
     Ok(format!("  cnn refuses a table, image-table regression R² {r2:.3} (train, evaluate, predict, export, --onnx)"))
@@ -350,18 +418,23 @@ fn cnn_refuses_a_table(name: &str, project: &Path, bin: &Path) -> Result<(), Str
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     tables::write_classes(&dir.join("species.csv"), 60, 1).map_err(|e| e.to_string())?;
     let edit = |config: &mut serde_json::Value| {
-        config["data_loader"] = serde_json::json!({"type": "csv", "args": {"train": "tables/species.csv", "target": "species"}});
+        config["data_loader"] =
+            serde_json::json!({"type": "csv", "args": {"train": "tables/species.csv", "target": "species"}});
     };
     with_config(project, edit, || {
-        let out = Command::new(bin).current_dir(project).args(["train", "--set", "name=table"]).output().map_err(|e| e.to_string())?;
+        let out = Command::new(bin)
+            .current_dir(project)
+            .args(["train", "--set", "name=table"])
+            .output()
+            .map_err(|e| e.to_string())?;
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.success() || !stderr.contains("takes images") || !stderr.contains("use the mlp") {
             return Err(format!("{name}: a cnn given a table should refuse it naming the mlp; got {stderr}"));
         }
         if project.join("saved").join("table").exists()
-            && std::fs::read_dir(project.join("saved").join("table")).map_err(|e| e.to_string())?.any(|e| {
-                e.is_ok_and(|e| e.path().join("model_best.safetensors").exists())
-            })
+            && std::fs::read_dir(project.join("saved").join("table"))
+                .map_err(|e| e.to_string())?
+                .any(|e| e.is_ok_and(|e| e.path().join("model_best.safetensors").exists()))
         {
             return Err(format!("{name}: the refused run left a checkpoint"));
         }

@@ -33,17 +33,29 @@ fn insert_after(path: &Path, edits: &[(&str, &str)]) -> Result<(), String> {
 pub(super) fn user_edits_check(name: &str, project: &Path, bin: &Path) -> Result<String, String> {
     let model_src = project.join("model").join("src");
     insert_after(&model_src.join("cnn.rs"), &BATCH_NORM_AFTER_CONV1)?;
-    std::fs::copy(repo_root().join("tests/fixtures/resnet.rs"), model_src.join("resnet.rs")).map_err(|e| e.to_string())?;
+    std::fs::copy(repo_root().join("tests/fixtures/resnet.rs"), model_src.join("resnet.rs"))
+        .map_err(|e| e.to_string())?;
     insert_after(&model_src.join("lib.rs"), &[(REGISTRY, "    Resnet(resnet::ResnetConfig => Resnet),\n")])?;
     let out = cargo(project, &["build"]).output().map_err(|e| e.to_string())?;
     if !out.status.success() {
-        return Err(format!("{name}: the project with a BatchNorm and a ResNet does not build:\n{}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "{name}: the project with a BatchNorm and a ResNet does not build:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let mut report = String::new();
     for (run, model) in [("cnn-bn", r#"{"type": "cnn"}"#), ("resnet", r#"{"type": "resnet", "args": {"width": 4}}"#)] {
         let out = Command::new(bin)
             .current_dir(project)
-            .args(["train", "--set", &format!("name={run}"), "--set", &format!("model={model}"), "--set", "trainer.epochs=1"])
+            .args([
+                "train",
+                "--set",
+                &format!("name={run}"),
+                "--set",
+                &format!("model={model}"),
+                "--set",
+                "trainer.epochs=1",
+            ])
             .args(["--set", "device=cpu"])
             .output()
             .map_err(|e| e.to_string())?;
@@ -51,7 +63,12 @@ pub(super) fn user_edits_check(name: &str, project: &Path, bin: &Path) -> Result
             return Err(format!("{name}: training the edited {run} failed: {}", String::from_utf8_lossy(&out.stderr)));
         }
         let runs = project.join("saved").join(run);
-        let run_dir = std::fs::read_dir(&runs).map_err(|e| e.to_string())?.next().ok_or("no run")?.map_err(|e| e.to_string())?.path();
+        let run_dir = std::fs::read_dir(&runs)
+            .map_err(|e| e.to_string())?
+            .next()
+            .ok_or("no run")?
+            .map_err(|e| e.to_string())?
+            .path();
         let checkpoint = run_dir.join("model_best.safetensors");
         let names = training_names(&checkpoint)?;
         if !names.iter().any(|n| n.ends_with(".running_var")) {
@@ -79,7 +96,12 @@ fn resume_with_batch_norm_is_exact(name: &str, project: &Path, bin: &Path) -> Re
             return Err(format!("{name}: {run}: {}", String::from_utf8_lossy(&out.stderr)));
         }
         let runs = project.join("saved").join(run);
-        Ok(std::fs::read_dir(&runs).map_err(|e| e.to_string())?.next().ok_or("no run")?.map_err(|e| e.to_string())?.path())
+        Ok(std::fs::read_dir(&runs)
+            .map_err(|e| e.to_string())?
+            .next()
+            .ok_or("no run")?
+            .map_err(|e| e.to_string())?
+            .path())
     };
     let straight = train("bn-straight", &[])?;
     let stopped = train("bn-resumed", &["--set", "trainer.max_steps=3"])?;
@@ -99,6 +121,7 @@ fn resume_with_batch_norm_is_exact(name: &str, project: &Path, bin: &Path) -> Re
 fn training_names(path: &Path) -> Result<Vec<String>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let len = u64::from_le_bytes(bytes.get(..8).ok_or("short file")?.try_into().unwrap()) as usize;
-    let header: serde_json::Value = serde_json::from_slice(bytes.get(8..8 + len).ok_or("short header")?).map_err(|e| e.to_string())?;
+    let header: serde_json::Value =
+        serde_json::from_slice(bytes.get(8..8 + len).ok_or("short header")?).map_err(|e| e.to_string())?;
     Ok(header.as_object().map(|o| o.keys().filter(|k| *k != "__metadata__").cloned().collect()).unwrap_or_default())
 }

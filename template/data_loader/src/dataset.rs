@@ -76,9 +76,8 @@ impl TensorDataset {
         let indices: Cow<[u32]> = match indices {
             Some(indices) => Cow::Borrowed(indices),
             None => {
-                let n = u32::try_from(n).map_err(|_| {
-                    DataError::Shape(format!("{n} samples is more than u32 indices can address"))
-                })?;
+                let n = u32::try_from(n)
+                    .map_err(|_| DataError::Shape(format!("{n} samples is more than u32 indices can address")))?;
                 Cow::Owned((0..n).collect())
             }
         };
@@ -121,17 +120,9 @@ impl TensorDataset {
                 labels.dtype()
             ))
         } else if images.dims()[0] != labels.dims()[0] {
-            Some(format!(
-                "{} samples but {} targets",
-                images.dims()[0],
-                labels.dims()[0]
-            ))
+            Some(format!("{} samples but {} targets", images.dims()[0], labels.dims()[0]))
         } else if !images.device().same_device(labels.device()) {
-            Some(format!(
-                "images on {:?} but labels on {:?}",
-                images.device().location(),
-                labels.device().location()
-            ))
+            Some(format!("images on {:?} but labels on {:?}", images.device().location(), labels.device().location()))
         } else {
             None
         };

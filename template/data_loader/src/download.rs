@@ -58,10 +58,8 @@ pub const MNIST_FILES: [KnownFile; 4] = [
 
 /// Base URLs that serve the MNIST files (the file name is appended). The original
 /// yann.lecun.com site no longer serves them reliably, so these are the mirrors torchvision uses.
-pub const DEFAULT_MIRRORS: [&str; 2] = [
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-];
+pub const DEFAULT_MIRRORS: [&str; 2] =
+    ["https://storage.googleapis.com/cvdf-datasets/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/"];
 
 /// How long to wait for a mirror to resolve and accept a connection before trying the next.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -107,10 +105,7 @@ pub fn download(
     files: &[KnownFile],
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<FileReport>> {
-    fs::create_dir_all(data_dir).map_err(|source| DataError::Write {
-        path: data_dir.to_path_buf(),
-        source,
-    })?;
+    fs::create_dir_all(data_dir).map_err(|source| DataError::Write { path: data_dir.to_path_buf(), source })?;
     let agent = agent();
     let mut reports = Vec::with_capacity(files.len());
     for file in files {
@@ -118,23 +113,14 @@ pub fn download(
         match check_existing(&path, file)? {
             Existing::Valid => {
                 progress(&format!("{}: present, SHA-256 ok", file.name));
-                reports.push(FileReport {
-                    name: file.name.to_string(),
-                    outcome: Outcome::AlreadyValid,
-                });
+                reports.push(FileReport { name: file.name.to_string(), outcome: Outcome::AlreadyValid });
                 continue;
             }
             Existing::Missing => progress(&format!("{}: missing, downloading", file.name)),
-            Existing::Invalid(why) => progress(&format!(
-                "{}: present but invalid ({why}), downloading",
-                file.name
-            )),
+            Existing::Invalid(why) => progress(&format!("{}: present but invalid ({why}), downloading", file.name)),
         }
         if mirrors.is_empty() {
-            return Err(DataError::NoMirrors {
-                file: file.name.to_string(),
-                dir: data_dir.to_path_buf(),
-            });
+            return Err(DataError::NoMirrors { file: file.name.to_string(), dir: data_dir.to_path_buf() });
         }
         let mut attempts = Vec::new();
         let mut verified = None;
@@ -161,21 +147,11 @@ pub fn download(
             });
         };
         // On failure the PersistError drops the temporary file, which deletes it.
-        temp.persist(&path).map_err(|e| DataError::Write {
-            path: path.clone(),
-            source: e.error,
-        })?;
+        temp.persist(&path).map_err(|e| DataError::Write { path: path.clone(), source: e.error })?;
         sync_dir(data_dir);
-        progress(&format!(
-            "{}: downloaded from {mirror} ({} bytes, SHA-256 ok)",
-            file.name, file.size
-        ));
-        reports.push(FileReport {
-            name: file.name.to_string(),
-            outcome: Outcome::Downloaded {
-                mirror: mirror.clone(),
-            },
-        });
+        progress(&format!("{}: downloaded from {mirror} ({} bytes, SHA-256 ok)", file.name, file.size));
+        reports
+            .push(FileReport { name: file.name.to_string(), outcome: Outcome::Downloaded { mirror: mirror.clone() } });
     }
     Ok(reports)
 }
@@ -193,36 +169,23 @@ fn check_existing(path: &Path, file: &KnownFile) -> Result<Existing> {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Existing::Missing),
         Err(source) => {
-            return Err(DataError::Io {
-                path: path.to_path_buf(),
-                source,
-            });
+            return Err(DataError::Io { path: path.to_path_buf(), source });
         }
     };
     if !meta.is_file() {
         return Ok(Existing::Invalid("not a regular file".to_string()));
     }
     if meta.len() != file.size {
-        return Ok(Existing::Invalid(format!(
-            "{} bytes, expected {}",
-            meta.len(),
-            file.size
-        )));
+        return Ok(Existing::Invalid(format!("{} bytes, expected {}", meta.len(), file.size)));
     }
-    let io_err = |source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io_err = |source| DataError::Io { path: path.to_path_buf(), source };
     let mut hasher = Sha256::new();
     io::copy(&mut fs::File::open(path).map_err(io_err)?, &mut hasher).map_err(io_err)?;
     let got = hex(&hasher.finalize());
     if got.eq_ignore_ascii_case(file.sha256) {
         Ok(Existing::Valid)
     } else {
-        Ok(Existing::Invalid(format!(
-            "SHA-256 {got}, expected {}",
-            file.sha256
-        )))
+        Ok(Existing::Invalid(format!("SHA-256 {got}, expected {}", file.sha256)))
     }
 }
 
@@ -249,10 +212,7 @@ fn fetch(agent: &ureq::Agent, url: &str, dir: &Path, file: &KnownFile) -> Result
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(len) = announced.filter(|&len| len != file.size) {
-        return Ok(Fetched::Failed(format!(
-            "size mismatch: the server announces {len} bytes, expected {}",
-            file.size
-        )));
+        return Ok(Fetched::Failed(format!("size mismatch: the server announces {len} bytes, expected {}", file.size)));
     }
 
     // Dropping `temp` on any early return deletes it.
@@ -260,14 +220,8 @@ fn fetch(agent: &ureq::Agent, url: &str, dir: &Path, file: &KnownFile) -> Result
         .prefix(&format!(".{}.", file.name))
         .suffix(".part")
         .tempfile_in(dir)
-        .map_err(|source| DataError::Write {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    let write_err = |path: &Path, source| DataError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
+        .map_err(|source| DataError::Write { path: dir.to_path_buf(), source })?;
+    let write_err = |path: &Path, source| DataError::Write { path: path.to_path_buf(), source };
     let mut body = response.body_mut().as_reader();
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -278,38 +232,24 @@ fn fetch(agent: &ureq::Agent, url: &str, dir: &Path, file: &KnownFile) -> Result
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                return Ok(Fetched::Failed(format!(
-                    "connection failed after {received} bytes: {e}"
-                )));
+                return Ok(Fetched::Failed(format!("connection failed after {received} bytes: {e}")));
             }
         };
         received += n as u64;
         if received > file.size {
-            return Ok(Fetched::Failed(format!(
-                "size mismatch: more than the expected {} bytes",
-                file.size
-            )));
+            return Ok(Fetched::Failed(format!("size mismatch: more than the expected {} bytes", file.size)));
         }
         hasher.update(&buf[..n]);
-        temp.write_all(&buf[..n])
-            .map_err(|e| write_err(temp.path(), e))?;
+        temp.write_all(&buf[..n]).map_err(|e| write_err(temp.path(), e))?;
     }
     if received != file.size {
-        return Ok(Fetched::Failed(format!(
-            "size mismatch: expected {} bytes, got {received}",
-            file.size
-        )));
+        return Ok(Fetched::Failed(format!("size mismatch: expected {} bytes, got {received}", file.size)));
     }
     let got = hex(&hasher.finalize());
     if !got.eq_ignore_ascii_case(file.sha256) {
-        return Ok(Fetched::Failed(format!(
-            "SHA-256 mismatch: expected {}, got {got}",
-            file.sha256
-        )));
+        return Ok(Fetched::Failed(format!("SHA-256 mismatch: expected {}, got {got}", file.sha256)));
     }
-    temp.as_file()
-        .sync_all()
-        .map_err(|e| write_err(temp.path(), e))?;
+    temp.as_file().sync_all().map_err(|e| write_err(temp.path(), e))?;
     Ok(Fetched::Verified(temp))
 }
 
@@ -343,11 +283,7 @@ fn sync_dir(dir: &Path) {
 /// Lowercase hex of `bytes`.
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    bytes
-        .iter()
-        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]])
-        .map(char::from)
-        .collect()
+    bytes.iter().flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]]).map(char::from).collect()
 }
 
 #[cfg(test)]
@@ -366,9 +302,7 @@ mod tests {
         for file in MNIST_FILES {
             assert_eq!(file.sha256.len(), 64, "{}", file.name);
             assert!(
-                file.sha256
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                file.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
                 "{}: {}",
                 file.name,
                 file.sha256
@@ -379,10 +313,7 @@ mod tests {
     #[test]
     fn hex_matches_the_known_sha256_of_abc() {
         let digest = Sha256::digest(b"abc");
-        assert_eq!(
-            hex(&digest),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(hex(&digest), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(hex(&[0x00, 0x0f, 0xf0, 0xff]), "000ff0ff");
     }
 

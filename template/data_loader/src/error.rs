@@ -15,9 +15,7 @@ pub enum DataError {
     },
 
     /// The first four bytes are not the IDX magic number expected for this kind of file.
-    #[error(
-        "{path}: not an IDX {kind} file: magic number is {found:#010x}, expected {expected:#010x}{hint}"
-    )]
+    #[error("{path}: not an IDX {kind} file: magic number is {found:#010x}, expected {expected:#010x}{hint}")]
     BadMagic {
         path: PathBuf,
         kind: &'static str,
@@ -28,15 +26,8 @@ pub enum DataError {
     },
 
     /// The file ends before its header does.
-    #[error(
-        "{path}: too short for an IDX {kind} header: {actual} bytes, the header alone is {needed}"
-    )]
-    ShortHeader {
-        path: PathBuf,
-        kind: &'static str,
-        needed: u64,
-        actual: u64,
-    },
+    #[error("{path}: too short for an IDX {kind} header: {actual} bytes, the header alone is {needed}")]
+    ShortHeader { path: PathBuf, kind: &'static str, needed: u64, actual: u64 },
 
     /// A header dimension is zero.
     #[error("{path}: IDX header has a zero dimension ({dims}); every dimension must be at least 1")]
@@ -46,17 +37,10 @@ pub enum DataError {
     #[error(
         "{path}: IDX header claims {value} {what}, more than the {max} this loader accepts; the file is corrupt or not MNIST-like"
     )]
-    AbsurdHeader {
-        path: PathBuf,
-        what: &'static str,
-        value: u64,
-        max: u64,
-    },
+    AbsurdHeader { path: PathBuf, what: &'static str, value: u64, max: u64 },
 
     /// The data is shorter than the header says.
-    #[error(
-        "{path}: truncated {encoding} file: the header implies {expected} bytes, found only {actual}"
-    )]
+    #[error("{path}: truncated {encoding} file: the header implies {expected} bytes, found only {actual}")]
     Truncated {
         path: PathBuf,
         /// "IDX" or "gzip IDX (sizes after decompression)".
@@ -69,13 +53,7 @@ pub enum DataError {
     #[error(
         "{path}: {extra} trailing bytes after the data: the header implies {expected} bytes, found {actual} ({encoding})"
     )]
-    TrailingBytes {
-        path: PathBuf,
-        encoding: &'static str,
-        expected: u64,
-        actual: u64,
-        extra: u64,
-    },
+    TrailingBytes { path: PathBuf, encoding: &'static str, expected: u64, actual: u64, extra: u64 },
 
     /// A label is not one of the classes.
     #[error(
@@ -83,34 +61,18 @@ pub enum DataError {
          name every class in `data_loader.args.classes`, in label order",
         classes.saturating_sub(1)
     )]
-    LabelOutOfRange {
-        path: PathBuf,
-        index: usize,
-        value: u8,
-        classes: usize,
-    },
+    LabelOutOfRange { path: PathBuf, index: usize, value: u8, classes: usize },
 
     /// Neither the plain nor the gzip form of a dataset file exists.
     #[error(
         "MNIST file not found: tried {plain} and {gz}; run the project's `download` subcommand, \
          or copy the IDX files (plain or .gz) into {dir}"
     )]
-    MissingFile {
-        plain: PathBuf,
-        gz: PathBuf,
-        dir: PathBuf,
-    },
+    MissingFile { plain: PathBuf, gz: PathBuf, dir: PathBuf },
 
     /// The images and labels files of one split disagree on the number of samples.
-    #[error(
-        "{images_path} has {images} images but {labels_path} has {labels} labels; they must be the same split"
-    )]
-    CountMismatch {
-        images_path: PathBuf,
-        images: usize,
-        labels_path: PathBuf,
-        labels: usize,
-    },
+    #[error("{images_path} has {images} images but {labels_path} has {labels} labels; they must be the same split")]
+    CountMismatch { images_path: PathBuf, images: usize, labels_path: PathBuf, labels: usize },
 
     /// A train/validation split that cannot be made (`data_loader.args.validation_split`).
     #[error("invalid `data_loader.args.validation_split`: {0}")]
@@ -153,12 +115,7 @@ pub enum DataError {
          mirror to config.json `data_loader.args.mirrors`, or copy {file} (SHA-256 {sha256}) into {dir} by hand",
         list_failures(attempts)
     )]
-    DownloadFailed {
-        file: String,
-        sha256: String,
-        dir: PathBuf,
-        attempts: Vec<MirrorFailure>,
-    },
+    DownloadFailed { file: String, sha256: String, dir: PathBuf, attempts: Vec<MirrorFailure> },
 
     /// An image-folder data set laid out in a way that cannot be trained on.
     #[error("{path}: {problem}")]
@@ -200,10 +157,7 @@ pub struct MirrorFailure {
 }
 
 fn list_failures(attempts: &[MirrorFailure]) -> String {
-    attempts
-        .iter()
-        .map(|a| format!("\n  - {}: {}", a.url, a.reason))
-        .collect()
+    attempts.iter().map(|a| format!("\n  - {}: {}", a.url, a.reason)).collect()
 }
 
 /// `, line 17, column "rooms"`, or the parts of it that are known.

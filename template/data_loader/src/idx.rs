@@ -62,22 +62,10 @@ pub fn read_images(path: &Path) -> Result<IdxImages> {
     let count = dim_at(&header, 4);
     let rows = dim_at(&header, 8);
     let cols = dim_at(&header, 12);
-    check_dims(
-        path,
-        &[
-            ("images", count, MAX_ITEMS),
-            ("rows", rows, MAX_SIDE),
-            ("cols", cols, MAX_SIDE),
-        ],
-    )?;
+    check_dims(path, &[("images", count, MAX_ITEMS), ("rows", rows, MAX_SIDE), ("cols", cols, MAX_SIDE)])?;
     // At most 1e7 * 4096 * 4096 < 2^48: no overflow in u64.
     let pixels = source.payload(IMAGES_HEADER_LEN as u64, count * rows * cols)?;
-    Ok(IdxImages {
-        count: to_usize(count),
-        rows: to_usize(rows),
-        cols: to_usize(cols),
-        pixels,
-    })
+    Ok(IdxImages { count: to_usize(count), rows: to_usize(rows), cols: to_usize(cols), pixels })
 }
 
 /// Reads an IDX labels file (plain or gzip). Which labels are valid is the data set's business
@@ -92,10 +80,7 @@ pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
 
 /// Writes `images` as a plain (uncompressed) IDX images file.
 pub fn write_images(path: &Path, images: &IdxImages) -> io::Result<()> {
-    let expected = images
-        .count
-        .checked_mul(images.rows)
-        .and_then(|n| n.checked_mul(images.cols));
+    let expected = images.count.checked_mul(images.rows).and_then(|n| n.checked_mul(images.cols));
     if expected != Some(images.pixels.len()) {
         return Err(invalid_input(format!(
             "IdxImages says {} x {} x {} but holds {} pixels",
@@ -136,35 +121,18 @@ struct Source {
 
 impl Source {
     fn open(path: &Path) -> Result<Self> {
-        let io_err = |source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io_err = |source| DataError::Io { path: path.to_path_buf(), source };
         let file = File::open(path).map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
         let mut buffered = BufReader::new(file);
-        let is_gzip = buffered
-            .fill_buf()
-            .map_err(io_err)?
-            .starts_with(&GZIP_MAGIC);
-        let (reader, plain_len): (Box<dyn Read>, _) = if is_gzip {
-            (Box::new(MultiGzDecoder::new(buffered)), None)
-        } else {
-            (Box::new(buffered), Some(len))
-        };
-        Ok(Self {
-            path: path.to_path_buf(),
-            reader,
-            plain_len,
-            file_len: len,
-        })
+        let is_gzip = buffered.fill_buf().map_err(io_err)?.starts_with(&GZIP_MAGIC);
+        let (reader, plain_len): (Box<dyn Read>, _) =
+            if is_gzip { (Box::new(MultiGzDecoder::new(buffered)), None) } else { (Box::new(buffered), Some(len)) };
+        Ok(Self { path: path.to_path_buf(), reader, plain_len, file_len: len })
     }
 
     fn io_err(&self, source: io::Error) -> DataError {
-        DataError::Io {
-            path: self.path.clone(),
-            source,
-        }
+        DataError::Io { path: self.path.clone(), source }
     }
 
     fn encoding(&self) -> &'static str {
@@ -192,12 +160,7 @@ impl Source {
             }
         }
         if got < N {
-            return Err(DataError::ShortHeader {
-                path: self.path.clone(),
-                kind,
-                needed: N as u64,
-                actual: got as u64,
-            });
+            return Err(DataError::ShortHeader { path: self.path.clone(), kind, needed: N as u64, actual: got as u64 });
         }
         Ok(header)
     }
@@ -217,10 +180,7 @@ impl Source {
         })?;
         let most = usize::try_from(self.file_len.saturating_mul(DEFLATE_MAX_RATIO)).unwrap_or(usize::MAX);
         let mut data = Vec::with_capacity(len.min(GZIP_PREALLOC_CAP).min(most));
-        (&mut self.reader)
-            .take(payload_len)
-            .read_to_end(&mut data)
-            .map_err(|e| self.io_err(e))?;
+        (&mut self.reader).take(payload_len).read_to_end(&mut data).map_err(|e| self.io_err(e))?;
         let extra = io::copy(&mut self.reader, &mut io::sink()).map_err(|e| self.io_err(e))?;
         self.check_len(expected, header_len + data.len() as u64 + extra)?;
         Ok(data)
@@ -230,19 +190,10 @@ impl Source {
         let path = self.path.clone();
         let encoding = self.encoding();
         match actual.cmp(&expected) {
-            std::cmp::Ordering::Less => Err(DataError::Truncated {
-                path,
-                encoding,
-                expected,
-                actual,
-            }),
-            std::cmp::Ordering::Greater => Err(DataError::TrailingBytes {
-                path,
-                encoding,
-                expected,
-                actual,
-                extra: actual - expected,
-            }),
+            std::cmp::Ordering::Less => Err(DataError::Truncated { path, encoding, expected, actual }),
+            std::cmp::Ordering::Greater => {
+                Err(DataError::TrailingBytes { path, encoding, expected, actual, extra: actual - expected })
+            }
             std::cmp::Ordering::Equal => Ok(()),
         }
     }
@@ -251,22 +202,11 @@ impl Source {
 /// Rejects zero and absurd dimensions, before anything is allocated from them.
 fn check_dims(path: &Path, dims: &[(&'static str, u64, u64)]) -> Result<()> {
     if dims.iter().any(|&(_, value, _)| value == 0) {
-        let listed: Vec<String> = dims
-            .iter()
-            .map(|(what, value, _)| format!("{what} = {value}"))
-            .collect();
-        return Err(DataError::ZeroDimension {
-            path: path.to_path_buf(),
-            dims: listed.join(", "),
-        });
+        let listed: Vec<String> = dims.iter().map(|(what, value, _)| format!("{what} = {value}")).collect();
+        return Err(DataError::ZeroDimension { path: path.to_path_buf(), dims: listed.join(", ") });
     }
     match dims.iter().find(|&&(_, value, max)| value > max) {
-        Some(&(what, value, max)) => Err(DataError::AbsurdHeader {
-            path: path.to_path_buf(),
-            what,
-            value,
-            max,
-        }),
+        Some(&(what, value, max)) => Err(DataError::AbsurdHeader { path: path.to_path_buf(), what, value, max }),
         None => Ok(()),
     }
 }
@@ -276,11 +216,9 @@ fn magic_hint(found: u32) -> String {
     match found {
         IMAGES_MAGIC => " (this looks like an IDX images file)".to_string(),
         LABELS_MAGIC => " (this looks like an IDX labels file)".to_string(),
-        m if m >> 16 == 0 => format!(
-            " (an IDX file of data type {:#04x} with {} dimensions?)",
-            (m >> 8) & 0xff,
-            m & 0xff
-        ),
+        m if m >> 16 == 0 => {
+            format!(" (an IDX file of data type {:#04x} with {} dimensions?)", (m >> 8) & 0xff, m & 0xff)
+        }
         _ => " (not an IDX file)".to_string(),
     }
 }
@@ -300,9 +238,7 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 fn be_u32(bytes: &[u8], at: usize) -> u32 {
-    let word: [u8; 4] = bytes[at..at + 4]
-        .try_into()
-        .expect("headers are fixed-size arrays longer than `at + 4`");
+    let word: [u8; 4] = bytes[at..at + 4].try_into().expect("headers are fixed-size arrays longer than `at + 4`");
     u32::from_be_bytes(word)
 }
 
@@ -312,13 +248,11 @@ fn dim_at(header: &[u8], at: usize) -> u64 {
 }
 
 fn to_usize(dim: u64) -> usize {
-    usize::try_from(dim)
-        .expect("dimensions were checked against MAX_ITEMS / MAX_SIDE, which fit in usize")
+    usize::try_from(dim).expect("dimensions were checked against MAX_ITEMS / MAX_SIDE, which fit in usize")
 }
 
 fn dim_u32(dim: usize) -> io::Result<u32> {
-    u32::try_from(dim)
-        .map_err(|_| invalid_input(format!("dimension {dim} does not fit the IDX u32 header")))
+    u32::try_from(dim).map_err(|_| invalid_input(format!("dimension {dim} does not fit the IDX u32 header")))
 }
 
 fn invalid_input(message: String) -> io::Error {

@@ -38,13 +38,11 @@ pub mod table;
 
 pub use augment::{Augment, EpochAugment};
 pub use dataset::{Dataset, TensorDataset};
-pub use normalize::{ChannelStats, Channels, Normalize, NormalizeSetting};
-pub use download::{
-    DEFAULT_MIRRORS, FileReport, KnownFile, MNIST_FILES, Outcome, default_mirrors, download,
-};
+pub use download::{DEFAULT_MIRRORS, FileReport, KnownFile, MNIST_FILES, Outcome, default_mirrors, download};
 pub use error::{DataError, MirrorFailure, Result};
 pub use idx::{IdxImages, read_images, read_labels, write_images, write_labels};
 pub use loader::{DataLoader, shard_range};
 pub use mnist::{FILES, MnistSplit, Split, load};
+pub use normalize::{ChannelStats, Channels, Normalize, NormalizeSetting};
 pub use split::{ValidationSplit, train_val_indices};
 pub use streamed::{SplitData, StreamedDataset};

@@ -32,17 +32,9 @@ pub fn shard_range(len: usize, rank: usize, world: usize) -> Range<usize> {
 impl<'a, D: Dataset> DataLoader<'a, D> {
     /// A loader over `dataset`. `drop_last` leaves out a final batch smaller than `batch_size`
     /// (useful where a batch-size-dependent statistic must not be skewed by a tiny last batch).
-    pub fn new(
-        dataset: &'a D,
-        batch_size: usize,
-        shuffle: bool,
-        drop_last: bool,
-        seed: u64,
-    ) -> Result<Self> {
+    pub fn new(dataset: &'a D, batch_size: usize, shuffle: bool, drop_last: bool, seed: u64) -> Result<Self> {
         if batch_size == 0 {
-            return Err(DataError::InvalidLoader(
-                "batch size is 0; it must be at least 1".into(),
-            ));
+            return Err(DataError::InvalidLoader("batch size is 0; it must be at least 1".into()));
         }
         if dataset.len() > u32::MAX as usize {
             return Err(DataError::InvalidLoader(format!(
@@ -50,15 +42,7 @@ impl<'a, D: Dataset> DataLoader<'a, D> {
                 dataset.len()
             )));
         }
-        Ok(Self {
-            dataset,
-            batch_size,
-            shuffle,
-            drop_last,
-            seed,
-            augment: Augment::default(),
-            shard: (0, 1),
-        })
+        Ok(Self { dataset, batch_size, shuffle, drop_last, seed, augment: Augment::default(), shard: (0, 1) })
     }
 
     /// Every batch keeps its size, order and samples, and this loader yields only rank `rank`'s
@@ -109,21 +93,13 @@ impl<'a, D: Dataset> DataLoader<'a, D> {
     /// Batches per epoch.
     pub fn num_batches(&self) -> usize {
         let n = self.dataset.len();
-        if self.drop_last {
-            n / self.batch_size
-        } else {
-            n.div_ceil(self.batch_size)
-        }
+        if self.drop_last { n / self.batch_size } else { n.div_ceil(self.batch_size) }
     }
 
     /// Samples per epoch after `drop_last`.
     pub fn num_samples(&self) -> usize {
         let n = self.dataset.len();
-        if self.drop_last {
-            n / self.batch_size * self.batch_size
-        } else {
-            n
-        }
+        if self.drop_last { n / self.batch_size * self.batch_size } else { n }
     }
 
     /// The order in which epoch `epoch` visits the samples: a permutation of `0..len` when
@@ -140,10 +116,7 @@ impl<'a, D: Dataset> DataLoader<'a, D> {
 
     /// Batches of one epoch. The order depends only on (seed, epoch), so a resumed run sees the same
     /// order without storing RNG state: same seed+epoch -> same order; different epochs -> different orders.
-    pub fn epoch(
-        &self,
-        epoch: u64,
-    ) -> impl ExactSizeIterator<Item = candle_core::Result<(Tensor, Tensor)>> + '_ {
+    pub fn epoch(&self, epoch: u64) -> impl ExactSizeIterator<Item = candle_core::Result<(Tensor, Tensor)>> + '_ {
         self.epoch_from(epoch, 0)
     }
 

@@ -8,12 +8,8 @@ use crate::error::{DataError, Result};
 use crate::idx::{self, IdxImages};
 
 /// The base names of the four MNIST files, as published (a download command fetches these, gzipped).
-pub const FILES: [&str; 4] = [
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-];
+pub const FILES: [&str; 4] =
+    ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
 
 /// The published shape of one MNIST image, `[channels, height, width]`, for commands that build a
 /// model without reading the files (`bench`); training takes the shape from the files.
@@ -89,12 +85,9 @@ impl MnistSplit {
     /// Fails, naming the file and the first offending index, if a label is not below `classes`.
     pub fn check_classes(&self, classes: usize) -> Result<()> {
         match self.labels.iter().enumerate().find(|(_, l)| usize::from(**l) >= classes) {
-            Some((index, &value)) => Err(DataError::LabelOutOfRange {
-                path: self.labels_path.clone(),
-                index,
-                value,
-                classes,
-            }),
+            Some((index, &value)) => {
+                Err(DataError::LabelOutOfRange { path: self.labels_path.clone(), index, value, classes })
+            }
             None => Ok(()),
         }
     }
@@ -112,12 +105,7 @@ pub fn load(data_dir: &Path, split: Split) -> Result<MnistSplit> {
     let images = idx::read_images(&images_path)?;
     let labels = idx::read_labels(&labels_path)?;
     if images.count != labels.len() {
-        return Err(DataError::CountMismatch {
-            images_path,
-            images: images.count,
-            labels_path,
-            labels: labels.len(),
-        });
+        return Err(DataError::CountMismatch { images_path, images: images.count, labels_path, labels: labels.len() });
     }
     Ok(MnistSplit { images, labels, labels_path })
 }
@@ -131,10 +119,6 @@ pub fn find_file(data_dir: &Path, base: &str) -> Result<PathBuf> {
     } else if gz.is_file() {
         Ok(gz)
     } else {
-        Err(DataError::MissingFile {
-            plain,
-            gz,
-            dir: data_dir.to_path_buf(),
-        })
+        Err(DataError::MissingFile { plain, gz, dir: data_dir.to_path_buf() })
     }
 }

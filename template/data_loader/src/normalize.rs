@@ -327,7 +327,8 @@ mod tests {
 
     #[test]
     fn tensors_are_standardised_as_the_tables_do() {
-        let c = Normalize { mean: PerChannel(vec![0.2, 0.6]), std: PerChannel(vec![0.5, 0.25]) }.for_channels(2).unwrap();
+        let c =
+            Normalize { mean: PerChannel(vec![0.2, 0.6]), std: PerChannel(vec![0.5, 0.25]) }.for_channels(2).unwrap();
         let pixels = [0u8, 128, 255, 17];
         let x: Vec<f32> = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
         let x = Tensor::from_vec(x, (1, 2, 1, 2), &Device::Cpu).unwrap();

@@ -18,8 +18,7 @@ pub(crate) fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
 
 /// A uniformly random permutation of `0..n`. Callers guarantee `n <= u32::MAX as usize + 1`.
 pub(crate) fn permutation(n: usize, rng: &mut ChaCha8Rng) -> Vec<u32> {
-    let last =
-        u32::try_from(n.saturating_sub(1)).expect("callers reject more than u32::MAX + 1 samples");
+    let last = u32::try_from(n.saturating_sub(1)).expect("callers reject more than u32::MAX + 1 samples");
     let mut order: Vec<u32> = (0..=last).take(n).collect();
     for i in (1..n).rev() {
         let bound = u32::try_from(i + 1).expect("i < n <= u32::MAX + 1");
@@ -48,11 +47,7 @@ mod tests {
     #[test]
     fn permutation_contains_every_index_once() {
         let mut order = permutation(1000, &mut rng(7, 0));
-        assert_ne!(
-            order,
-            (0..1000).collect::<Vec<u32>>(),
-            "1000 elements should not stay in place"
-        );
+        assert_ne!(order, (0..1000).collect::<Vec<u32>>(), "1000 elements should not stay in place");
         order.sort_unstable();
         assert_eq!(order, (0..1000).collect::<Vec<u32>>());
     }
@@ -88,17 +83,11 @@ mod tests {
         let mut r = rng(11, 0);
         for _ in 0..4000 {
             let order = permutation(4, &mut r);
-            let slot = order
-                .iter()
-                .position(|&v| v == 0)
-                .expect("0 is in every permutation");
+            let slot = order.iter().position(|&v| v == 0).expect("0 is in every permutation");
             hits[slot] += 1;
         }
         for h in hits {
-            assert!(
-                (850..1150).contains(&h),
-                "slot counts {hits:?} are not uniform"
-            );
+            assert!((850..1150).contains(&h), "slot counts {hits:?} are not uniform");
         }
     }
 }

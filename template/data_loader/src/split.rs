@@ -49,9 +49,7 @@ impl ValidationSplit {
     /// At least one sample always remains for training.
     pub fn validation_len(self, n: usize) -> Result<usize> {
         if n == 0 {
-            return Err(DataError::InvalidSplit(
-                "the dataset has no samples to split".into(),
-            ));
+            return Err(DataError::InvalidSplit("the dataset has no samples to split".into()));
         }
         let len = match self {
             ValidationSplit::Count(count) => count,
@@ -87,15 +85,9 @@ impl std::fmt::Display for ValidationSplit {
 /// The samples are shuffled with ChaCha8 seeded by `seed`, the first `validation_len` go to
 /// validation, the rest to training; each part is then sorted so datasets built from them keep
 /// file order (the data loader shuffles per epoch). Same `(n, split, seed)`, same result, everywhere.
-pub fn train_val_indices(
-    n: usize,
-    split: ValidationSplit,
-    seed: u64,
-) -> Result<(Vec<u32>, Vec<u32>)> {
+pub fn train_val_indices(n: usize, split: ValidationSplit, seed: u64) -> Result<(Vec<u32>, Vec<u32>)> {
     if n > u32::MAX as usize {
-        return Err(DataError::InvalidSplit(format!(
-            "{n} samples is more than u32 indices can address"
-        )));
+        return Err(DataError::InvalidSplit(format!("{n} samples is more than u32 indices can address")));
     }
     let val_len = split.validation_len(n)?;
     let mut order = shuffle::permutation(n, &mut shuffle::rng(seed, shuffle::SPLIT_STREAM));
@@ -116,10 +108,7 @@ mod tests {
 
     #[test]
     fn json_fraction_and_count_forms() {
-        assert_eq!(
-            json("0.1").expect("fraction"),
-            ValidationSplit::Fraction(0.1)
-        );
+        assert_eq!(json("0.1").expect("fraction"), ValidationSplit::Fraction(0.1));
         assert_eq!(json("6000").expect("count"), ValidationSplit::Count(6000));
         assert_eq!(json("0").expect("zero"), ValidationSplit::Count(0));
         assert!(json("\"10%\"").is_err());
@@ -133,20 +122,13 @@ mod tests {
 
     #[test]
     fn sizes_disjoint_and_complete() {
-        for (split, expected_val) in [
-            (ValidationSplit::Fraction(0.1), 100),
-            (ValidationSplit::Count(37), 37),
-        ] {
+        for (split, expected_val) in [(ValidationSplit::Fraction(0.1), 100), (ValidationSplit::Count(37), 37)] {
             let (train, val) = train_val_indices(1000, split, 5).expect("valid split");
             assert_eq!(val.len(), expected_val);
             assert_eq!(train.len(), 1000 - expected_val);
             let mut all: Vec<u32> = train.iter().chain(&val).copied().collect();
             all.sort_unstable();
-            assert_eq!(
-                all,
-                (0..1000).collect::<Vec<u32>>(),
-                "union must be every index exactly once"
-            );
+            assert_eq!(all, (0..1000).collect::<Vec<u32>>(), "union must be every index exactly once");
         }
     }
 
@@ -156,19 +138,13 @@ mod tests {
         let b = train_val_indices(500, ValidationSplit::Count(50), 9).expect("split");
         let c = train_val_indices(500, ValidationSplit::Count(50), 10).expect("split");
         assert_eq!(a, b);
-        assert_ne!(
-            a.1, c.1,
-            "another seed should pick other validation samples"
-        );
+        assert_ne!(a.1, c.1, "another seed should pick other validation samples");
     }
 
     #[test]
     fn validation_is_not_just_the_tail() {
         let (_, val) = train_val_indices(1000, ValidationSplit::Count(100), 1).expect("split");
-        assert!(
-            val.iter().any(|&i| i < 900),
-            "validation indices {val:?} look unshuffled"
-        );
+        assert!(val.iter().any(|&i| i < 900), "validation indices {val:?} look unshuffled");
     }
 
     #[test]
@@ -191,14 +167,9 @@ mod tests {
         ] {
             let err = train_val_indices(n, split, 0).expect_err("must be rejected");
             let message = err.to_string();
+            assert!(matches!(err, DataError::InvalidSplit(_)), "{split:?}: {message}");
             assert!(
-                matches!(err, DataError::InvalidSplit(_)),
-                "{split:?}: {message}"
-            );
-            assert!(
-                message.contains("[0, 1)")
-                    || message.contains("smaller than")
-                    || message.contains("no samples"),
+                message.contains("[0, 1)") || message.contains("smaller than") || message.contains("no samples"),
                 "{split:?} of {n}: message does not say what is allowed: {message}"
             );
         }

@@ -12,9 +12,9 @@ use rayon::prelude::*;
 
 use crate::augment::EpochAugment;
 use crate::dataset::Dataset;
-use crate::normalize::Normalize;
 use crate::error::{DataError, Result};
 use crate::image_folder::ImageFormat;
+use crate::normalize::Normalize;
 
 /// One decoded batch: the indices and augmentation it was made with (to check it is the one asked
 /// for), pixels, labels.
@@ -95,7 +95,8 @@ impl StreamedDataset {
 
 impl Shared {
     fn read(&self, i: u32) -> Result<(Vec<u8>, u32)> {
-        let (path, label) = self.files.get(i as usize).ok_or(DataError::IndexOutOfRange { index: i, len: self.files.len() })?;
+        let (path, label) =
+            self.files.get(i as usize).ok_or(DataError::IndexOutOfRange { index: i, len: self.files.len() })?;
         let mut bytes = Vec::with_capacity(self.format.sample_len());
         self.format.decode_into(path, &mut bytes)?;
         Ok((bytes, *label))

@@ -60,8 +60,9 @@ pub enum CheckpointError {
     Missing { path: PathBuf, name: String, cause: String },
     #[error("checkpoint {path} has parameters the config's model does not build ({names}): {cause}")]
     Unexpected { path: PathBuf, names: String, cause: String },
-    #[error("checkpoint {path}: parameter `{name}` is {saved:?} in the checkpoint but {built:?} in the model the config builds; {cause}")]
-    Shape { path: PathBuf, name: String, saved: Vec<usize>, built: Vec<usize>, cause: String },
+    /// Boxed: its two shapes would make every `Result` carrying this error twice as large.
+    #[error(transparent)]
+    Shape(Box<ShapeMismatch>),
     #[error("checkpoint {path}: {source}")]
     Tensor { path: PathBuf, source: candle_core::Error },
     #[error(
@@ -69,6 +70,20 @@ pub enum CheckpointError {
          metadata): it was written by an older version of this project; train again to get one"
     )]
     NoSpec { path: PathBuf },
+}
+
+/// A parameter whose shape in the checkpoint is not the one the config's model builds.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "checkpoint {path}: parameter `{name}` is {saved:?} in the checkpoint but {built:?} in the model the config builds; {cause}"
+)]
+pub struct ShapeMismatch {
+    pub path: PathBuf,
+    pub name: String,
+    pub saved: Vec<usize>,
+    pub built: Vec<usize>,
+    /// Which model arg differs, when one does.
+    pub cause: String,
 }
 
 /// A loaded checkpoint.
@@ -147,7 +162,8 @@ fn parse_spec(path: &Path, json: Option<&str>) -> Result<DataSpec, CheckpointErr
 
 /// The JSON header of a safetensors file.
 fn read_header(path: &Path) -> Result<serde_json::Value, CheckpointError> {
-    let mut file = std::fs::File::open(path).map_err(|source| CheckpointError::Read { path: path.to_path_buf(), source })?;
+    let mut file =
+        std::fs::File::open(path).map_err(|source| CheckpointError::Read { path: path.to_path_buf(), source })?;
     let corrupt = |message: String| CheckpointError::Corrupt { path: path.to_path_buf(), message };
     // The header is an 8-byte little-endian length, then JSON; no need to read the tensors.
     let mut len = [0u8; 8];
@@ -201,20 +217,24 @@ impl Checkpoint {
             };
             if tensor.dims() != var.dims() {
                 let cause = different_model(model, &differing_sizes(var.dims(), tensor.dims()));
-                return Err(CheckpointError::Shape {
+                return Err(CheckpointError::Shape(Box::new(ShapeMismatch {
                     path: path.to_path_buf(),
                     name: name.to_string(),
                     saved: tensor.dims().to_vec(),
                     built: var.dims().to_vec(),
                     cause,
-                });
+                })));
             }
         }
         let mut unexpected: Vec<&String> = self.weights.keys().filter(|n| !vars.contains_key(*n)).collect();
         if !unexpected.is_empty() {
             unexpected.sort();
             let names = unexpected.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
-            return Err(CheckpointError::Unexpected { path: path.to_path_buf(), names, cause: different_model(model, &[]) });
+            return Err(CheckpointError::Unexpected {
+                path: path.to_path_buf(),
+                names,
+                cause: different_model(model, &[]),
+            });
         }
         for name in names {
             vars[name]
@@ -279,8 +299,15 @@ mod tests {
         let path = dir.path().join("checkpoint-epoch1.safetensors");
         let varmap = VarMap::new();
         varmap.get((2, 3), "fc.weight", Init::Randn { mean: 0.0, stdev: 1.0 }, DType::F32, &Device::Cpu).unwrap();
-        let optimizer = HashMap::from([("fc.weight.0".to_string(), Tensor::ones((2, 3), DType::F32, &Device::Cpu).unwrap())]);
-        let state = TrainerState { epoch: 1, global_step: 17, best_metric: Some(0.5), best_epoch: Some(1), ..Default::default() };
+        let optimizer =
+            HashMap::from([("fc.weight.0".to_string(), Tensor::ones((2, 3), DType::F32, &Device::Cpu).unwrap())]);
+        let state = TrainerState {
+            epoch: 1,
+            global_step: 17,
+            best_metric: Some(0.5),
+            best_epoch: Some(1),
+            ..Default::default()
+        };
         save(&path, &varmap, &spec(), Some(&optimizer), Some(&state)).unwrap();
 
         let loaded = load(&path, &Device::Cpu).unwrap();
@@ -315,12 +342,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model_best.safetensors");
         let varmap = VarMap::new();
-        ModelConfig::default().build(&spec(), candle_nn::VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
+        ModelConfig::default()
+            .build(&spec(), candle_nn::VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu))
+            .unwrap();
         let mut tensors: HashMap<String, Tensor> =
             varmap.data().lock().unwrap().iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
         edit(&mut tensors);
         let metadata = HashMap::from([(SPEC_KEY.to_string(), serde_json::to_string(&spec()).unwrap())]);
-        let bytes = safetensors::tensor::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata)).unwrap();
+        let bytes =
+            safetensors::tensor::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata)).unwrap();
         std::fs::write(&path, bytes).unwrap();
         (dir, path, varmap)
     }
@@ -343,11 +373,17 @@ mod tests {
             edited = (name, built, saved);
         });
         let before: Vec<f32> = varmap.all_vars()[0].flatten_all().unwrap().to_vec1().unwrap();
-        let err = load(&path, &Device::Cpu).unwrap().restore_weights(&varmap, &path, &ModelConfig::default()).unwrap_err();
+        let err =
+            load(&path, &Device::Cpu).unwrap().restore_weights(&varmap, &path, &ModelConfig::default()).unwrap_err();
         let (name, built, saved) = edited;
         let message = err.to_string();
-        assert!(matches!(&err, CheckpointError::Shape { name: n, .. } if *n == name), "{message}");
-        for needle in [format!("`{name}`"), format!("{saved:?} in the checkpoint"), format!("{built:?} in the model"), "different model".into()] {
+        assert!(matches!(&err, CheckpointError::Shape(m) if m.name == name), "{message}");
+        for needle in [
+            format!("`{name}`"),
+            format!("{saved:?} in the checkpoint"),
+            format!("{built:?} in the model"),
+            "different model".into(),
+        ] {
             assert!(message.contains(&needle), "{needle:?} not in: {message}");
         }
         // Nothing was half-loaded.
@@ -361,13 +397,15 @@ mod tests {
             dropped = first_name(tensors);
             tensors.remove(&dropped);
         });
-        let err = load(&path, &Device::Cpu).unwrap().restore_weights(&varmap, &path, &ModelConfig::default()).unwrap_err();
+        let err =
+            load(&path, &Device::Cpu).unwrap().restore_weights(&varmap, &path, &ModelConfig::default()).unwrap_err();
         assert!(err.to_string().contains(&format!("no parameter `{dropped}`")), "{err}");
 
         let (_dir, path, varmap) = edited_checkpoint(|tensors| {
             tensors.insert("head.extra".into(), Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap());
         });
-        let err = load(&path, &Device::Cpu).unwrap().restore_weights(&varmap, &path, &ModelConfig::default()).unwrap_err();
+        let err =
+            load(&path, &Device::Cpu).unwrap().restore_weights(&varmap, &path, &ModelConfig::default()).unwrap_err();
         assert!(err.to_string().contains("does not build (`head.extra`)"), "{err}");
     }
 

@@ -165,7 +165,8 @@ impl Monitor {
 impl std::str::FromStr for Monitor {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let expected = || format!("expected \"off\" or \"min NAME\" / \"max NAME\" such as \"max val_accuracy\", got {s:?}");
+        let expected =
+            || format!("expected \"off\" or \"min NAME\" / \"max NAME\" such as \"max val_accuracy\", got {s:?}");
         if s == "off" {
             return Ok(Self::Off);
         }
@@ -224,8 +225,8 @@ impl Config {
     /// Read `path`, apply `--set` overrides (`key.path=value`, the value parsed as JSON and else
     /// taken as a string), and check the result.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Self::from_json(&text, path, overrides)
     }
 
@@ -271,7 +272,10 @@ impl Config {
 
     /// What decides the best checkpoint and early stopping: as configured, or the task's default.
     pub fn monitor(&self) -> Monitor {
-        self.trainer.monitor.clone().unwrap_or_else(|| Monitor::default_for(self.task(), self.data_loader.has_validation()))
+        self.trainer
+            .monitor
+            .clone()
+            .unwrap_or_else(|| Monitor::default_for(self.task(), self.data_loader.has_validation()))
     }
 
     /// Rules serde cannot express.
@@ -303,7 +307,9 @@ impl Config {
             return Err(format!("`threshold` must be a probability strictly between 0 and 1, got {}", self.threshold));
         }
         if self.trainer.freeze_loaded && self.trainer.init_from.is_none() {
-            return Err("`trainer.freeze_loaded` needs `trainer.init_from`: the checkpoint whose parameters to freeze".into());
+            return Err(
+                "`trainer.freeze_loaded` needs `trainer.init_from`: the checkpoint whose parameters to freeze".into()
+            );
         }
         self.model.validate().map_err(|e| e.to_string())?;
         self.data_loader.check()?;

@@ -11,8 +11,8 @@ pub mod mnist;
 use std::path::Path;
 
 use candle_core::Device;
-use data_loader::{Augment, Channels, DataLoader, Normalize, NormalizeSetting, SplitData, ValidationSplit};
 use data_loader::table::Encoding;
+use data_loader::{Augment, Channels, DataLoader, Normalize, NormalizeSetting, SplitData, ValidationSplit};
 use model::{DataSpec, TaskKind};
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +28,8 @@ const ARGS_KEY: &str = "data_loader.args";
 pub enum DataLoaderConfig {
     Mnist(MnistArgs),
     ImageFolder(ImageFolderArgs),
-    Csv(CsvArgs),
+    /// Boxed: a table's settings are three times an image source's.
+    Csv(Box<CsvArgs>),
 }
 
 /// The training and validation parts of the training data, and what they say a model must take.
@@ -49,7 +50,10 @@ pub struct Splits {
 pub enum Fitted {
     Normalize(Normalize),
     /// A table's encoding, and the standardisation of its images when a column names them.
-    Encoding { encoding: Box<Encoding>, images: Option<Normalize> },
+    Encoding {
+        encoding: Box<Encoding>,
+        images: Option<Normalize>,
+    },
 }
 
 /// The settings every data type has, read through [`DataLoaderConfig`]'s accessors.
@@ -166,7 +170,9 @@ impl DataLoaderConfig {
     /// as training did.
     pub fn with_fitted(&self, fitted: &Fitted) -> Self {
         match (self, fitted) {
-            (Self::Csv(args), Fitted::Encoding { encoding, images }) => Self::Csv(args.with_encoding(encoding, images.as_ref())),
+            (Self::Csv(args), Fitted::Encoding { encoding, images }) => {
+                Self::Csv(Box::new(args.with_encoding(encoding, images.as_ref())))
+            }
             (_, Fitted::Normalize(normalize)) => self.with_normalize(normalize.clone()),
             _ => self.clone(),
         }
@@ -185,7 +191,7 @@ impl DataLoaderConfig {
     /// itself): images with pixels in [0, 1], table rows encoded but not standardised.
     pub fn unstandardised(&self) -> Self {
         match self {
-            Self::Csv(args) => Self::Csv(args.unstandardised()),
+            Self::Csv(args) => Self::Csv(Box::new(args.unstandardised())),
             _ => self.with_normalize(Normalize::identity()),
         }
     }

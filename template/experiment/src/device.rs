@@ -67,9 +67,15 @@ impl DeviceSpec {
         match self {
             Self::Cpu => Ok((Device::Cpu, "device \"cpu\" in the config".into())),
             Self::Cuda(_) if !cuda_built => Err(DeviceError::NotCompiled(self)),
-            Self::Cuda(n) => Device::new_cuda(n)
-                .map(|d| (d, format!("device \"{self}\" in the config")))
-                .map_err(|source| DeviceError::Unavailable { spec: self, source: Box::new(source), available: available_cuda_devices() }),
+            Self::Cuda(n) => {
+                Device::new_cuda(n).map(|d| (d, format!("device \"{self}\" in the config"))).map_err(|source| {
+                    DeviceError::Unavailable {
+                        spec: self,
+                        source: Box::new(source),
+                        available: available_cuda_devices(),
+                    }
+                })
+            }
             Self::Auto if !cuda_built => {
                 Ok((Device::Cpu, "auto: built without the `cuda` feature, using the CPU".into()))
             }
@@ -92,11 +98,17 @@ impl DeviceSpec {
             _ if local_rank == 0 => self.select(),
             Self::Cuda(_) if one_visible_gpu(std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref()) => {
                 let (device, _) = self.select()?;
-                Ok((device, format!("device \"{self}\" in the config: the one GPU CUDA_VISIBLE_DEVICES leaves this rank")))
+                Ok((
+                    device,
+                    format!("device \"{self}\" in the config: the one GPU CUDA_VISIBLE_DEVICES leaves this rank"),
+                ))
             }
             Self::Cuda(n) => {
                 let (device, _) = Self::Cuda(n + local_rank).select()?;
-                Ok((device, format!("device \"{self}\" in the config, plus local rank {local_rank}: cuda:{}", n + local_rank)))
+                Ok((
+                    device,
+                    format!("device \"{self}\" in the config, plus local rank {local_rank}: cuda:{}", n + local_rank),
+                ))
             }
             // Rank 0 of this machine takes cuda:0 when it opens; then every rank needs its own GPU.
             Self::Auto if candle_core::utils::cuda_is_available() && Device::new_cuda(0).is_ok() => {
@@ -114,7 +126,8 @@ fn one_visible_gpu(visible: Option<&str>) -> bool {
 
 /// The CUDA devices that open, in words, for error messages.
 fn available_cuda_devices() -> String {
-    let usable: Vec<String> = (0..16).take_while(|i| Device::new_cuda(*i).is_ok()).map(|i| format!("cuda:{i}")).collect();
+    let usable: Vec<String> =
+        (0..16).take_while(|i| Device::new_cuda(*i).is_ok()).map(|i| format!("cuda:{i}")).collect();
     if usable.is_empty() {
         "no CUDA device is usable here; set \"device\": \"cpu\"".into()
     } else {
@@ -128,11 +141,7 @@ mod tests {
 
     #[test]
     fn parses_every_form_and_round_trips() {
-        for (text, spec) in [
-            ("auto", DeviceSpec::Auto),
-            ("cpu", DeviceSpec::Cpu),
-            ("cuda:3", DeviceSpec::Cuda(3)),
-        ] {
+        for (text, spec) in [("auto", DeviceSpec::Auto), ("cpu", DeviceSpec::Cpu), ("cuda:3", DeviceSpec::Cuda(3))] {
             assert_eq!(text.parse::<DeviceSpec>().unwrap(), spec);
             assert_eq!(spec.to_string(), text);
         }

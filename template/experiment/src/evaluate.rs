@@ -129,7 +129,13 @@ impl Evaluation {
         let mut out = format!("{:<width$}{:>12}{:>12}{:>12}{:>10}", "target", "mse", "rmse", "mae", "r2");
         for t in &self.per_target {
             let r2 = if t.r2.is_nan() { "n/a (constant target)".to_owned() } else { format!("{:.4}", t.r2) };
-            out.push_str(&format!("\n{:<width$}{:>12}{:>12}{:>12}{r2:>10}", t.name, number(t.mse), number(t.rmse), number(t.mae)));
+            out.push_str(&format!(
+                "\n{:<width$}{:>12}{:>12}{:>12}{r2:>10}",
+                t.name,
+                number(t.mse),
+                number(t.rmse),
+                number(t.mae)
+            ));
         }
         out
     }
@@ -229,8 +235,12 @@ impl Tally {
 
     /// The evaluation these counts give.
     pub fn finish(self, task: &Task, seconds: f64) -> Evaluation {
-        let mut evaluation =
-            Evaluation { loss: self.loss_sum / self.samples.max(1) as f64, samples: self.samples, seconds, ..Default::default() };
+        let mut evaluation = Evaluation {
+            loss: self.loss_sum / self.samples.max(1) as f64,
+            samples: self.samples,
+            seconds,
+            ..Default::default()
+        };
         task.finish(&self.sums, self.samples, &mut evaluation);
         evaluation
     }
@@ -271,5 +281,4 @@ mod tests {
         assert!(per_class.lines().nth(1).unwrap().starts_with("cat"), "{per_class}");
         assert!(per_class.contains("0.8333") && per_class.lines().count() == 3, "{per_class}");
     }
-
 }

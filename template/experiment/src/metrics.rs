@@ -45,7 +45,11 @@ impl Metric {
     pub fn name(&self) -> String {
         match self {
             Self::TopK(k) => format!("top{k}_accuracy"),
-            other => NAMED.iter().find(|(_, m)| m == other).map(|(n, _)| (*n).to_owned()).expect("every other metric is named"),
+            other => NAMED
+                .iter()
+                .find(|(_, m)| m == other)
+                .map(|(n, _)| (*n).to_owned())
+                .expect("every other metric is named"),
         }
     }
 

@@ -54,7 +54,11 @@ impl OptimizerConfig {
             if v.is_finite() && v > 0.0 { Ok(()) } else { Err(format!("`optimizer.args.{name}` must be > 0, got {v}")) }
         };
         let unit = |name: &str, v: f64| {
-            if (0.0..1.0).contains(&v) { Ok(()) } else { Err(format!("`optimizer.args.{name}` must be in [0, 1), got {v}")) }
+            if (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("`optimizer.args.{name}` must be in [0, 1), got {v}"))
+            }
         };
         match self {
             Self::Adamw(a) => {

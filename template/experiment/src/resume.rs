@@ -27,7 +27,9 @@ pub fn find_checkpoint(path: &Path) -> Result<(PathBuf, TrainerState), ResumeErr
     }
     // Only checkpoint-* files carry the optimiser state a resume needs.
     let is_checkpoint = |p: &Path| {
-        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("checkpoint-") && n.ends_with(".safetensors"))
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("checkpoint-") && n.ends_with(".safetensors"))
     };
     let candidates: Vec<PathBuf> = if path.is_dir() {
         std::fs::read_dir(path)

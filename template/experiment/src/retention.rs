@@ -25,8 +25,7 @@ pub fn admit(kept: &mut Vec<Kept>, new: Kept, top_k: usize, higher_is_better: Op
         }
     });
     let keep: Vec<&Kept> = ranked.iter().take(top_k).chain(std::iter::once(&new)).collect();
-    let (stay, go): (Vec<Kept>, Vec<Kept>) =
-        kept.drain(..).partition(|k| keep.iter().any(|x| x.file == k.file));
+    let (stay, go): (Vec<Kept>, Vec<Kept>) = kept.drain(..).partition(|k| keep.iter().any(|x| x.file == k.file));
     *kept = stay;
     go.into_iter().map(|k| k.file).collect()
 }

@@ -115,7 +115,9 @@ impl Task {
     pub fn prediction_header(&self) -> Vec<String> {
         match &self.target {
             Target::Classes(_) => vec!["class".into(), "probability".into()],
-            Target::Labels(labels) => std::iter::once("labels".to_owned()).chain(labels.iter().map(|l| format!("p({l})"))).collect(),
+            Target::Labels(labels) => {
+                std::iter::once("labels".to_owned()).chain(labels.iter().map(|l| format!("p({l})"))).collect()
+            }
             Target::Values(values) => values.names.clone(),
         }
     }
@@ -125,7 +127,8 @@ impl Task {
         match &self.target {
             Target::Classes(classes) => {
                 let probabilities = classification::softmax(outputs);
-                let best = (0..probabilities.len()).fold(0, |b, i| if probabilities[i] > probabilities[b] { i } else { b });
+                let best =
+                    (0..probabilities.len()).fold(0, |b, i| if probabilities[i] > probabilities[b] { i } else { b });
                 vec![classes[best].clone(), format!("{:.6}", probabilities[best])]
             }
             Target::Labels(labels) => {

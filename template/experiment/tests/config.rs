@@ -56,8 +56,9 @@ fn errors_inside_type_and_args_sections_name_the_full_path() {
 
 #[test]
 fn monitor_accepts_any_metric_the_run_computes_and_lists_them_otherwise() {
-    let config = load(CONFIG, &["metrics=[\"accuracy\", \"macro_f1\", \"top3_accuracy\"]", "trainer.monitor=max val_macro_f1"])
-        .unwrap();
+    let config =
+        load(CONFIG, &["metrics=[\"accuracy\", \"macro_f1\", \"top3_accuracy\"]", "trainer.monitor=max val_macro_f1"])
+            .unwrap();
     assert_eq!(config.monitor().to_string(), "max val_macro_f1");
     load(CONFIG, &["metrics=[\"top3_accuracy\"]", "trainer.monitor=max val_top3_accuracy"]).unwrap();
     let err = load(CONFIG, &["trainer.monitor=max val_macro_f1"]).unwrap_err().to_string();

@@ -1,7 +1,11 @@
 //! Using a trained model: evaluating a checkpoint on the validation or test split, and predicting
 //! the classes of image files.
 
+// `rustfmt::skip`: the folder ships only with ONNX export on, and `cargo fmt`, which reads past
+// `cfg`, would stop at the missing file in a project without it. Editors still format its files
+// on save with rustfmt.toml, and the repository's tests check them.
 #[cfg(feature = "onnx")]
+#[rustfmt::skip]
 pub mod onnx;
 pub mod predict;
 pub mod report;
@@ -33,7 +37,8 @@ pub enum InferenceError {
          samples {:?} with {}; evaluate with the data it was trained on",
         trained.input_shape, trained.target.describe(), now.input_shape, now.target.describe()
     )]
-    DataChanged { checkpoint: std::path::PathBuf, trained: model::DataSpec, now: model::DataSpec },
+    /// The specs boxed, as in `training::TrainError::DataChanged`.
+    DataChanged { checkpoint: std::path::PathBuf, trained: Box<model::DataSpec>, now: Box<model::DataSpec> },
     #[error("evaluation failed: {0}")]
     Candle(#[from] candle_core::Error),
 }
@@ -88,7 +93,7 @@ fn restore_with_split(
         EvalSplit::Val => {
             let splits = config.data_loader.load_train_val(config.seed, &restored.device)?;
             if splits.spec != restored.spec {
-                let (trained, now) = (restored.spec.clone(), splits.spec);
+                let (trained, now) = (Box::new(restored.spec.clone()), Box::new(splits.spec));
                 return Err(InferenceError::DataChanged { checkpoint: checkpoint.to_path_buf(), trained, now });
             }
             splits.val

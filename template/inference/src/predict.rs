@@ -17,9 +17,7 @@ pub enum PredictError {
     Candle(#[from] candle_core::Error),
     #[error(transparent)]
     Data(#[from] data_loader::DataError),
-    #[error(
-        "this model predicts {task} targets from {what}; {advice}"
-    )]
+    #[error("this model predicts {task} targets from {what}; {advice}")]
     Unsupported { task: model::TaskKind, what: &'static str, advice: &'static str },
 }
 
@@ -61,7 +59,15 @@ impl Prediction {
         let top: Vec<Ranked> =
             order.iter().map(|&class| Ranked { class, name: name(class), probability: probabilities[class] }).collect();
         let best = top[0].clone();
-        Self { file: file.to_path_buf(), class: best.class, name: best.name, probability: best.probability, probabilities, top, inverted }
+        Self {
+            file: file.to_path_buf(),
+            class: best.class,
+            name: best.name,
+            probability: best.probability,
+            probabilities,
+            top,
+            inverted,
+        }
     }
 }
 
@@ -98,7 +104,11 @@ impl TablePredictions {
     /// As CSV text (comma-separated, fields quoted where they need it).
     pub fn to_csv(&self) -> String {
         let quote = |field: &String| {
-            if field.contains([',', '"', '\n', '\r']) { format!("\"{}\"", field.replace('"', "\"\"")) } else { field.clone() }
+            if field.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", field.replace('"', "\"\""))
+            } else {
+                field.clone()
+            }
         };
         let line = |fields: &[String]| fields.iter().map(quote).collect::<Vec<_>>().join(",") + "\n";
         std::iter::once(line(&self.header)).chain(self.rows.iter().map(|r| line(r))).collect()

@@ -100,7 +100,14 @@ pub fn report(run_dir: &Path, options: &ReportOptions) -> Result<Report, ReportE
         let metric = |r: &history::EpochRow| r.metric;
         let (metric_png, metric_title) = (metric_chart(&history.metric), format!("{} per epoch", history.metric));
         let curves = [
-            (LOSS_PNG, "Loss per epoch", "loss", Values::FromZero, history.series("train", loss), history.series("val", loss)),
+            (
+                LOSS_PNG,
+                "Loss per epoch",
+                "loss",
+                Values::FromZero,
+                history.series("train", loss),
+                history.series("val", loss),
+            ),
             (
                 metric_png.as_str(),
                 metric_title.as_str(),
@@ -147,7 +154,8 @@ pub fn report(run_dir: &Path, options: &ReportOptions) -> Result<Report, ReportE
         scores,
     };
     let text = markdown(run_dir, &history, summary.as_ref(), &report, options.split);
-    std::fs::write(&report.markdown, text).map_err(|source| ReportError::Write { path: report.markdown.clone(), source })?;
+    std::fs::write(&report.markdown, text)
+        .map_err(|source| ReportError::Write { path: report.markdown.clone(), source })?;
     Ok(report)
 }
 
@@ -184,14 +192,16 @@ fn score_charts(
         model::TaskKind::Regression => {
             let (outputs, targets) = outputs.map(|(o, t)| (o.as_slice(), t.as_slice())).unwrap_or_default();
             for (k, target) in evaluation.per_target.iter().enumerate() {
-                let points: Vec<(f64, f64)> = targets.iter().zip(outputs).map(|(t, o)| (f64::from(t[k]), f64::from(o[k]))).collect();
+                let points: Vec<(f64, f64)> =
+                    targets.iter().zip(outputs).map(|(t, o)| (f64::from(t[k]), f64::from(o[k]))).collect();
                 let residuals: Vec<f64> = points.iter().map(|(t, p)| p - t).collect();
                 let (scatter, histogram) = regression_charts(&target.name, k, evaluation.per_target.len());
                 let title = format!("{}: {split_label} split, R² {}", target.name, number(Some(target.r2)));
                 let path = run_dir.join(&scatter);
                 scores::scatter_chart(&path, &title, &target.name, &points)?;
                 written.push((path, format!("Predicted against true {}", target.name)));
-                let title = format!("Residuals of {}: {split_label} split, RMSE {}", target.name, number(Some(target.rmse)));
+                let title =
+                    format!("Residuals of {}: {split_label} split, RMSE {}", target.name, number(Some(target.rmse)));
                 let path = run_dir.join(&histogram);
                 scores::histogram_chart(&path, &title, &target.name, &residuals)?;
                 written.push((path, format!("Residuals of {}", target.name)));
@@ -208,7 +218,8 @@ pub fn regression_charts(target: &str, index: usize, targets: usize) -> (String,
     if targets == 1 {
         return ("predicted_vs_true.png".into(), "residuals.png".into());
     }
-    let safe: String = target.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let safe: String =
+        target.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
     (format!("predicted_vs_true_{index}_{safe}.png"), format!("residuals_{index}_{safe}.png"))
 }
 
@@ -228,13 +239,15 @@ fn best_evaluation(
             Err(e) => return Err(e.into()),
         }
     };
-    let failed = |e: crate::InferenceError| ReportError::Evaluate { checkpoint: checkpoint.clone(), cause: Box::new(e) };
+    let failed =
+        |e: crate::InferenceError| ReportError::Evaluate { checkpoint: checkpoint.clone(), cause: Box::new(e) };
     let config = match &options.config {
         Some(config) => config.clone(),
         None => crate::config_for_checkpoint(&checkpoint, &options.overrides).map_err(|e| failed(e.into()))?,
     };
     let keep_outputs = config.data_loader.task() == model::TaskKind::Regression;
-    let (evaluation, outputs) = crate::score_checkpoint(&checkpoint, &config, options.split, keep_outputs).map_err(failed)?;
+    let (evaluation, outputs) =
+        crate::score_checkpoint(&checkpoint, &config, options.split, keep_outputs).map_err(failed)?;
     if evaluation.samples == 0 {
         let other = if options.split == EvalSplit::Val { "test" } else { "val" };
         return Err(ReportError::EmptySplit { split: split_name(options.split), other });
@@ -269,7 +282,12 @@ fn number(value: Option<f64>) -> String {
 /// The scores of a multi-label or regression checkpoint: its metrics, then per label precision,
 /// recall and F1, or per target MSE, RMSE, MAE and R².
 fn scores_markdown(md: &mut String, checkpoint: &str, split: &str, e: &Evaluation) {
-    let _ = writeln!(md, "## Scores\n\n`{checkpoint}` on the {split} split: {} samples, loss {}.\n", e.samples, number(Some(e.loss)));
+    let _ = writeln!(
+        md,
+        "## Scores\n\n`{checkpoint}` on the {split} split: {} samples, loss {}.\n",
+        e.samples,
+        number(Some(e.loss))
+    );
     md.push_str("| metric | value |\n|---|---|\n");
     for (metric, value) in &e.metrics {
         let _ = writeln!(md, "| {metric} | {} |", number(Some(*value)));
@@ -291,10 +309,21 @@ fn scores_markdown(md: &mut String, checkpoint: &str, split: &str, e: &Evaluatio
 }
 
 /// report.md: status, the numbers, the charts.
-fn markdown(run_dir: &Path, history: &History, summary: Option<&RunSummary>, report: &Report, split: EvalSplit) -> String {
+fn markdown(
+    run_dir: &Path,
+    history: &History,
+    summary: Option<&RunSummary>,
+    report: &Report,
+    split: EvalSplit,
+) -> String {
     let name = |p: &Path| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
     let mut md = String::new();
-    let _ = writeln!(md, "# Training report: {}\n\nRun folder: `{}`\n", name(run_dir.parent().unwrap_or(run_dir)), run_dir.display());
+    let _ = writeln!(
+        md,
+        "# Training report: {}\n\nRun folder: `{}`\n",
+        name(run_dir.parent().unwrap_or(run_dir)),
+        run_dir.display()
+    );
     match summary {
         Some(s) if s.finished() => {
             let _ = writeln!(md, "Status: **finished** ({}).\n", s.stopped_by.replace('_', " "));
@@ -332,7 +361,10 @@ fn markdown(run_dir: &Path, history: &History, summary: Option<&RunSummary>, rep
         for (split, numbers) in [("train", &s.final_train), ("validation", &s.final_val)] {
             if let Some(n) = numbers {
                 let metric = &history.metric;
-                row(&format!("last epoch, {split} loss / {metric}"), format!("{} / {}", number(n.loss), number(n.metric(metric))));
+                row(
+                    &format!("last epoch, {split} loss / {metric}"),
+                    format!("{} / {}", number(n.loss), number(n.metric(metric))),
+                );
             }
         }
         row("wall time", s.wall_seconds.map_or("n/a".into(), |w| format!("{w:.1} s")));
@@ -341,11 +373,17 @@ fn markdown(run_dir: &Path, history: &History, summary: Option<&RunSummary>, rep
         for (split, label) in [("train", "train"), ("val", "validation")] {
             if let Some(r) = history.last(split) {
                 let metric = &history.metric;
-                row(&format!("epoch {}, {label} loss / {metric}", r.epoch), format!("{} / {}", number(Some(r.loss)), number(Some(r.metric))));
+                row(
+                    &format!("epoch {}, {label} loss / {metric}", r.epoch),
+                    format!("{} / {}", number(Some(r.loss)), number(Some(r.metric))),
+                );
             }
         }
         if let Some(r) = history.best_metric("val") {
-            row(&format!("best validation {}", history.metric), format!("{} at epoch {}", number(Some(r.metric)), r.epoch));
+            row(
+                &format!("best validation {}", history.metric),
+                format!("{} at epoch {}", number(Some(r.metric)), r.epoch),
+            );
         }
     }
     md.push('\n');
@@ -354,7 +392,11 @@ fn markdown(run_dir: &Path, history: &History, summary: Option<&RunSummary>, rep
     } else {
         md.push_str("## Training curves\n\n");
         let (metric_png, metric_alt) = (metric_chart(&history.metric), format!("{} per epoch", history.metric));
-        for (file, alt) in [(LOSS_PNG, "Loss per epoch"), (metric_png.as_str(), metric_alt.as_str()), (LR_PNG, "Learning rate per epoch")] {
+        for (file, alt) in [
+            (LOSS_PNG, "Loss per epoch"),
+            (metric_png.as_str(), metric_alt.as_str()),
+            (LR_PNG, "Learning rate per epoch"),
+        ] {
             let _ = writeln!(md, "![{alt}]({file})\n");
         }
     }

@@ -4,16 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use model::Classifier;
 use experiment::checkpoint::{self, CheckpointError};
+use model::Classifier;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
     #[error("checkpoint {0} does not exist; runs are saved as saved/<name>/<timestamp>/model_best.safetensors")]
     NoCheckpoint(PathBuf),
-    #[error(
-        "{checkpoint} has no config.json beside it; pass the config it was trained with: --config FILE"
-    )]
+    #[error("{checkpoint} has no config.json beside it; pass the config it was trained with: --config FILE")]
     NoConfig { checkpoint: PathBuf },
     #[error(transparent)]
     Config(#[from] experiment::ConfigError),

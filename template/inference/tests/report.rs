@@ -7,10 +7,10 @@ mod support;
 
 use std::path::Path;
 
+use experiment::RunDir;
 use inference::EvalSplit;
 use inference::report::charts::{BLUE_SERIES, CONFUSION_SIZE, LINE_CHART_SIZE, ORANGE_SERIES};
 use inference::report::{ACCURACY_PNG, CONFUSION_PNG, LOSS_PNG, LR_PNG, REPORT_MD, ReportOptions, report};
-use experiment::RunDir;
 use training::{TrainOptions, train};
 
 /// Train a run named `name` with `set` overrides on 160 synthetic images (16 held out).
@@ -43,7 +43,8 @@ fn non_white(path: &Path) -> f64 {
 fn a_finished_run_gets_four_charts_and_a_report_naming_them() {
     let dir = tempfile::tempdir().unwrap();
     let run = trained_run(dir.path(), "finished", &["trainer.epochs=3"]);
-    let report = report(run.path(), &ReportOptions { overrides: vec!["device=cpu".into()], ..Default::default() }).unwrap();
+    let report =
+        report(run.path(), &ReportOptions { overrides: vec!["device=cpu".into()], ..Default::default() }).unwrap();
     assert!(report.finished);
     assert_eq!(report.epochs, 3);
 
@@ -111,7 +112,8 @@ fn a_run_stopped_in_its_first_epoch_gets_the_confusion_matrix_of_its_step_checkp
     let dir = tempfile::tempdir().unwrap();
     let run = trained_run(dir.path(), "early", &["trainer.max_steps=3"]);
     assert!(!run.file("metrics.csv").exists());
-    let report = report(run.path(), &ReportOptions { overrides: vec!["device=cpu".into()], ..Default::default() }).unwrap();
+    let report =
+        report(run.path(), &ReportOptions { overrides: vec!["device=cpu".into()], ..Default::default() }).unwrap();
     let names: Vec<_> = report.charts.iter().map(|p| p.file_name().unwrap().to_owned()).collect();
     assert_eq!(names, [CONFUSION_PNG]);
     assert!(report.confusion.as_ref().unwrap().0.ends_with("checkpoint-step3.safetensors"));

@@ -176,7 +176,8 @@ mod tests {
     fn matches_candle_relu_in_value_and_gradient() {
         let values: Vec<f32> = (0..40_000).map(|i| ((i * 7919 % 1001) as f32 - 500.0) / 100.0 + 0.005).collect();
         let xs = Var::from_slice(&values, (4, 100, 100), &Device::Cpu).unwrap();
-        let probe = Tensor::from_slice(&values.iter().rev().copied().collect::<Vec<_>>(), (4, 100, 100), &Device::Cpu).unwrap();
+        let probe =
+            Tensor::from_slice(&values.iter().rev().copied().collect::<Vec<_>>(), (4, 100, 100), &Device::Cpu).unwrap();
         let run = |ys: Tensor| {
             let grads = (&ys * &probe).unwrap().sum_all().unwrap().backward().unwrap();
             let grad = grads.get(xs.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();

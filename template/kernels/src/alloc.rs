@@ -249,7 +249,10 @@ mod tests {
             a.dealloc(q, big(MIN_BLOCK));
             let z = a.alloc_zeroed(big(MIN_BLOCK));
             assert_eq!(z, p);
-            assert!(std::slice::from_raw_parts(z, MIN_BLOCK).iter().all(|b| *b == 0), "reused zeroed block has old bytes");
+            assert!(
+                std::slice::from_raw_parts(z, MIN_BLOCK).iter().all(|b| *b == 0),
+                "reused zeroed block has old bytes"
+            );
             a.dealloc(z, big(MIN_BLOCK));
             a.dealloc(other, big(MIN_BLOCK + 64));
         }

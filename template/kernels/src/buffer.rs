@@ -53,11 +53,17 @@ pub(crate) fn map(xs: &[f32], chunk: usize, f: impl Fn(f32) -> f32 + Send + Sync
     // SAFETY: chunk `i` of the output zips with the values of `xs` from `i * chunk`, at least as
     // many as the chunk has, so each of its values is written.
     unsafe {
-        par_fill(xs.len(), chunk, 1, || (), |_, i, out| {
-            for (o, x) in out.iter_mut().zip(&xs[i * chunk..]) {
-                o.write(f(*x));
-            }
-        })
+        par_fill(
+            xs.len(),
+            chunk,
+            1,
+            || (),
+            |_, i, out| {
+                for (o, x) in out.iter_mut().zip(&xs[i * chunk..]) {
+                    o.write(f(*x));
+                }
+            },
+        )
     }
 }
 
@@ -66,11 +72,17 @@ pub(crate) fn map2(a: &[f32], b: &[f32], chunk: usize, f: impl Fn(f32, f32) -> f
     assert_eq!(a.len(), b.len(), "map2: the two inputs differ in length");
     // SAFETY: as in `map`; `b` is as long as `a`.
     unsafe {
-        par_fill(a.len(), chunk, 1, || (), |_, i, out| {
-            for ((o, a), b) in out.iter_mut().zip(&a[i * chunk..]).zip(&b[i * chunk..]) {
-                o.write(f(*a, *b));
-            }
-        })
+        par_fill(
+            a.len(),
+            chunk,
+            1,
+            || (),
+            |_, i, out| {
+                for ((o, a), b) in out.iter_mut().zip(&a[i * chunk..]).zip(&b[i * chunk..]) {
+                    o.write(f(*a, *b));
+                }
+            },
+        )
     }
 }
 
@@ -109,7 +121,11 @@ mod tests {
         for len in [0, 1, 7, 64, 1000] {
             let xs: Vec<f32> = (0..len).map(|i| i as f32 - 3.0).collect();
             for chunk in [1, 3, 64, 5000] {
-                assert_eq!(map(&xs, chunk, |x| x * 2.0), xs.iter().map(|x| x * 2.0).collect::<Vec<_>>(), "len {len}, chunk {chunk}");
+                assert_eq!(
+                    map(&xs, chunk, |x| x * 2.0),
+                    xs.iter().map(|x| x * 2.0).collect::<Vec<_>>(),
+                    "len {len}, chunk {chunk}"
+                );
                 let sums = map2(&xs, &xs, chunk, |a, b| a + b + 1.0);
                 assert_eq!(sums, xs.iter().map(|x| 2.0 * x + 1.0).collect::<Vec<_>>(), "len {len}, chunk {chunk}");
             }
@@ -119,10 +135,18 @@ mod tests {
     #[test]
     fn par_fill_gives_each_chunk_its_index_and_a_shorter_last_chunk() {
         // SAFETY: each chunk is written whole with `write`.
-        let out = unsafe { par_fill(10, 4, 1, || 0usize, |calls, i, c| {
-            *calls += 1;
-            write(c, i as f32 * 10.0 + c.len() as f32);
-        }) };
+        let out = unsafe {
+            par_fill(
+                10,
+                4,
+                1,
+                || 0usize,
+                |calls, i, c| {
+                    *calls += 1;
+                    write(c, i as f32 * 10.0 + c.len() as f32);
+                },
+            )
+        };
         assert_eq!(out, [4.0, 4.0, 4.0, 4.0, 14.0, 14.0, 14.0, 14.0, 22.0, 22.0]);
     }
 

@@ -15,14 +15,28 @@ use candle_core::{CpuStorage, DType, Layout, Result, Tensor, bail};
 /// `xs [batch, in, h, w]` convolved with `weight [out, in / groups, k, k]` (square kernel,
 /// dilation 1, groups 1 or depthwise), plus `bias [out]`: `[batch, out, oh, ow]`, with a fused
 /// backward pass. CPU tensors, f32.
-pub fn conv2d(xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stride: usize, padding: usize, groups: usize) -> Result<Tensor> {
+pub fn conv2d(
+    xs: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+) -> Result<Tensor> {
     convolve(xs, weight, bias, Options { stride, padding, groups, relu: false })
 }
 
 /// [`conv2d`] then a ReLU, as one op when the convolution is an ordinary one with a bias: the
 /// backward pass then keeps no gradient for the output before the ReLU (on the cnn, 1.4 M and
 /// 2.4 M floats per batch that candle would zero and add to). Otherwise the two ops.
-pub fn conv2d_relu(xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stride: usize, padding: usize, groups: usize) -> Result<Tensor> {
+pub fn conv2d_relu(
+    xs: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+) -> Result<Tensor> {
     convolve(xs, weight, bias, Options { stride, padding, groups, relu: true })
 }
 
@@ -51,10 +65,14 @@ fn convolve(xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>, options: Option
     let (xs, weight) = (xs.contiguous()?, weight.contiguous()?);
     // [batch, out, oh, ow]
     let ys = match (groups, bias) {
-        (1, Some(bias)) => return xs.apply_op3(&weight, &bias.contiguous()?, im2col::ConvBias { geometry: g, out, relu }),
+        (1, Some(bias)) => {
+            return xs.apply_op3(&weight, &bias.contiguous()?, im2col::ConvBias { geometry: g, out, relu });
+        }
         (1, None) => xs.apply_op2(&weight, im2col::Conv(g, out))?,
         (_, None) => xs.apply_op2(&weight, depthwise::Depthwise(g))?,
-        (_, Some(bias)) => xs.apply_op2(&weight, depthwise::Depthwise(g))?.apply_op2(&bias.contiguous()?, bias::AddBias)?,
+        (_, Some(bias)) => {
+            xs.apply_op2(&weight, depthwise::Depthwise(g))?.apply_op2(&bias.contiguous()?, bias::AddBias)?
+        }
     };
     if relu { crate::activation::relu(&ys) } else { Ok(ys) }
 }
@@ -116,10 +134,7 @@ impl Geometry {
     /// lies inside `0..size`: the others read padding.
     fn inside(&self, tap: usize, size: usize, out_size: usize) -> Range<usize> {
         let lo = self.padding.saturating_sub(tap).div_ceil(self.stride);
-        let hi = (size + self.padding)
-            .checked_sub(tap + 1)
-            .map_or(0, |last| last / self.stride + 1)
-            .min(out_size);
+        let hi = (size + self.padding).checked_sub(tap + 1).map_or(0, |last| last / self.stride + 1).min(out_size);
         lo.min(hi)..hi
     }
 
@@ -137,12 +152,7 @@ impl Geometry {
                 for oy in rows.clone() {
                     let iy = oy * self.stride + ki - self.padding;
                     let ix = cols.start * self.stride + kj - self.padding;
-                    f(
-                        ki * self.kernel + kj,
-                        oy * self.out_width + cols.start,
-                        iy * self.width + ix,
-                        cols.len(),
-                    );
+                    f(ki * self.kernel + kj, oy * self.out_width + cols.start, iy * self.width + ix, cols.len());
                 }
             }
         }
@@ -153,10 +163,7 @@ impl Geometry {
 fn f32_values<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
     use candle_core::backend::BackendStorage;
     let CpuStorage::F32(values) = storage else {
-        bail!(
-            "{op} supports only f32, got {:?}; convert with to_dtype(DType::F32)",
-            storage.dtype()
-        );
+        bail!("{op} supports only f32, got {:?}; convert with to_dtype(DType::F32)", storage.dtype());
     };
     let Some((start, end)) = layout.contiguous_offsets() else {
         bail!("{op} needs a contiguous input; call .contiguous() first");
@@ -167,25 +174,22 @@ fn f32_values<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<
 /// Fails when an op's input is not the shape its geometry was computed for.
 fn check_dims(op: &str, layout: &Layout, expected: &[usize]) -> Result<()> {
     if layout.dims() != expected {
-        bail!(
-            "{op}: expected an input {expected:?}, got {:?}",
-            layout.dims()
-        );
+        bail!("{op}: expected an input {expected:?}, got {:?}", layout.dims());
     }
     Ok(())
 }
 
 /// `planes` planes of `plane_len` values, each zeroed and then filled by `fill(plane_index, plane)`
 /// on rayon's threads (the zeroing too: [`crate::buffer`]).
-fn par_planes(
-    planes: usize,
-    plane_len: usize,
-    fill: impl Fn(usize, &mut [f32]) + Send + Sync,
-) -> Vec<f32> {
+fn par_planes(planes: usize, plane_len: usize, fill: impl Fn(usize, &mut [f32]) + Send + Sync) -> Vec<f32> {
     // SAFETY: each plane is written whole with zeros before `fill` sees it.
     unsafe {
-        crate::buffer::par_fill(planes * plane_len, plane_len, 1, || (), |_, i, plane| {
-            fill(i, crate::buffer::write(plane, 0.0))
-        })
+        crate::buffer::par_fill(
+            planes * plane_len,
+            plane_len,
+            1,
+            || (),
+            |_, i, plane| fill(i, crate::buffer::write(plane, 0.0)),
+        )
     }
 }

@@ -19,14 +19,19 @@ pub fn linear(xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Ten
     let (batch, in_dim) = xs.dims2()?;
     let (out, weight_in) = weight.dims2()?;
     if weight_in != in_dim {
-        bail!("linear: input {:?} has {in_dim} features, the layer's weight {:?} expects {weight_in}", xs.dims(), weight.dims());
+        bail!(
+            "linear: input {:?} has {in_dim} features, the layer's weight {:?} expects {weight_in}",
+            xs.dims(),
+            weight.dims()
+        );
     }
     if let Some(bias) = bias
         && bias.dims() != [out]
     {
         bail!("linear: the bias is {:?}, the layer has {out} outputs", bias.dims());
     }
-    let fast = [Some(xs), Some(weight), bias].into_iter().flatten().all(|t| t.device().is_cpu() && t.dtype() == DType::F32);
+    let fast =
+        [Some(xs), Some(weight), bias].into_iter().flatten().all(|t| t.device().is_cpu() && t.dtype() == DType::F32);
     if !fast {
         let ys = weight.matmul(&xs.t()?)?.t()?; // candle's gradients of this form come out contiguous
         return match bias {
@@ -125,7 +130,15 @@ fn matmul(a: View, b: View, bias: Option<&[f32]>) -> Vec<f32> {
 /// # Safety
 /// `first + rows <= a.rows`; `dst` is valid for writes of `rows * b.cols` values, and for reads
 /// of them too when `accumulate` (then they must be initialised).
-unsafe fn gemm_rows(dst: *mut f32, a: View, first: usize, rows: usize, b: View, accumulate: bool, parallelism: Parallelism) {
+unsafe fn gemm_rows(
+    dst: *mut f32,
+    a: View,
+    first: usize,
+    rows: usize,
+    b: View,
+    accumulate: bool,
+    parallelism: Parallelism,
+) {
     debug_assert!(first + rows <= a.rows);
     let n = b.cols;
     // SAFETY: the caller's bounds: element (r, c) of the block is at (first + r) * row_stride +
@@ -157,7 +170,9 @@ unsafe fn gemm_rows(dst: *mut f32, a: View, first: usize, rows: usize, b: View, 
 
 /// The f32 values of a contiguous CPU tensor of the expected shape, or an error naming the op.
 fn values<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout, dims: &[usize]) -> Result<&'a [f32]> {
-    let CpuStorage::F32(values) = storage else { bail!("{op}: expected f32, got {:?}", candle_core::backend::BackendStorage::dtype(storage)) };
+    let CpuStorage::F32(values) = storage else {
+        bail!("{op}: expected f32, got {:?}", candle_core::backend::BackendStorage::dtype(storage))
+    };
     let Some((start, end)) = layout.contiguous_offsets() else { bail!("{op}: expected a contiguous tensor") };
     if layout.dims() != dims {
         bail!("{op}: expected an input {dims:?}, got {:?}", layout.dims());
@@ -167,7 +182,13 @@ fn values<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout, dims: &[usize]
 
 impl Product {
     /// `xs @ weight^T`, onto `bias` broadcast over the rows when there is one.
-    fn forward(&self, op: &str, (s1, l1): (&CpuStorage, &Layout), (s2, l2): (&CpuStorage, &Layout), bias: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
+    fn forward(
+        &self,
+        op: &str,
+        (s1, l1): (&CpuStorage, &Layout),
+        (s2, l2): (&CpuStorage, &Layout),
+        bias: Option<&[f32]>,
+    ) -> Result<(CpuStorage, Shape)> {
         let Self { rows, inner, cols } = *self;
         let xs = View::new(values(op, s1, l1, &[rows, inner])?, rows, inner);
         let weight = View::new(values(op, s2, l2, &[cols, inner])?, cols, inner);
@@ -181,11 +202,21 @@ impl Product {
         let grad = grad.contiguous()?;
         let grad_xs = xs
             .track_op()
-            .then(|| grad.apply_op2_no_bwd(weight, &MatMul { shape: Product { rows, inner: cols, cols: inner }, transpose_a: false }))
+            .then(|| {
+                grad.apply_op2_no_bwd(
+                    weight,
+                    &MatMul { shape: Product { rows, inner: cols, cols: inner }, transpose_a: false },
+                )
+            })
             .transpose()?;
         let grad_weight = weight
             .track_op()
-            .then(|| grad.apply_op2_no_bwd(xs, &MatMul { shape: Product { rows: cols, inner: rows, cols: inner }, transpose_a: true }))
+            .then(|| {
+                grad.apply_op2_no_bwd(
+                    xs,
+                    &MatMul { shape: Product { rows: cols, inner: rows, cols: inner }, transpose_a: true },
+                )
+            })
             .transpose()?;
         Ok((grad_xs, grad_weight))
     }
@@ -200,7 +231,13 @@ impl CustomOp2 for Linear {
         self.0.forward(self.name(), (s1, l1), (s2, l2), None)
     }
 
-    fn bwd(&self, xs: &Tensor, weight: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        xs: &Tensor,
+        weight: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         self.0.grads(xs, weight, grad)
     }
 }
@@ -211,12 +248,27 @@ impl CustomOp3 for LinearBias {
     }
 
     #[allow(clippy::too_many_arguments)] // candle's signature
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let bias = values(self.name(), s3, l3, &[self.0.cols])?;
         self.0.forward(self.name(), (s1, l1), (s2, l2), Some(bias))
     }
 
-    fn bwd(&self, xs: &Tensor, weight: &Tensor, bias: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        xs: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (grad_xs, grad_weight) = self.0.grads(xs, weight, grad)?;
         let grad_bias = bias.track_op().then(|| grad.sum(0)).transpose()?;
         Ok((grad_xs, grad_weight, grad_bias))
@@ -287,11 +339,16 @@ mod tests {
         for (batch, in_dim, out) in [(1, 7, 3), (5, 16, 9), (31, 10, 4), (64, 33, 17), (203, 50, 70)] {
             for bias in [true, false] {
                 let (got, want) = (run(batch, in_dim, out, bias, true), run(batch, in_dim, out, bias, false));
-                for ((what, got), want) in ["output", "input grad", "weight grad", "bias grad"].iter().zip(&got).zip(&want) {
+                for ((what, got), want) in
+                    ["output", "input grad", "weight grad", "bias grad"].iter().zip(&got).zip(&want)
+                {
                     assert_eq!(got.dims(), want.dims(), "{what} at {batch}x{in_dim}->{out}");
                     assert!(got.is_contiguous(), "{what} must be contiguous");
                     let diff = max_difference(got, want);
-                    assert!(diff < 1e-4 * in_dim.max(batch) as f32, "{what} at {batch}x{in_dim}->{out}, bias {bias}: differs by {diff}");
+                    assert!(
+                        diff < 1e-4 * in_dim.max(batch) as f32,
+                        "{what} at {batch}x{in_dim}->{out}, bias {bias}: differs by {diff}"
+                    );
                 }
             }
         }

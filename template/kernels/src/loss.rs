@@ -26,7 +26,9 @@ fn operands<'a>(
     let (CpuStorage::F32(logits), CpuStorage::U32(targets)) = (s1, s2) else {
         bail!("cross-entropy: logits must be f32 and targets u32");
     };
-    let &[batch, classes] = l1.dims() else { bail!("cross-entropy: logits must be [batch, classes], got {:?}", l1.dims()) };
+    let &[batch, classes] = l1.dims() else {
+        bail!("cross-entropy: logits must be [batch, classes], got {:?}", l1.dims())
+    };
     let (Some((a, b)), Some((c, d))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
         bail!("cross-entropy: logits and targets must be contiguous");
     };
@@ -67,7 +69,13 @@ impl CustomOp2 for CrossEntropy {
         Ok((CpuStorage::F32(vec![(total / batch as f64) as f32]), Shape::from(())))
     }
 
-    fn bwd(&self, logits: &Tensor, targets: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = logits.apply_op2_no_bwd(targets, &CrossEntropyGrad { smoothing: self.smoothing })?;
         Ok((Some(grad.broadcast_mul(grad_res)?), None))
     }

@@ -160,7 +160,9 @@ impl CustomOp3 for NormGrad {
             }
             mean_dxhat.iter_mut().chain(mean_dxhat_xhat.iter_mut()).for_each(|m| *m /= channels as f32);
             // dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)).
-            for (c, ((x, dy), dx)) in x.chunks_exact(inner).zip(dy.chunks_exact(inner)).zip(dx.chunks_exact_mut(inner)).enumerate() {
+            for (c, ((x, dy), dx)) in
+                x.chunks_exact(inner).zip(dy.chunks_exact(inner)).zip(dx.chunks_exact_mut(inner)).enumerate()
+            {
                 let w = weight[c];
                 for i in 0..inner {
                     dx[i] = rstd[i] * (dy[i] * w - mean_dxhat[i] - xhat(x[i], mean[i], rstd[i]) * mean_dxhat_xhat[i]);
@@ -190,8 +192,17 @@ mod tests {
     }
 
     /// One position at a time, as the definition reads: y and the three gradients of sum(y * probe).
-    fn by_position(x: &[f32], w: &[f32], b: &[f32], probe: &[f32], channels: usize, inner: usize, eps: f32) -> [Vec<f32>; 4] {
-        let (mut y, mut dx, mut dw, mut db) = (vec![0f32; x.len()], vec![0f32; x.len()], vec![0f32; channels], vec![0f32; channels]);
+    fn by_position(
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        probe: &[f32],
+        channels: usize,
+        inner: usize,
+        eps: f32,
+    ) -> [Vec<f32>; 4] {
+        let (mut y, mut dx, mut dw, mut db) =
+            (vec![0f32; x.len()], vec![0f32; x.len()], vec![0f32; channels], vec![0f32; channels]);
         for o in 0..x.len() / (channels * inner) {
             for i in 0..inner {
                 let at = |c: usize| o * channels * inner + c * inner + i;
@@ -244,7 +255,9 @@ mod tests {
                         .map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
                         .into()
                 });
-                for ((what, got), want) in ["output", "input grad", "weight grad", "bias grad"].iter().zip(&got).zip(&want) {
+                for ((what, got), want) in
+                    ["output", "input grad", "weight grad", "bias grad"].iter().zip(&got).zip(&want)
+                {
                     let differs = got.iter().zip(want).position(|(g, w)| g.to_bits() != w.to_bits());
                     assert!(
                         got.len() == want.len() && differs.is_none(),

@@ -125,7 +125,9 @@ impl InplaceOp2 for FusedUpdate<'_> {
                 };
                 match buffers {
                     [] => param.iter_mut().zip(grad).for_each(|(p, g)| update(p, *g, None)),
-                    [buf] => param.iter_mut().zip(grad).zip(buf.iter_mut()).for_each(|((p, g), b)| update(p, *g, Some(b))),
+                    [buf] => {
+                        param.iter_mut().zip(grad).zip(buf.iter_mut()).for_each(|((p, g), b)| update(p, *g, Some(b)))
+                    }
                     _ => bail!("fused optimizer update: SGD keeps at most one buffer"),
                 }
             }

@@ -12,7 +12,6 @@ use std::sync::OnceLock;
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-
 /// `[b, c, h, w]` to `[b, c, h / k, w / k]` (floor), the maximum of each `k x k` window.
 pub fn max_pool2d(xs: &Tensor, k: usize) -> Result<Tensor> {
     if xs.device().is_cpu() && xs.dtype() == candle_core::DType::F32 {
@@ -58,7 +57,9 @@ struct MaxPoolGrad<'a> {
 /// The dimensions `(planes = b * c, h, w)` of a contiguous f32 `[b, c, h, w]` tensor, and its data.
 fn planes<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<(&'a [f32], usize, usize, usize)> {
     let CpuStorage::F32(data) = storage else { bail!("{op}: expected f32") };
-    let &[b, c, h, w] = layout.dims() else { bail!("{op}: expected [batch, channels, height, width], got {:?}", layout.dims()) };
+    let &[b, c, h, w] = layout.dims() else {
+        bail!("{op}: expected [batch, channels, height, width], got {:?}", layout.dims())
+    };
     let Some((start, end)) = layout.contiguous_offsets() else { bail!("{op}: expected a contiguous tensor") };
     Ok((&data[start..end], b * c, h, w))
 }
@@ -118,13 +119,19 @@ impl CustomOp1 for MaxPoolGrad<'_> {
         let plane = self.input_shape.elem_count() / n;
         // SAFETY: each plane is written whole with zeros before the window maxima's gradients add in.
         let result = unsafe {
-            crate::buffer::par_fill(self.input_shape.elem_count(), plane, 1, || (), |_, p, out| {
-                let out = crate::buffer::write(out, 0.0);
-                let window = p * oh * ow..(p + 1) * oh * ow;
-                for (g, &i) in grad[window.clone()].iter().zip(&self.argmax[window]) {
-                    out[i as usize] += g;
-                }
-            })
+            crate::buffer::par_fill(
+                self.input_shape.elem_count(),
+                plane,
+                1,
+                || (),
+                |_, p, out| {
+                    let out = crate::buffer::write(out, 0.0);
+                    let window = p * oh * ow..(p + 1) * oh * ow;
+                    for (g, &i) in grad[window.clone()].iter().zip(&self.argmax[window]) {
+                        out[i as usize] += g;
+                    }
+                },
+            )
         };
         Ok((CpuStorage::F32(result), self.input_shape.clone()))
     }
@@ -161,7 +168,11 @@ mod tests {
             up[i] += h;
             down[i] -= h;
             let numeric = ((loss(&up) - loss(&down)) / (2.0 * f64::from(h))) as f32;
-            assert!((numeric - grad[i]).abs() < 1e-3 * (1.0 + grad[i].abs()), "input {i}: gradient {} vs finite difference {numeric}", grad[i]);
+            assert!(
+                (numeric - grad[i]).abs() < 1e-3 * (1.0 + grad[i].abs()),
+                "input {i}: gradient {} vs finite difference {numeric}",
+                grad[i]
+            );
         }
         assert!(grad.iter().filter(|g| **g != 0.0).count() >= 90, "a gradient per window, rows 8 and 9 pooled away");
     }

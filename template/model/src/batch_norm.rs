@@ -79,7 +79,10 @@ impl crate::Layer for BatchNorm2d {
         }
         let n = b * h * w;
         if n < 2 {
-            candle_core::bail!("batch norm `{}` needs more than one value per channel to train, got [{b}, {c}, {h}, {w}]", self.path);
+            candle_core::bail!(
+                "batch norm `{}` needs more than one value per channel to train, got [{b}, {c}, {h}, {w}]",
+                self.path
+            );
         }
         let per_channel = xs.transpose(0, 1)?.reshape((c, n))?; // [c, b*h*w]
         let mean = per_channel.mean(1)?;
@@ -101,7 +104,13 @@ impl crate::Layer for BatchNorm2d {
         let mean = g.param(&format!("{p}.running_mean"), self.running_mean.as_tensor())?;
         let var = g.param(&format!("{p}.running_var"), self.running_var.as_tensor())?;
         let attributes = vec![("epsilon", Attr::Float(self.eps as f32))];
-        Ok(g.node("BatchNormalization", 9, &[x, &scale, &bias, &mean, &var], attributes, &format!("{p}/BatchNormalization")))
+        Ok(g.node(
+            "BatchNormalization",
+            9,
+            &[x, &scale, &bias, &mean, &var],
+            attributes,
+            &format!("{p}/BatchNormalization"),
+        ))
     }
 }
 
@@ -119,7 +128,12 @@ mod tests {
 
     fn input() -> Tensor {
         // Channel 0: 0..8, channel 1: 10 * (0..8), in a [2, 2, 2, 2] batch.
-        let v: Vec<f32> = (0..16).map(|i| { let (s, c, p) = (i / 8, (i / 4) % 2, i % 4); ((s * 4 + p) * if c == 0 { 1 } else { 10 }) as f32 }).collect();
+        let v: Vec<f32> = (0..16)
+            .map(|i| {
+                let (s, c, p) = (i / 8, (i / 4) % 2, i % 4);
+                ((s * 4 + p) * if c == 0 { 1 } else { 10 }) as f32
+            })
+            .collect();
         Tensor::from_vec(v, (2, 2, 2, 2), &Device::Cpu).unwrap()
     }
 

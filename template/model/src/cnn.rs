@@ -31,10 +31,7 @@ crate::optional_args!(CnnConfig);
 
 impl Default for CnnConfig {
     fn default() -> Self {
-        Self {
-            dropout1: 0.25,
-            dropout2: 0.5,
-        }
+        Self { dropout1: 0.25, dropout2: 0.5 }
     }
 }
 
@@ -112,8 +109,7 @@ mod tests {
     use super::*;
     use crate::ModelConfig;
     use crate::test_support::{
-        assert_every_parameter_gets_a_gradient, build, fixed_batch, output_dims, overfit,
-        same_values, test_spec,
+        assert_every_parameter_gets_a_gradient, build, fixed_batch, output_dims, overfit, same_values, test_spec,
     };
 
     fn default_config() -> ModelConfig {
@@ -193,36 +189,16 @@ mod tests {
     #[test]
     fn partial_args_keep_the_other_defaults() {
         let cfg: ModelConfig =
-            serde_json::from_str(r#"{"type": "cnn", "args": { "dropout2": 0.3 } }"#)
-                .expect("valid config");
-        assert_eq!(
-            cfg,
-            ModelConfig::Cnn(CnnConfig {
-                dropout1: 0.25,
-                dropout2: 0.3
-            })
-        );
+            serde_json::from_str(r#"{"type": "cnn", "args": { "dropout2": 0.3 } }"#).expect("valid config");
+        assert_eq!(cfg, ModelConfig::Cnn(CnnConfig { dropout1: 0.25, dropout2: 0.3 }));
     }
 
     #[test]
     fn dropout_out_of_range_is_rejected_naming_the_field() {
-        let err = CnnConfig {
-            dropout1: -0.1,
-            ..Default::default()
-        }
-        .validate()
-        .expect_err("negative");
+        let err = CnnConfig { dropout1: -0.1, ..Default::default() }.validate().expect_err("negative");
         assert_eq!(err.field, "dropout1");
-        let err = CnnConfig {
-            dropout2: 1.0,
-            ..Default::default()
-        }
-        .validate()
-        .expect_err("one");
+        let err = CnnConfig { dropout2: 1.0, ..Default::default() }.validate().expect_err("one");
         assert_eq!(err.field, "dropout2");
-        assert!(
-            err.to_string().contains("must be in [0, 1), got 1"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("must be in [0, 1), got 1"), "{err}");
     }
 }

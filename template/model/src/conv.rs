@@ -69,13 +69,7 @@ impl Conv2d {
                 config.groups
             );
         }
-        Ok(Self {
-            path: String::new(),
-            weight,
-            bias,
-            config,
-            relu: false,
-        })
+        Ok(Self { path: String::new(), weight, bias, config, relu: false })
     }
 
     /// The same layer followed by a ReLU, computed as one op on the CPU: the same values and
@@ -113,14 +107,7 @@ impl Module for Conv2d {
         }
         // Elsewhere (CUDA, Metal), candle's own kernels.
         let c = &self.config;
-        let ys = xs.conv2d_with_algo(
-            &self.weight,
-            c.padding,
-            c.stride,
-            c.dilation,
-            c.groups,
-            c.cudnn_fwd_algo,
-        )?;
+        let ys = xs.conv2d_with_algo(&self.weight, c.padding, c.stride, c.dilation, c.groups, c.cudnn_fwd_algo)?;
         let ys = match &self.bias {
             None => ys,
             Some(bias) => ys.broadcast_add(&bias.reshape((1, (), 1, 1))?)?,

@@ -32,38 +32,30 @@ crate::optional_args!(ConvNextConfig);
 
 impl Default for ConvNextConfig {
     fn default() -> Self {
-        Self {
-            dims: vec![8, 16, 32],
-        }
+        Self { dims: vec![8, 16, 32] }
     }
 }
 
 impl ConvNextConfig {
     /// Checks the args without building anything.
     pub fn validate(&self) -> std::result::Result<(), ConfigError> {
-        let invalid = |reason: String| ConfigError {
-            model: "convnext",
-            field: "dims",
-            reason,
-        };
+        let invalid = |reason: String| ConfigError { model: "convnext", field: "dims", reason };
         if self.dims.is_empty() {
-            return Err(invalid(
-                "is empty; give each stage's channels, e.g. [8, 16, 32]".to_owned(),
-            ));
+            return Err(invalid("is empty; give each stage's channels, e.g. [8, 16, 32]".to_owned()));
         }
         if let Some(i) = self.dims.iter().position(|&d| d == 0) {
-            return Err(invalid(format!(
-                "has zero channels at index {i}; use a positive size"
-            )));
+            return Err(invalid(format!("has zero channels at index {i}; use a positive size")));
         }
         Ok(())
     }
 
     /// Checks that the stages fit images of `spec`'s size.
     pub fn check_fits(&self, spec: &DataSpec) -> std::result::Result<(), ConfigError> {
-        let [_, height, width] = spec
-            .require_image("convnext")
-            .map_err(|reason| ConfigError { model: "convnext", field: "type", reason })?;
+        let [_, height, width] = spec.require_image("convnext").map_err(|reason| ConfigError {
+            model: "convnext",
+            field: "type",
+            reason,
+        })?;
         let max_stages = max_stages(height.min(width));
         if self.dims.len() > max_stages {
             return Err(ConfigError {
@@ -116,11 +108,7 @@ struct Block {
 
 impl Block {
     fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
-        let depthwise = Conv2dConfig {
-            padding: DW_KERNEL / 2,
-            groups: dim,
-            ..Default::default()
-        };
+        let depthwise = Conv2dConfig { padding: DW_KERNEL / 2, groups: dim, ..Default::default() };
         let pointwise = Conv2dConfig::default();
         Ok(Self {
             dwconv: conv2d(dim, dim, DW_KERNEL, depthwise, vb.pp("dwconv"))?,
@@ -152,10 +140,7 @@ struct Downsample {
 
 impl Downsample {
     fn new(dim: usize, next: usize, vb: VarBuilder) -> Result<Self> {
-        let cfg = Conv2dConfig {
-            stride: DOWN_STRIDE,
-            ..Default::default()
-        };
+        let cfg = Conv2dConfig { stride: DOWN_STRIDE, ..Default::default() };
         Ok(Self {
             norm: ChannelNorm::new(dim, LN_EPS, vb.pp("norm"))?,
             conv: conv2d(dim, next, DOWN_STRIDE, cfg, vb.pp("conv"))?,
@@ -206,22 +191,14 @@ impl ConvNext {
         let (Some(&first), Some(&last)) = (dims.first(), dims.last()) else {
             candle_core::bail!("convnext needs at least one stage in `dims`");
         };
-        let stem = Conv2dConfig {
-            stride: STEM_STRIDE,
-            ..Default::default()
-        };
+        let stem = Conv2dConfig { stride: STEM_STRIDE, ..Default::default() };
         let stages = dims
             .iter()
             .enumerate()
             .map(|(i, &dim)| {
-                let downsample = dims
-                    .get(i + 1)
-                    .map(|&next| Downsample::new(dim, next, vb.pp("downsample").pp(i)))
-                    .transpose()?;
-                Ok(Stage {
-                    block: Block::new(dim, vb.pp("stages").pp(i).pp("block"))?,
-                    downsample,
-                })
+                let downsample =
+                    dims.get(i + 1).map(|&next| Downsample::new(dim, next, vb.pp("downsample").pp(i))).transpose()?;
+                Ok(Stage { block: Block::new(dim, vb.pp("stages").pp(i).pp("block"))?, downsample })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
@@ -257,11 +234,10 @@ impl Module for ConvNext {
 mod tests {
     use super::*;
     use crate::ModelConfig;
-    use candle_core::Tensor;
     use crate::test_support::{
-        assert_every_parameter_gets_a_gradient, build, fixed_batch, output_dims, overfit,
-        same_values, test_spec,
+        assert_every_parameter_gets_a_gradient, build, fixed_batch, output_dims, overfit, same_values, test_spec,
     };
+    use candle_core::Tensor;
 
     fn default_config() -> ModelConfig {
         ModelConfig::Convnext(ConvNextConfig::default())
@@ -273,14 +249,8 @@ mod tests {
         let norm = |c: usize| 2 * c;
         let (first, last) = (dims[0], dims[dims.len() - 1]);
         let stem = conv(test_spec().channels(), first, 4) + norm(first);
-        let blocks: usize = dims
-            .iter()
-            .map(|&d| d * 49 + d + norm(d) + conv(d, 2 * d, 1) + conv(2 * d, d, 1))
-            .sum();
-        let downsamples: usize = dims
-            .windows(2)
-            .map(|p| norm(p[0]) + conv(p[0], p[1], 2))
-            .sum();
+        let blocks: usize = dims.iter().map(|&d| d * 49 + d + norm(d) + conv(d, 2 * d, 1) + conv(2 * d, d, 1)).sum();
+        let downsamples: usize = dims.windows(2).map(|p| norm(p[0]) + conv(p[0], p[1], 2)).sum();
         let classes = test_spec().outputs();
         let head = norm(last) + (last * 64 + 64) + (64 * classes + classes);
         stem + blocks + downsamples + head
@@ -306,11 +276,7 @@ mod tests {
         for dims in [vec![4], vec![6, 12]] {
             let cfg = ModelConfig::Convnext(ConvNextConfig { dims: dims.clone() });
             let (varmap, model) = build(&cfg);
-            assert_eq!(
-                crate::parameter_count(&varmap),
-                expected_parameters(&dims),
-                "{dims:?}"
-            );
+            assert_eq!(crate::parameter_count(&varmap), expected_parameters(&dims), "{dims:?}");
             assert_eq!(output_dims(model.as_ref(), 2), [2, test_spec().outputs()], "{dims:?}");
         }
     }
@@ -356,28 +322,16 @@ mod tests {
     #[test]
     fn channel_norm_normalises_each_pixel_over_channels() {
         let varmap = candle_nn::VarMap::new();
-        let vb =
-            VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &candle_core::Device::Cpu);
+        let vb = VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &candle_core::Device::Cpu);
         let norm = ChannelNorm::new(3, LN_EPS, vb).expect("norm");
         // [1, 3, 1, 2]: pixel 0 has channels (1, 2, 3), pixel 1 has (10, 10, 40).
-        let xs = Tensor::new(
-            &[[[[1f32, 10.]], [[2., 10.]], [[3., 40.]]]],
-            &candle_core::Device::Cpu,
-        )
-        .expect("xs");
+        let xs = Tensor::new(&[[[[1f32, 10.]], [[2., 10.]], [[3., 40.]]]], &candle_core::Device::Cpu).expect("xs");
         let ys = xs.apply(&norm).expect("forward");
         assert_eq!(ys.dims(), [1, 3, 1, 2]);
         let ys: Vec<f32> = ys.flatten_all().and_then(|t| t.to_vec1()).expect("values");
         // Channel-major: [c0p0, c0p1, c1p0, c1p1, c2p0, c2p1]; each pixel becomes (-a, 0, a)-like.
         let s = 1.5f32.sqrt();
-        let expected = [
-            -s,
-            -1. / 2f32.sqrt(),
-            0.,
-            -1. / 2f32.sqrt(),
-            s,
-            2. / 2f32.sqrt(),
-        ];
+        let expected = [-s, -1. / 2f32.sqrt(), 0., -1. / 2f32.sqrt(), s, 2. / 2f32.sqrt()];
         for (got, want) in ys.iter().zip(expected) {
             assert!((got - want).abs() < 1e-4, "{ys:?} vs {expected:?}");
         }
@@ -398,44 +352,25 @@ mod tests {
     #[test]
     fn partial_args_are_accepted() {
         let cfg: ModelConfig =
-            serde_json::from_str(r#"{"type": "convnext", "args": { "dims": [16, 32] } }"#)
-                .expect("valid config");
-        assert_eq!(
-            cfg,
-            ModelConfig::Convnext(ConvNextConfig { dims: vec![16, 32] })
-        );
+            serde_json::from_str(r#"{"type": "convnext", "args": { "dims": [16, 32] } }"#).expect("valid config");
+        assert_eq!(cfg, ModelConfig::Convnext(ConvNextConfig { dims: vec![16, 32] }));
     }
 
     #[test]
     fn invalid_dims_are_rejected_saying_what_to_do() {
-        let err = ConvNextConfig { dims: vec![] }
-            .validate()
-            .expect_err("empty");
-        assert!(
-            err.to_string().contains("model.args.dims") && err.to_string().contains("is empty"),
-            "{err}"
-        );
-        let err = ConvNextConfig { dims: vec![8, 0] }
-            .validate()
-            .expect_err("zero");
-        assert!(
-            err.to_string().contains("zero channels at index 1"),
-            "{err}"
-        );
+        let err = ConvNextConfig { dims: vec![] }.validate().expect_err("empty");
+        assert!(err.to_string().contains("model.args.dims") && err.to_string().contains("is empty"), "{err}");
+        let err = ConvNextConfig { dims: vec![8, 0] }.validate().expect_err("zero");
+        assert!(err.to_string().contains("zero channels at index 1"), "{err}");
         let spec = test_spec();
         let (h, w) = spec.image_size().unwrap();
         let fits = max_stages(h.min(w));
-        let err = ConvNextConfig {
-            dims: vec![8; fits + 1],
-        }
-        .check_fits(&spec)
-        .expect_err("too deep");
+        let err = ConvNextConfig { dims: vec![8; fits + 1] }.check_fits(&spec).expect_err("too deep");
         assert!(err.to_string().contains(&format!("a {h}x{w} image only fits {fits}")), "{err}");
         assert_eq!((max_stages(16), max_stages(31), max_stages(32), max_stages(3)), (3, 3, 4, 0));
 
         let varmap = candle_nn::VarMap::new();
-        let vb =
-            VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &candle_core::Device::Cpu);
+        let vb = VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &candle_core::Device::Cpu);
         let cfg = ModelConfig::Convnext(ConvNextConfig { dims: vec![] });
         let err = cfg.build(&spec, vb).err().expect("build validates the config");
         assert!(err.to_string().contains("is empty"), "{err}");

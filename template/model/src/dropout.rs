@@ -49,7 +49,9 @@ fn next_mask(samples: usize, per_sample: usize, p: f32, scale: f32) -> Result<Ve
         current
     });
     if stream.layers >= MAX_LAYERS {
-        candle_core::bail!("a forward pass ran more than {MAX_LAYERS} dropout layers; raise MAX_LAYERS in model/src/dropout.rs");
+        candle_core::bail!(
+            "a forward pass ran more than {MAX_LAYERS} dropout layers; raise MAX_LAYERS in model/src/dropout.rs"
+        );
     }
     let mut rng = ChaCha8Rng::seed_from_u64(stream.seed);
     rng.set_stream(stream.step.wrapping_mul(MAX_LAYERS).wrapping_add(stream.layers));

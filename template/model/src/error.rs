@@ -20,18 +20,10 @@ impl From<ConfigError> for candle_core::Error {
 
 /// Dropout probabilities must lie in `[0, 1)`: 1 would zero every activation.
 #[cfg(any(feature = "mlp", feature = "cnn"))]
-pub(crate) fn check_dropout(
-    model: &'static str,
-    field: &'static str,
-    p: f32,
-) -> Result<(), ConfigError> {
+pub(crate) fn check_dropout(model: &'static str, field: &'static str, p: f32) -> Result<(), ConfigError> {
     if (0.0..1.0).contains(&p) {
         Ok(())
     } else {
-        Err(ConfigError {
-            model,
-            field,
-            reason: format!("must be in [0, 1), got {p}"),
-        })
+        Err(ConfigError { model, field, reason: format!("must be in [0, 1), got {p}") })
     }
 }

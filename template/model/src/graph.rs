@@ -125,7 +125,14 @@ impl Graph {
 
     /// Appends a node and returns its output. `since` is the opset in which `op` first has the
     /// semantics used; `label` names the node and its output (made unique).
-    pub fn node(&mut self, op: &str, since: i64, inputs: &[&Value], attributes: Vec<(&str, Attr)>, label: &str) -> Value {
+    pub fn node(
+        &mut self,
+        op: &str,
+        since: i64,
+        inputs: &[&Value],
+        attributes: Vec<(&str, Attr)>,
+        label: &str,
+    ) -> Value {
         self.required_opset = self.required_opset.max(since);
         let name = self.fresh(label);
         self.nodes.push(Node {

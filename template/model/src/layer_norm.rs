@@ -7,8 +7,6 @@ use candle_nn::{Init, VarBuilder};
 
 use crate::graph::{Attr, Graph, Value};
 
-
-
 /// LayerNorm over the last dimension, with weight and bias.
 ///
 /// candle-nn's `LayerNorm` runs a fused kernel on contiguous input that has no backward pass (its
@@ -37,7 +35,8 @@ impl LayerNorm {
     /// Normalise over dimension `dim`: one fused op on the CPU (see `fused_cpu`), tensor ops elsewhere.
     fn normalize(&self, xs: &Tensor, dim: usize) -> Result<Tensor> {
         let dims = xs.dims();
-        let op = kernels::norm::Norm { channels: dims[dim], inner: dims[dim + 1..].iter().product(), eps: self.eps as f32 };
+        let op =
+            kernels::norm::Norm { channels: dims[dim], inner: dims[dim + 1..].iter().product(), eps: self.eps as f32 };
         xs.contiguous()?.apply_op3(&self.weight, &self.bias, op)
     }
 
@@ -49,20 +48,13 @@ impl LayerNorm {
     fn forward_with_tensor_ops(&self, xs: &Tensor) -> Result<Tensor> {
         let centered = xs.broadcast_sub(&xs.mean_keepdim(D::Minus1)?)?;
         let std = (centered.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?.sqrt()?;
-        centered
-            .broadcast_div(&std)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        centered.broadcast_div(&std)?.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
     }
 }
 
 impl Module for LayerNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        if Self::fusable(xs) {
-            self.normalize(xs, xs.rank() - 1)
-        } else {
-            self.forward_with_tensor_ops(xs)
-        }
+        if Self::fusable(xs) { self.normalize(xs, xs.rank() - 1) } else { self.forward_with_tensor_ops(xs) }
     }
 }
 
@@ -86,11 +78,7 @@ impl ChannelNorm {
 
 impl Module for ChannelNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        if LayerNorm::fusable(xs) {
-            self.0.normalize(xs, 1)
-        } else {
-            self.forward_with_tensor_ops(xs)
-        }
+        if LayerNorm::fusable(xs) { self.0.normalize(xs, 1) } else { self.forward_with_tensor_ops(xs) }
     }
 }
 
@@ -101,7 +89,13 @@ impl LayerNorm {
         let bias = g.param(&format!("{}.bias", self.path), &self.bias)?;
         // The attribute is a float; a model's eps (1e-5, 1e-6) is exact enough in f32.
         let attributes = vec![("axis", Attr::Int(-1)), ("epsilon", Attr::Float(self.eps as f32))];
-        Ok(g.node("LayerNormalization", 17, &[x, &weight, &bias], attributes, &format!("{}/LayerNormalization", self.path)))
+        Ok(g.node(
+            "LayerNormalization",
+            17,
+            &[x, &weight, &bias],
+            attributes,
+            &format!("{}/LayerNormalization", self.path),
+        ))
     }
 }
 
@@ -139,9 +133,16 @@ impl crate::Layer for ChannelNorm {
     /// Through NHWC and back, as the tensor-op path does.
     fn emit(&self, g: &mut Graph, x: &Value) -> Result<Value> {
         let path = &self.0.path;
-        let nhwc = g.node("Transpose", 13, &[x], vec![("perm", Attr::Ints(vec![0, 2, 3, 1]))], &format!("{path}/to_nhwc"));
+        let nhwc =
+            g.node("Transpose", 13, &[x], vec![("perm", Attr::Ints(vec![0, 2, 3, 1]))], &format!("{path}/to_nhwc"));
         let normed = self.0.emit_last_axis(g, &nhwc)?;
-        Ok(g.node("Transpose", 13, &[&normed], vec![("perm", Attr::Ints(vec![0, 3, 1, 2]))], &format!("{path}/to_nchw")))
+        Ok(g.node(
+            "Transpose",
+            13,
+            &[&normed],
+            vec![("perm", Attr::Ints(vec![0, 3, 1, 2]))],
+            &format!("{path}/to_nchw"),
+        ))
     }
 }
 
@@ -181,7 +182,12 @@ mod tests {
         // Non-trivial weight and bias, so their gradients and the scaling are exercised.
         for (name, var) in varmap.data().lock().unwrap().iter() {
             let shift = if name.ends_with("bias") { 0.5 } else { 1.5 };
-            var.set(&(var.as_tensor().affine(1.0, shift).unwrap() * Tensor::new(&[1f32, -1.0, 2.0, 0.5, 1.0, 3.0], &Device::Cpu).unwrap()).unwrap()).unwrap();
+            var.set(
+                &(var.as_tensor().affine(1.0, shift).unwrap()
+                    * Tensor::new(&[1f32, -1.0, 2.0, 0.5, 1.0, 3.0], &Device::Cpu).unwrap())
+                .unwrap(),
+            )
+            .unwrap();
         }
         let xs = Var::from_slice(&values, (2, 6, 3, 5), &Device::Cpu).unwrap();
         let fused = value_and_grads(&varmap, &xs, norm.forward(xs.as_tensor()).unwrap());

@@ -25,17 +25,17 @@ compile_error!(
 pub mod activation;
 pub mod args;
 pub mod batch_norm;
+pub mod conv;
 mod dropout;
 mod error;
 pub mod graph;
 pub mod init;
-pub mod module;
-pub mod output;
-mod spec;
-pub mod conv;
 pub mod layer_norm;
 pub mod linear;
+pub mod module;
+pub mod output;
 pub mod pool;
+mod spec;
 
 #[cfg(test)]
 mod test_support;
@@ -138,15 +138,11 @@ pub fn parameter_count(varmap: &VarMap) -> usize {
 /// The checkpoint keys (safetensors names) of a built model, sorted.
 pub fn parameter_names(varmap: &VarMap) -> Vec<String> {
     // A poisoned lock only means another thread panicked while holding it; the names are still valid.
-    let data = varmap
-        .data()
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let data = varmap.data().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut names: Vec<String> = data.keys().cloned().collect();
     names.sort();
     names
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -159,17 +155,12 @@ mod tests {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         let spec = test_spec();
-        let model = ModelConfig::default()
-            .build(&spec, vb)
-            .expect("default model builds");
+        let model = ModelConfig::default().build(&spec, vb).expect("default model builds");
         let [c, h, w] = spec.image_shape().expect("the test spec is images");
         let xs = Tensor::zeros((2, h, w), DType::F32, &Device::Cpu).expect("zeros");
-        let err = model
-            .forward_t(&xs, false)
-            .expect_err("3-d input must be rejected");
+        let err = model.forward_t(&xs, false).expect_err("3-d input must be rejected");
         assert!(
-            err.to_string()
-                .contains(&format!("expected images [batch, {c}, {h}, {w}], got [2, {h}, {w}]")),
+            err.to_string().contains(&format!("expected images [batch, {c}, {h}, {w}], got [2, {h}, {w}]")),
             "{err}"
         );
     }
@@ -186,19 +177,12 @@ mod tests {
     fn parameter_names_are_sorted_and_match_the_count() {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        ModelConfig::default()
-            .build(&test_spec(), vb)
-            .expect("default model builds");
+        ModelConfig::default().build(&test_spec(), vb).expect("default model builds");
         let names = parameter_names(&varmap);
         let mut sorted = names.clone();
         sorted.sort();
         assert_eq!(names, sorted);
         assert_eq!(names.len(), varmap.all_vars().len());
-        assert!(
-            names
-                .iter()
-                .all(|n| n.ends_with(".weight") || n.ends_with(".bias") || is_state(n)),
-            "{names:?}"
-        );
+        assert!(names.iter().all(|n| n.ends_with(".weight") || n.ends_with(".bias") || is_state(n)), "{names:?}");
     }
 }

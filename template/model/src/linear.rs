@@ -58,7 +58,12 @@ impl crate::Layer for Linear {
         let mut inputs = vec![x, &weight];
         let bias = self.bias.as_ref().map(|b| g.param(&format!("{}.bias", self.path), b)).transpose()?;
         inputs.extend(bias.as_ref());
-        let attributes = vec![("alpha", Attr::Float(1.0)), ("beta", Attr::Float(1.0)), ("transA", Attr::Int(0)), ("transB", Attr::Int(1))];
+        let attributes = vec![
+            ("alpha", Attr::Float(1.0)),
+            ("beta", Attr::Float(1.0)),
+            ("transA", Attr::Int(0)),
+            ("transB", Attr::Int(1)),
+        ];
         Ok(g.node("Gemm", 11, &inputs, attributes, &format!("{}/Gemm", self.path)))
     }
 }

@@ -29,10 +29,7 @@ crate::optional_args!(MlpConfig);
 
 impl Default for MlpConfig {
     fn default() -> Self {
-        Self {
-            hidden: vec![256],
-            dropout: 0.2,
-        }
+        Self { hidden: vec![256], dropout: 0.2 }
     }
 }
 
@@ -44,9 +41,7 @@ impl MlpConfig {
             return Err(ConfigError {
                 model: "mlp",
                 field: "hidden",
-                reason: format!(
-                    "has a zero width at index {i}; use a positive size or drop the layer"
-                ),
+                reason: format!("has a zero width at index {i}; use a positive size or drop the layer"),
             });
         }
         Ok(())
@@ -66,9 +61,7 @@ impl Mlp {
     pub fn new(cfg: &MlpConfig, spec: &DataSpec, vb: VarBuilder) -> Result<Self> {
         cfg.validate()?;
         let in_dim = spec.sample_len();
-        let dims: Vec<usize> = std::iter::once(in_dim)
-            .chain(cfg.hidden.iter().copied())
-            .collect();
+        let dims: Vec<usize> = std::iter::once(in_dim).chain(cfg.hidden.iter().copied()).collect();
         let hidden = dims
             .windows(2)
             .enumerate()
@@ -76,11 +69,7 @@ impl Mlp {
             .collect::<Result<Vec<_>>>()?;
         let last = *dims.last().expect("dims starts with the input size");
         let out = linear(last, spec.outputs(), vb.pp(format!("fc{}", dims.len())))?;
-        Ok(Self {
-            hidden,
-            out,
-            dropout: Dropout::new(cfg.dropout),
-        })
+        Ok(Self { hidden, out, dropout: Dropout::new(cfg.dropout) })
     }
 }
 
@@ -101,8 +90,7 @@ mod tests {
     use super::*;
     use crate::ModelConfig;
     use crate::test_support::{
-        assert_every_parameter_gets_a_gradient, build, fixed_batch, output_dims, overfit,
-        same_values, test_spec,
+        assert_every_parameter_gets_a_gradient, build, fixed_batch, output_dims, overfit, same_values, test_spec,
     };
 
     fn default_config() -> ModelConfig {
@@ -123,7 +111,8 @@ mod tests {
     fn takes_feature_vectors_and_gives_values_in_their_units() {
         use crate::{Target, Values};
         use candle_core::{DType, Device, Tensor};
-        let values = Values { names: vec!["price".into(), "rent".into()], mean: vec![100.0, 5.0], std: vec![10.0, 1.0] };
+        let values =
+            Values { names: vec!["price".into(), "rent".into()], mean: vec![100.0, 5.0], std: vec![10.0, 1.0] };
         let spec = DataSpec::with_target([6], Target::Values(values)).unwrap();
         let varmap = candle_nn::VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
@@ -149,44 +138,25 @@ mod tests {
     #[test]
     fn checkpoint_keys_are_pinned() {
         let (varmap, _) = build(&default_config());
-        assert_eq!(
-            crate::parameter_names(&varmap),
-            ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]
-        );
+        assert_eq!(crate::parameter_names(&varmap), ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]);
     }
 
     #[test]
     fn several_hidden_layers_get_one_linear_each() {
-        let cfg = ModelConfig::Mlp(MlpConfig {
-            hidden: vec![64, 32],
-            dropout: 0.1,
-        });
+        let cfg = ModelConfig::Mlp(MlpConfig { hidden: vec![64, 32], dropout: 0.1 });
         let (varmap, model) = build(&cfg);
         assert_eq!(
             crate::parameter_names(&varmap),
-            [
-                "fc1.bias",
-                "fc1.weight",
-                "fc2.bias",
-                "fc2.weight",
-                "fc3.bias",
-                "fc3.weight"
-            ]
+            ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight", "fc3.bias", "fc3.weight"]
         );
         let (inputs, classes) = (test_spec().sample_len(), test_spec().outputs());
-        assert_eq!(
-            crate::parameter_count(&varmap),
-            inputs * 64 + 64 + 64 * 32 + 32 + 32 * classes + classes
-        );
+        assert_eq!(crate::parameter_count(&varmap), inputs * 64 + 64 + 64 * 32 + 32 + 32 * classes + classes);
         assert_eq!(output_dims(model.as_ref(), 3), [3, classes]);
     }
 
     #[test]
     fn no_hidden_layers_is_a_linear_classifier() {
-        let cfg = ModelConfig::Mlp(MlpConfig {
-            hidden: vec![],
-            dropout: 0.0,
-        });
+        let cfg = ModelConfig::Mlp(MlpConfig { hidden: vec![], dropout: 0.0 });
         let (varmap, _) = build(&cfg);
         assert_eq!(crate::parameter_names(&varmap), ["fc1.bias", "fc1.weight"]);
         let (inputs, classes) = (test_spec().sample_len(), test_spec().outputs());
@@ -219,45 +189,24 @@ mod tests {
     #[test]
     fn partial_args_keep_the_other_defaults() {
         let cfg: ModelConfig =
-            serde_json::from_str(r#"{"type": "mlp", "args": { "hidden": [128, 64] } }"#)
-                .expect("valid config");
-        assert_eq!(
-            cfg,
-            ModelConfig::Mlp(MlpConfig {
-                hidden: vec![128, 64],
-                dropout: 0.2
-            })
-        );
+            serde_json::from_str(r#"{"type": "mlp", "args": { "hidden": [128, 64] } }"#).expect("valid config");
+        assert_eq!(cfg, ModelConfig::Mlp(MlpConfig { hidden: vec![128, 64], dropout: 0.2 }));
     }
 
     #[test]
     fn invalid_args_are_rejected_naming_the_field() {
-        let bad_dropout = MlpConfig {
-            dropout: 1.0,
-            ..Default::default()
-        };
-        let err = bad_dropout
-            .validate()
-            .expect_err("dropout 1 zeroes everything");
+        let bad_dropout = MlpConfig { dropout: 1.0, ..Default::default() };
+        let err = bad_dropout.validate().expect_err("dropout 1 zeroes everything");
         assert_eq!(err.field, "dropout");
         assert!(err.to_string().contains("model.args.dropout"), "{err}");
 
-        let zero_width = MlpConfig {
-            hidden: vec![16, 0],
-            ..Default::default()
-        };
-        let err = zero_width
-            .validate()
-            .expect_err("a zero-width layer cannot work");
+        let zero_width = MlpConfig { hidden: vec![16, 0], ..Default::default() };
+        let err = zero_width.validate().expect_err("a zero-width layer cannot work");
         assert_eq!(err.field, "hidden");
 
         let varmap = candle_nn::VarMap::new();
-        let vb =
-            VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &candle_core::Device::Cpu);
-        let err = ModelConfig::Mlp(zero_width)
-            .build(&test_spec(), vb)
-            .err()
-            .expect("build validates the config");
+        let vb = VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &candle_core::Device::Cpu);
+        let err = ModelConfig::Mlp(zero_width).build(&test_spec(), vb).err().expect("build validates the config");
         assert!(err.to_string().contains("model.args.hidden"), "{err}");
     }
 }

@@ -53,7 +53,11 @@ impl crate::Layer for AvgPool2d {
 /// A `k x k` window moved by `k`, without padding (ONNX's pooling attributes).
 fn window_attributes(k: usize) -> Vec<(&'static str, Attr)> {
     let k = int(k);
-    vec![("kernel_shape", Attr::Ints(vec![k, k])), ("strides", Attr::Ints(vec![k, k])), ("pads", Attr::Ints(vec![0; 4]))]
+    vec![
+        ("kernel_shape", Attr::Ints(vec![k, k])),
+        ("strides", Attr::Ints(vec![k, k])),
+        ("pads", Attr::Ints(vec![0; 4])),
+    ]
 }
 
 /// The mean over height and width: `[b, c, h, w]` to `[b, c]`.

@@ -123,19 +123,21 @@ impl Target {
     fn check(&self) -> Result<(), String> {
         let names = self.names();
         match self {
-            Self::Classes(c) if c.len() < 2 => return Err(format!("a classifier needs at least two classes, got {c:?}")),
+            Self::Classes(c) if c.len() < 2 => {
+                return Err(format!("a classifier needs at least two classes, got {c:?}"));
+            }
             Self::Labels(l) if l.is_empty() => return Err("a multi-label target needs at least one label".into()),
             Self::Values(v) if v.names.is_empty() => return Err("a regression target needs at least one value".into()),
             Self::Values(v) if v.mean.len() != v.names.len() || v.std.len() != v.names.len() => {
-                return Err(format!(
-                    "{} values but {} means and {} stds",
-                    v.names.len(),
-                    v.mean.len(),
-                    v.std.len()
-                ));
+                return Err(format!("{} values but {} means and {} stds", v.names.len(), v.mean.len(), v.std.len()));
             }
-            Self::Values(v) if v.std.iter().chain(&v.mean).any(|s| !s.is_finite()) || v.std.iter().any(|&s| s <= 0.0) => {
-                return Err(format!("the values' standardisation must be finite with std > 0, got mean {:?} std {:?}", v.mean, v.std));
+            Self::Values(v)
+                if v.std.iter().chain(&v.mean).any(|s| !s.is_finite()) || v.std.iter().any(|&s| s <= 0.0) =>
+            {
+                return Err(format!(
+                    "the values' standardisation must be finite with std > 0, got mean {:?} std {:?}",
+                    v.mean, v.std
+                ));
             }
             _ => {}
         }
@@ -231,7 +233,10 @@ impl DataSpec {
 
     pub(crate) fn check(&self) -> Result<(), String> {
         if self.input_shape.is_empty() || self.input_shape.contains(&0) {
-            return Err(format!("input shape {:?} must have at least one dimension, none of them zero", self.input_shape));
+            return Err(format!(
+                "input shape {:?} must have at least one dimension, none of them zero",
+                self.input_shape
+            ));
         }
         self.target.check()
     }

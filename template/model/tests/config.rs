@@ -44,22 +44,17 @@ fn args_before_type_parse_too() {
 
 #[test]
 fn unknown_arg_is_rejected_naming_it() {
-    for json in [
-        r#"{ "type": "MODEL", "args": { "dropuot": 0.1 } }"#,
-        r#"{ "args": { "dropuot": 0.1 }, "type": "MODEL" }"#,
-    ] {
-        let err = parse(json)
-            .expect_err("a typo must not be ignored")
-            .to_string();
+    for json in
+        [r#"{ "type": "MODEL", "args": { "dropuot": 0.1 } }"#, r#"{ "args": { "dropuot": 0.1 }, "type": "MODEL" }"#]
+    {
+        let err = parse(json).expect_err("a typo must not be ignored").to_string();
         assert!(err.contains("unknown field `dropuot`"), "{err}");
     }
 }
 
 #[test]
 fn unknown_type_is_rejected_listing_the_known_one() {
-    let err = parse(r#"{ "type": "resnet", "args": {} }"#)
-        .expect_err("not shipped")
-        .to_string();
+    let err = parse(r#"{ "type": "resnet", "args": {} }"#).expect_err("not shipped").to_string();
     assert!(err.contains("unknown variant `resnet`"), "{err}");
     assert!(err.contains(&format!("`{}`", shipped())), "{err}");
 }
@@ -69,10 +64,7 @@ fn unknown_top_level_key_is_rejected() {
     let err = parse(r#"{ "type": "MODEL", "arguments": {} }"#).expect_err("typo of args");
     // serde words this one as an invalid value; it still names the key and the allowed ones.
     let err = err.to_string();
-    assert!(
-        err.contains(r#"string "arguments", expected "type" or "args""#),
-        "{err}"
-    );
+    assert!(err.contains(r#"string "arguments", expected "type" or "args""#), "{err}");
 }
 
 #[test]
@@ -109,26 +101,17 @@ fn a_checkpoint_loads_into_a_fresh_model_with_the_same_outputs() {
     let path = dir.join("model.safetensors");
 
     let varmap = VarMap::new();
-    let model = cfg
-        .build(&spec(), VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu))
-        .expect("builds");
+    let model = cfg.build(&spec(), VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).expect("builds");
     varmap.save(&path).expect("saves");
 
     // SAFETY: the file was just written by this test and is not modified while mapped.
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&path], DType::F32, &Device::Cpu) }
-        .expect("opens");
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&path], DType::F32, &Device::Cpu) }.expect("opens");
     let loaded = cfg.build(&spec(), vb).expect("every key is in the checkpoint");
 
     let [c, h, w] = spec().image_shape().unwrap();
     let xs = Tensor::ones((2, c, h, w), DType::F32, &Device::Cpu).expect("ones");
-    let a: Vec<Vec<f32>> = model
-        .forward_t(&xs, false)
-        .and_then(|t| t.to_vec2())
-        .expect("forward");
-    let b: Vec<Vec<f32>> = loaded
-        .forward_t(&xs, false)
-        .and_then(|t| t.to_vec2())
-        .expect("forward");
+    let a: Vec<Vec<f32>> = model.forward_t(&xs, false).and_then(|t| t.to_vec2()).expect("forward");
+    let b: Vec<Vec<f32>> = loaded.forward_t(&xs, false).and_then(|t| t.to_vec2()).expect("forward");
     assert_eq!(a, b);
     std::fs::remove_dir_all(&dir).expect("clean up");
 }

@@ -11,9 +11,9 @@ use candle_core::{DType, Device, Tensor};
 use serde::Serialize;
 use tracing::info;
 
-use experiment::config::Config;
 use crate::optim::Optimizer;
 use crate::trainer::TrainError;
+use experiment::config::Config;
 use experiment::{Built, build_model};
 
 /// Training steps (forward, backward, update) or inference batches (forward only).
@@ -152,12 +152,14 @@ fn random_batch(
             Tensor::from_vec(classes, batch_size, device)?
         }
         model::Target::Labels(_) => {
-            let labels: Vec<f32> = (0..batch_size * outputs).map(|_| f32::from(u8::from(rng.random::<bool>()))).collect();
+            let labels: Vec<f32> =
+                (0..batch_size * outputs).map(|_| f32::from(u8::from(rng.random::<bool>()))).collect();
             Tensor::from_vec(labels, (batch_size, outputs), device)?
         }
         model::Target::Values(v) => {
-            let values: Vec<f32> =
-                (0..batch_size * outputs).map(|i| (v.mean[i % outputs] + v.std[i % outputs] * (rng.random::<f64>() - 0.5)) as f32).collect();
+            let values: Vec<f32> = (0..batch_size * outputs)
+                .map(|i| (v.mean[i % outputs] + v.std[i % outputs] * (rng.random::<f64>() - 0.5)) as f32)
+                .collect();
             Tensor::from_vec(values, (batch_size, outputs), device)?
         }
     };
@@ -210,7 +212,10 @@ mod tests {
         let (a, labels) = random_batch(&spec, 3, 7, &Device::Cpu).unwrap();
         let (b, _) = random_batch(&spec, 3, 7, &Device::Cpu).unwrap();
         assert_eq!(a.dims(), [3, 3, 9, 5]);
-        assert_eq!(a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        assert_eq!(
+            a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            b.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
         assert!(labels.to_vec1::<u32>().unwrap().iter().all(|l| *l < 4));
     }
 }

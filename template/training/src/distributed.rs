@@ -292,20 +292,20 @@ mod tests {
             self.0.world()
         }
         fn all_reduce_sum(&self, values: &mut [f32]) -> Result<(), CollectiveError> {
-            self.0 .0.all_reduce_sum(values)
+            self.0.0.all_reduce_sum(values)
         }
         fn all_reduce_sum_f64(&self, values: &mut [f64]) -> Result<(), CollectiveError> {
-            self.0 .0.all_reduce_sum_f64(values)
+            self.0.0.all_reduce_sum_f64(values)
         }
         fn broadcast(&self, bytes: &mut Vec<u8>) -> Result<(), CollectiveError> {
-            self.0 .0.broadcast(bytes)
+            self.0.0.broadcast(bytes)
         }
         fn reduces_on(&self, _device: &candle_core::Device) -> bool {
             true
         }
         fn all_reduce_sum_tensor(&self, tensor: &Tensor) -> Result<Tensor, CollectiveError> {
             let mut values = tensor.to_vec1::<f32>().map_err(|e| self.0.error(e.to_string()))?;
-            self.0 .0.all_reduce_sum(&mut values)?;
+            self.0.0.all_reduce_sum(&mut values)?;
             Tensor::new(values, tensor.device()).map_err(|e| self.0.error(e.to_string()))
         }
     }
@@ -314,7 +314,8 @@ mod tests {
     fn every_rank_ends_with_rank_zeros_layer_state() {
         let values = local::run(3, |group| {
             let r = group.rank() as f32;
-            let mean = Var::from_tensor(&Tensor::new(&[r + 1.0, -(r + 2.0)], &candle_core::Device::Cpu).unwrap()).unwrap();
+            let mean =
+                Var::from_tensor(&Tensor::new(&[r + 1.0, -(r + 2.0)], &candle_core::Device::Cpu).unwrap()).unwrap();
             let var = Var::from_tensor(&Tensor::new(&[[0.5 + r]], &candle_core::Device::Cpu).unwrap()).unwrap();
             let vars = vec![("bn.running_mean".to_string(), mean.clone()), ("bn.running_var".to_string(), var.clone())];
             group.copy_from_rank0(&vars).unwrap();
@@ -346,7 +347,9 @@ mod tests {
                 grads
             };
             let read = |grads: &GradStore| -> Vec<Vec<f32>> {
-                vars.iter().map(|(_, v)| grads.get(v.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap()).collect()
+                vars.iter()
+                    .map(|(_, v)| grads.get(v.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap())
+                    .collect()
             };
             let (mut host, mut device) = (grads_of(), grads_of());
             group.sum_gradients(&vars, &mut host).unwrap();

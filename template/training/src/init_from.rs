@@ -45,7 +45,9 @@ pub enum InitError {
     )]
     NothingMatches { path: PathBuf, skipped: String },
     #[error("`trainer.init_from`: copying {name} from {path}: {source}")]
-    Copy { path: PathBuf, name: String, source: candle_core::Error },
+    /// The source boxed: candle's error, beside a path and a name, would make every `Result`
+    /// carrying this error (and `TrainError`) larger than clippy's `result_large_err` allows.
+    Copy { path: PathBuf, name: String, source: Box<candle_core::Error> },
 }
 
 /// Copy into `varmap` every parameter of the checkpoint at `path` whose name and shape match;
@@ -65,7 +67,11 @@ pub fn apply(path: &Path, varmap: &VarMap, device: &Device, copy: bool) -> Resul
             }
             Some(t) => {
                 if copy {
-                    var.set(t).map_err(|source| InitError::Copy { path: path.to_path_buf(), name: name.clone(), source })?;
+                    var.set(t).map_err(|source| InitError::Copy {
+                        path: path.to_path_buf(),
+                        name: name.clone(),
+                        source: Box::new(source),
+                    })?;
                 }
                 report.loaded.push(name.clone());
             }

@@ -38,7 +38,10 @@ impl EpochProgress {
                 bar.inc(1);
             }
             None if global_step.is_multiple_of(self.log_every) => {
-                info!("epoch {} step {global_step} loss {loss:.4} lr {lr:.2e} {samples_per_sec:.0} samples/s", self.epoch);
+                info!(
+                    "epoch {} step {global_step} loss {loss:.4} lr {lr:.2e} {samples_per_sec:.0} samples/s",
+                    self.epoch
+                );
             }
             None => {}
         }

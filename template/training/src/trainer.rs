@@ -13,12 +13,12 @@ use serde::Serialize;
 use tracing::info;
 
 use experiment::checkpoint::{self, CheckpointError, TrainerState};
-use experiment::{Built, build_model};
 use experiment::config::{Config, Monitor};
 use experiment::evaluate::{Evaluation, Tally};
-use experiment::task::Task;
 use experiment::retention::{self, Kept};
 use experiment::run_dir::{EpochRecord, RunDir};
+use experiment::task::Task;
+use experiment::{Built, build_model};
 
 use crate::optim::Optimizer;
 use crate::progress::EpochProgress;
@@ -45,7 +45,8 @@ pub enum TrainError {
          (trainer.init_from-style transfer is a new run, not a resume)",
         saved.input_shape, saved.target.describe(), now.input_shape, now.target.describe()
     )]
-    DataChanged { checkpoint: PathBuf, saved: DataSpec, now: DataSpec },
+    /// The specs boxed: inline, the two would make every `Result<_, TrainError>` as large as both.
+    DataChanged { checkpoint: PathBuf, saved: Box<DataSpec>, now: Box<DataSpec> },
     #[error(transparent)]
     InitFrom(#[from] crate::init_from::InitError),
     #[error(transparent)]
@@ -103,7 +104,9 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
     // On GPUs (with the `nccl` feature) the gradients are summed by NCCL, on the devices.
     let group = &options.group.for_device(&device)?;
     if !group.is_single() && !device.is_cpu() && !group.reduces_on(&device) && writer {
-        info!("the gradients are summed through host memory over MPI: build with `--features nccl` to sum them on the GPUs");
+        info!(
+            "the gradients are summed through host memory over MPI: build with `--features nccl` to sum them on the GPUs"
+        );
     }
     if !device.is_cpu() {
         // GPU dropout masks come from the device's generator, one per rank (so N GPU ranks match
@@ -118,7 +121,8 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
         // --resume then prepare data exactly as this run does.
         resolved = Config { data_loader: config.data_loader.with_fitted(&splits.fitted), ..config.clone() };
         if writer {
-            run.save_config(&resolved).map_err(|source| TrainError::RunDir { path: run.file("config.json"), source })?;
+            run.save_config(&resolved)
+                .map_err(|source| TrainError::RunDir { path: run.file("config.json"), source })?;
             info!("what the training split measured is recorded in {}", run.file("config.json").display());
         }
         &resolved
@@ -129,13 +133,23 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
     if batch_size < group.world() {
         return Err(TrainError::BatchTooSmall { batch_size, world: group.world() });
     }
-    let train_loader = config.data_loader.loader(&splits.train, true, config.seed)?.with_shard(group.rank(), group.world())?;
+    let train_loader =
+        config.data_loader.loader(&splits.train, true, config.seed)?.with_shard(group.rank(), group.world())?;
     // Validation is sharded too; its sums are added up over the ranks.
-    let val_loader = config.data_loader.loader(&splits.val, false, config.seed)?.with_shard(group.rank(), group.world())?;
-    info!("data: {} training and {} validation images", train_loader.num_samples(), data_loader::Dataset::len(&splits.val));
+    let val_loader =
+        config.data_loader.loader(&splits.val, false, config.seed)?.with_shard(group.rank(), group.world())?;
+    info!(
+        "data: {} training and {} validation images",
+        train_loader.num_samples(),
+        data_loader::Dataset::len(&splits.val)
+    );
     if !group.is_single() {
-        info!("data parallel: rank {} of {}, {} of each global batch of {batch_size}", group.rank(), group.world(),
-            data_loader::shard_range(batch_size, group.rank(), group.world()).len());
+        info!(
+            "data parallel: rank {} of {}, {} of each global batch of {batch_size}",
+            group.rank(),
+            group.world(),
+            data_loader::shard_range(batch_size, group.rank(), group.world()).len()
+        );
     }
 
     let spec = &splits.spec;
@@ -177,7 +191,11 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
     if let Some(path) = &options.resume {
         let checkpoint = checkpoint::load(path, &device)?;
         if checkpoint.spec != *spec {
-            return Err(TrainError::DataChanged { checkpoint: path.clone(), saved: checkpoint.spec, now: spec.clone() });
+            return Err(TrainError::DataChanged {
+                checkpoint: path.clone(),
+                saved: Box::new(checkpoint.spec),
+                now: Box::new(spec.clone()),
+            });
         }
         checkpoint.restore_weights(&varmap, path, &config.model)?;
         state = checkpoint.state.clone().unwrap_or_default();
@@ -194,7 +212,12 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
     'epochs: while state.epoch < trainer.epochs {
         let epoch = state.epoch + 1;
         let progress = EpochProgress::new(
-            options.progress && writer, epoch, trainer.epochs, train_loader.num_batches(), state.step_in_epoch, trainer.log_every_steps,
+            options.progress && writer,
+            epoch,
+            trainer.epochs,
+            train_loader.num_batches(),
+            state.step_in_epoch,
+            trainer.log_every_steps,
         );
         let start = Instant::now();
         let mut partial = state.partial;
@@ -293,11 +316,20 @@ pub fn train(config: &Config, run: &RunDir, options: &TrainOptions) -> Result<Su
         };
         info!(
             "epoch {epoch}/{}: train loss {:.4}{train_running} | val loss {:.4} {} | {:.1}s, {:.0} samples/s",
-            trainer.epochs, train_eval.loss, val.loss, val.metrics_line(), seconds,
+            trainer.epochs,
+            train_eval.loss,
+            val.loss,
+            val.metrics_line(),
+            seconds,
             partial.samples as f64 / seconds
         );
         let record = |split, e: &Evaluation, secs: f64| EpochRecord {
-            epoch, split, loss: e.loss, metric: e.metrics.get(&headline).copied().unwrap_or(f64::NAN), lr, seconds: secs,
+            epoch,
+            split,
+            loss: e.loss,
+            metric: e.metrics.get(&headline).copied().unwrap_or(f64::NAN),
+            lr,
+            seconds: secs,
             samples_per_sec: e.samples as f64 / secs.max(1e-9),
         };
         let rows = [record("train", &train_eval, seconds), record("val", &val, val.seconds)];

@@ -44,7 +44,9 @@ fn data_bench_feeds_training_from_the_configured_data_and_reports_the_wait() {
         std::fs::create_dir_all(&folder).unwrap();
         for i in 0..12u32 {
             let value = (c as u8) * 150 + (i as u8) * 3;
-            image::RgbImage::from_pixel(18, 14, image::Rgb([value, 40, 255 - value])).save(folder.join(format!("{i}.png"))).unwrap();
+            image::RgbImage::from_pixel(18, 14, image::Rgb([value, 40, 255 - value]))
+                .save(folder.join(format!("{i}.png")))
+                .unwrap();
         }
     }
     let section = format!(
@@ -52,10 +54,15 @@ fn data_bench_feeds_training_from_the_configured_data_and_reports_the_wait() {
             "augment": {{"crop_padding": 2, "horizontal_flip": true}}}}}}"#,
         dir.path().display().to_string()
     );
-    let config = Config::from_json(include_str!("../../config.json"), Path::new("config.json"), &[section, "device=cpu".into()]).unwrap();
+    let config =
+        Config::from_json(include_str!("../../config.json"), Path::new("config.json"), &[section, "device=cpu".into()])
+            .unwrap();
     let options = BenchOptions { mode: BenchMode::Train, steps: 4, warmup: 1, batch_size: 8 };
     let report = training::bench::data::bench_data(&config, &options).unwrap();
-    assert_eq!((report.data, report.cache, report.augment, report.image_shape.clone()), ("image_folder", "stream", true, vec![3, 16, 16]));
+    assert_eq!(
+        (report.data, report.cache, report.augment, report.image_shape.clone()),
+        ("image_folder", "stream", true, vec![3, 16, 16])
+    );
     assert!(report.loader_images_per_sec > 0.0 && report.train_samples_per_sec > 0.0, "{report:?}");
     assert!((0.0..1.0).contains(&report.data_wait_share), "{report:?}");
     assert!(report.summary().contains("waiting for data"), "{}", report.summary());

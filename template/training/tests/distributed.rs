@@ -39,7 +39,12 @@ fn two_ranks_end_with_the_weights_of_one_process() {
     // divides by sqrt(v), which turns the rounding of near-zero gradients into whole steps: the
     // same comparison with AdamW measured 5e-4 relative after 20 steps.
     let sgd = r#"optimizer={"type": "sgd", "args": {"lr": 0.01, "momentum": 0.9}}"#;
-    let config = |name: &str| support::config(dir.path(), &[&format!("name={name:?}"), "data_loader.args.batch_size=17", "trainer.epochs=1", sgd]);
+    let config = |name: &str| {
+        support::config(
+            dir.path(),
+            &[&format!("name={name:?}"), "data_loader.args.batch_size=17", "trainer.epochs=1", sgd],
+        )
+    };
 
     let single_config = config("single");
     let single = RunDir::create(&single_config).unwrap();
@@ -48,7 +53,8 @@ fn two_ranks_end_with_the_weights_of_one_process() {
     // As the CLI does: rank 0 creates the run folder and tells the others its name.
     let ranks: Vec<PathBuf> = local::run(2, |group| {
         let config = config("ranks");
-        let created = if group.is_writer() { RunDir::create(&config).unwrap().path().to_path_buf() } else { PathBuf::new() };
+        let created =
+            if group.is_writer() { RunDir::create(&config).unwrap().path().to_path_buf() } else { PathBuf::new() };
         let run = RunDir::open(std::path::Path::new(&group.share_text(&created.to_string_lossy()).unwrap()));
         train(&config, &run, &TrainOptions { group, ..Default::default() }).unwrap();
         run.path().to_path_buf()

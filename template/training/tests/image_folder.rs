@@ -86,7 +86,8 @@ fn channel_stats(images: &candle_core::Tensor) -> (Vec<f32>, Vec<f32>) {
 fn normalize_auto_is_measured_on_the_training_split_and_recorded_in_the_run() {
     let dir = tempfile::tempdir().unwrap();
     write_folder(&dir.path().join("images"), "train", 12);
-    let config = image_folder_config(dir.path(), "memory", &[r#"data_loader.args.normalize="auto""#, "trainer.epochs=1"]);
+    let config =
+        image_folder_config(dir.path(), "memory", &[r#"data_loader.args.normalize="auto""#, "trainer.epochs=1"]);
     // Nothing to evaluate or export with before training has measured the numbers.
     let err = config.data_loader.channel_normalize(3).unwrap_err().to_string();
     assert!(err.contains("data_loader.args.normalize") && err.contains("\"auto\""), "{err}");
@@ -124,7 +125,11 @@ fn per_channel_numbers_must_match_the_channels() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("data_loader.args.normalize") && err.contains("`mean` has 3 values but the images have 1 channels"), "{err}");
+    assert!(
+        err.contains("data_loader.args.normalize")
+            && err.contains("`mean` has 3 values but the images have 1 channels"),
+        "{err}"
+    );
     drop(dir);
 }
 
@@ -182,7 +187,8 @@ fn a_crop_padding_beyond_half_the_image_is_refused_before_training() {
 fn a_resume_with_an_auto_config_keeps_the_numbers_the_run_measured() {
     let dir = tempfile::tempdir().unwrap();
     write_folder(&dir.path().join("images"), "train", 12);
-    let config = image_folder_config(dir.path(), "memory", &[r#"data_loader.args.normalize="auto""#, "trainer.epochs=1"]);
+    let config =
+        image_folder_config(dir.path(), "memory", &[r#"data_loader.args.normalize="auto""#, "trainer.epochs=1"]);
     let run = RunDir::create(&config).unwrap();
     train(&config, &run, &TrainOptions::default()).unwrap();
     let measured = experiment::Config::load(&run.file("config.json"), &[]).unwrap().data_loader.normalize().cloned();

@@ -5,9 +5,9 @@
 mod support;
 
 use candle_core::Device;
+use experiment::{RunDir, checkpoint};
 use model::DataSpec;
 use training::init_from;
-use experiment::{RunDir, checkpoint};
 use training::{TrainOptions, train};
 
 fn values(varmap: &candle_nn::VarMap, name: &str) -> Vec<f32> {
@@ -27,7 +27,8 @@ fn a_ten_class_checkpoint_initialises_a_five_class_model_except_its_head() {
     let report = init_from::apply(&path, &target.varmap, &Device::Cpu, true).unwrap();
     // Exactly the parameters whose shapes differ (those sized by the class count) are skipped.
     let shapes = |b: &experiment::Built| -> Vec<(String, Vec<usize>)> {
-        let mut v: Vec<_> = b.varmap.data().lock().unwrap().iter().map(|(n, v)| (n.clone(), v.dims().to_vec())).collect();
+        let mut v: Vec<_> =
+            b.varmap.data().lock().unwrap().iter().map(|(n, v)| (n.clone(), v.dims().to_vec())).collect();
         v.sort();
         v
     };
@@ -36,13 +37,19 @@ fn a_ten_class_checkpoint_initialises_a_five_class_model_except_its_head() {
     assert!(!differing.is_empty() && differing.len() <= 2, "{differing:?}");
     let skipped: Vec<&String> = report.skipped.iter().map(|(n, _)| n).collect();
     assert_eq!(skipped, differing.iter().collect::<Vec<_>>());
-    assert!(report.skipped.iter().all(|(_, why)| why.contains("in the checkpoint") && why.contains("here")), "{report:?}");
+    assert!(
+        report.skipped.iter().all(|(_, why)| why.contains("in the checkpoint") && why.contains("here")),
+        "{report:?}"
+    );
     assert_eq!(report.loaded.len() + report.skipped.len(), target.varmap.all_vars().len());
     for name in &report.loaded {
         assert_eq!(values(&target.varmap, name), values(&source.varmap, name), "{name}");
     }
     let summary = report.summary();
-    assert!(summary.contains(&format!("loaded {}", report.loaded.len())) && summary.contains(&differing[0]), "{summary}");
+    assert!(
+        summary.contains(&format!("loaded {}", report.loaded.len())) && summary.contains(&differing[0]),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -55,13 +62,17 @@ fn frozen_loaded_parameters_do_not_change_and_unfrozen_ones_do() {
     let source = run.file("checkpoint-epoch1.safetensors");
 
     let init = format!("trainer.init_from={:?}", source.display().to_string());
-    let second = support::config(dir.path(), &["name=\"second\"", "trainer.epochs=1", &init, "trainer.freeze_loaded=true"]);
+    let second =
+        support::config(dir.path(), &["name=\"second\"", "trainer.epochs=1", &init, "trainer.freeze_loaded=true"]);
     let run2 = RunDir::create(&second).unwrap();
     train(&second, &run2, &TrainOptions::default()).unwrap();
     let before = checkpoint::load(&source, &Device::Cpu).unwrap().weights;
     let after = checkpoint::load(&run2.file("checkpoint-epoch1.safetensors"), &Device::Cpu).unwrap().weights;
     for (name, tensor) in &after {
-        let (a, b) = (tensor.flatten_all().unwrap().to_vec1::<f32>().unwrap(), before[name].flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let (a, b) = (
+            tensor.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            before[name].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
         assert_eq!(a, b, "{name} is frozen: every parameter matched, so every one was loaded and frozen");
     }
     // Without freezing, training moves them.
@@ -69,7 +80,8 @@ fn frozen_loaded_parameters_do_not_change_and_unfrozen_ones_do() {
     let run3 = RunDir::create(&third).unwrap();
     train(&third, &run3, &TrainOptions::default()).unwrap();
     let moved = checkpoint::load(&run3.file("checkpoint-epoch1.safetensors"), &Device::Cpu).unwrap().weights;
-    assert!(moved.iter().any(|(n, t)| t.flatten_all().unwrap().to_vec1::<f32>().unwrap() != before[n].flatten_all().unwrap().to_vec1::<f32>().unwrap()));
+    assert!(moved.iter().any(|(n, t)| t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        != before[n].flatten_all().unwrap().to_vec1::<f32>().unwrap()));
 }
 
 #[test]

@@ -32,12 +32,8 @@ fn table_config(dir: &Path, set: &[&str]) -> Config {
         r#"data_loader={{"type": "csv", "args": {{"train": {:?}, "task": "regression", "target": "y", "exclude": ["id"], "batch_size": 16}}}}"#,
         dir.join("houses.csv").display().to_string()
     );
-    let mut overrides = vec![
-        data,
-        "loss=null".to_string(),
-        "metrics=null".to_string(),
-        "trainer.monitor=null".to_string(),
-    ];
+    let mut overrides =
+        vec![data, "loss=null".to_string(), "metrics=null".to_string(), "trainer.monitor=null".to_string()];
     if shipped_model() == "mlp" {
         overrides.push(r#"model.args={"hidden": [8], "dropout": 0.1}"#.to_string());
     }
@@ -57,7 +53,9 @@ fn final_weights(run: &Path) -> Vec<(String, Vec<u32>)> {
     let mut weights: Vec<_> = ckpt
         .weights
         .iter()
-        .map(|(name, t)| (name.clone(), t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()))
+        .map(|(name, t)| {
+            (name.clone(), t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect())
+        })
         .collect();
     weights.sort();
     weights
@@ -96,7 +94,8 @@ fn a_table_run_records_its_encoding_and_resumes_to_the_bit() {
     train(&stopped_config, &resumed, &TrainOptions::default()).unwrap();
     let (checkpoint, _) = resume::find_checkpoint(resumed.path()).unwrap();
     // The resumed run reads the encoding its config.json recorded instead of fitting again.
-    let continue_config = resume::with_recorded_normalize(table_config(dir.path(), &["name=\"resumed\""]), resumed.path());
+    let continue_config =
+        resume::with_recorded_normalize(table_config(dir.path(), &["name=\"resumed\""]), resumed.path());
     assert!(!continue_config.data_loader.needs_fitting());
     let options = TrainOptions { resume: Some(checkpoint), ..Default::default() };
     let summary = train(&continue_config, &resumed, &options).unwrap();
@@ -114,7 +113,9 @@ fn a_loss_or_metric_of_another_task_is_refused_naming_the_key() {
             dir.path().join("houses.csv").display().to_string()
         );
         let overrides: Vec<String> = std::iter::once(data).chain(set.iter().map(|s| s.to_string())).collect();
-        Config::from_json(include_str!("../../config.json"), Path::new("config.json"), &overrides).unwrap_err().to_string()
+        Config::from_json(include_str!("../../config.json"), Path::new("config.json"), &overrides)
+            .unwrap_err()
+            .to_string()
     };
     // The shipped config names cross_entropy and accuracy: a regression cannot take them.
     let err = try_config(&[]);
@@ -148,7 +149,8 @@ fn image_table_config(dir: &Path) -> Config {
             "images": {{"column": "file", "image_size": 28, "channels": 1}}, "batch_size": 8}}}}"#,
         dir.join("levels.csv").display().to_string()
     );
-    let set = [data.as_str(), "loss=null", "metrics=null", "trainer.monitor=null", "trainer.epochs=1", "name=\"levels\""];
+    let set =
+        [data.as_str(), "loss=null", "metrics=null", "trainer.monitor=null", "trainer.epochs=1", "name=\"levels\""];
     support::config(dir, &set)
 }
 
@@ -176,7 +178,9 @@ fn a_table_naming_images_trains_on_them_and_records_their_standardisation() {
     let data = r#"data_loader={"type": "csv", "args": {"train": "levels.csv", "target": "level", "features": ["file"],
         "images": {"column": "file"}}}"#
         .to_string();
-    let err = Config::from_json(include_str!("../../config.json"), Path::new("config.json"), &[data]).unwrap_err().to_string();
+    let err = Config::from_json(include_str!("../../config.json"), Path::new("config.json"), &[data])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`data_loader.args.features`") && err.contains("remove `features`"), "{err}");
 
     // A row naming an image that is not there: the table, its line and the column are named.
@@ -185,5 +189,11 @@ fn a_table_naming_images_trains_on_them_and_records_their_standardisation() {
     std::fs::write(dir.path().join("levels.csv"), text).unwrap();
     let err = train(&config, &RunDir::create(&config).unwrap(), &TrainOptions::default()).unwrap_err();
     let err = format!("{err:#}");
-    assert!(err.contains("levels.csv") && err.contains("line 42") && err.contains("column \"file\"") && err.contains("gone.png"), "{err}");
+    assert!(
+        err.contains("levels.csv")
+            && err.contains("line 42")
+            && err.contains("column \"file\"")
+            && err.contains("gone.png"),
+        "{err}"
+    );
 }

@@ -7,9 +7,9 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use experiment::RunDir;
 use training::tensorboard::crc32c::masked_crc32c;
 use training::tensorboard::{CONFIG_TAG, EPOCH_TAGS, STEP_LOSS, STEP_LR};
-use experiment::RunDir;
 use training::{TrainOptions, train};
 
 /// One decoded `Event`.

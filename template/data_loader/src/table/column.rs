@@ -27,12 +27,7 @@ impl Column<'_> {
     }
 
     pub(super) fn error(&self, row: usize, message: impl Into<String>) -> DataError {
-        error(
-            self.table.path(),
-            Some(self.table.line(row)),
-            Some(self.name()),
-            message,
-        )
+        error(self.table.path(), Some(self.table.line(row)), Some(self.name()), message)
     }
 
     /// An error about the whole column (no line).

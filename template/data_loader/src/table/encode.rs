@@ -17,11 +17,7 @@ use crate::error::{DataError, Result};
 /// rows per task; the first bad row in file order is reported.
 pub(super) fn inputs(encoding: &Encoding, table: &Table) -> Result<Vec<f32>> {
     encoding.check_columns(table, false)?;
-    let encoders = encoding
-        .features
-        .iter()
-        .map(|feature| Encoder::new(feature, table))
-        .collect::<Result<Vec<_>>>()?;
+    let encoders = encoding.features.iter().map(|feature| Encoder::new(feature, table)).collect::<Result<Vec<_>>>()?;
     let width = encoding.width();
     let mut out = vec![0f32; table.len() * width];
     if width == 0 {
@@ -71,11 +67,7 @@ pub(super) fn targets(encoding: &Encoding, table: &Table) -> Result<Targets> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    if let TargetEncoding::Values {
-        columns: names,
-        mean,
-        std,
-    } = &encoding.target
+    if let TargetEncoding::Values { columns: names, mean, std } = &encoding.target
         && (mean.len() != names.len() || std.len() != names.len())
     {
         return Err(error(
@@ -94,11 +86,7 @@ pub(super) fn targets(encoding: &Encoding, table: &Table) -> Result<Targets> {
     match &encoding.target {
         TargetEncoding::Classes { classes, .. } => {
             let column = &columns[0];
-            let index: HashMap<&str, u32> = classes
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.as_str(), i as u32))
-                .collect();
+            let index: HashMap<&str, u32> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i as u32)).collect();
             (0..table.len())
                 .map(|row| {
                     let value = column.target(row)?;
@@ -116,17 +104,9 @@ pub(super) fn targets(encoding: &Encoding, table: &Table) -> Result<Targets> {
                 .collect::<Result<Vec<_>>>()
                 .map(Targets::Classes)
         }
-        TargetEncoding::Labels {
-            delimiter: Some(delimiter),
-            labels,
-            ..
-        } => {
+        TargetEncoding::Labels { delimiter: Some(delimiter), labels, .. } => {
             let column = &columns[0];
-            let index: HashMap<&str, usize> = labels
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (l.as_str(), i))
-                .collect();
+            let index: HashMap<&str, usize> = labels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
             let mut out = vec![0f32; table.len() * labels.len()];
             for row in 0..table.len() {
                 for name in split_labels(column.get(row), delimiter) {
@@ -145,9 +125,7 @@ pub(super) fn targets(encoding: &Encoding, table: &Table) -> Result<Targets> {
             }
             Ok(Targets::Labels(out))
         }
-        TargetEncoding::Labels {
-            delimiter: None, ..
-        } => {
+        TargetEncoding::Labels { delimiter: None, .. } => {
             let mut out = vec![0f32; table.len() * columns.len()];
             for row in 0..table.len() {
                 for (j, column) in columns.iter().enumerate() {
@@ -176,46 +154,23 @@ struct Encoder<'a> {
 }
 
 enum EncoderKind<'a> {
-    Numeric {
-        fill: Option<f64>,
-    },
-    Categorical {
-        index: HashMap<&'a str, usize>,
-        categories: &'a [String],
-        unknown: bool,
-        fill: Option<&'a str>,
-    },
+    Numeric { fill: Option<f64> },
+    Categorical { index: HashMap<&'a str, usize>, categories: &'a [String], unknown: bool, fill: Option<&'a str> },
 }
 
 impl<'a> Encoder<'a> {
     fn new(feature: &'a Feature, table: &'a Table) -> Result<Encoder<'a>> {
-        let column = Column {
-            table,
-            index: table.column(feature.column())?,
-        };
+        let column = Column { table, index: table.column(feature.column())? };
         let kind = match feature {
             Feature::Numeric { fill, .. } => EncoderKind::Numeric { fill: *fill },
-            Feature::Categorical {
-                categories,
-                unknown,
-                fill,
-                ..
-            } => EncoderKind::Categorical {
-                index: categories
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| (c.as_str(), i))
-                    .collect(),
+            Feature::Categorical { categories, unknown, fill, .. } => EncoderKind::Categorical {
+                index: categories.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect(),
                 categories,
                 unknown: *unknown,
                 fill: fill.as_deref(),
             },
         };
-        Ok(Encoder {
-            column,
-            width: feature.width(),
-            kind,
-        })
+        Ok(Encoder { column, width: feature.width(), kind })
     }
 
     /// Writes row `row`'s inputs into `out` (`width` zeros).
@@ -235,20 +190,12 @@ impl<'a> Encoder<'a> {
                 } else {
                     parse_number(value).map_err(|problem| {
                         let problem = problem.describe(value);
-                        self.column.error(
-                            row,
-                            format!("{problem}; the column was numeric in training"),
-                        )
+                        self.column.error(row, format!("{problem}; the column was numeric in training"))
                     })?
                 };
                 out[0] = x as f32;
             }
-            EncoderKind::Categorical {
-                index,
-                categories,
-                unknown,
-                fill,
-            } => {
+            EncoderKind::Categorical { index, categories, unknown, fill } => {
                 let value = self.column.get(row);
                 let value = match (value.is_empty(), fill) {
                     (false, _) => value,

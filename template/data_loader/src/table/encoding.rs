@@ -71,21 +71,11 @@ pub enum Feature {
     /// Standardised as (x - mean) / std: the population mean and std of the training values
     /// (missing ones left out), std 1 for a constant column so it encodes as 0. `fill` (the
     /// training mean) replaces a missing value when fitted with fill_missing.
-    Numeric {
-        column: String,
-        mean: f64,
-        std: f64,
-        fill: Option<f64>,
-    },
+    Numeric { column: String, mean: f64, std: f64, fill: Option<f64> },
     /// One-hot over `categories` (sorted numerically when all are integers, else by bytes); with
     /// `unknown` an extra last input for values not seen in training; `fill` = the most frequent
     /// training category (the first in order on a tie) when fitted with fill_missing.
-    Categorical {
-        column: String,
-        categories: Vec<String>,
-        unknown: bool,
-        fill: Option<String>,
-    },
+    Categorical { column: String, categories: Vec<String>, unknown: bool, fill: Option<String> },
 }
 
 impl Feature {
@@ -100,11 +90,7 @@ impl Feature {
     pub fn width(&self) -> usize {
         match self {
             Feature::Numeric { .. } => 1,
-            Feature::Categorical {
-                categories,
-                unknown,
-                ..
-            } => categories.len() + usize::from(*unknown),
+            Feature::Categorical { categories, unknown, .. } => categories.len() + usize::from(*unknown),
         }
     }
 }
@@ -115,24 +101,13 @@ impl Feature {
 pub enum TargetEncoding {
     /// Class names sorted (numerically when all are integers: "2" before "10");
     /// label `i` = `classes[i]`.
-    Classes {
-        column: String,
-        classes: Vec<String>,
-    },
+    Classes { column: String, classes: Vec<String> },
     /// Several 0/1 columns (their names are the labels), or one column of delimited names
     /// (`delimiter` set; labels = sorted names seen in training; an empty field is no label).
-    Labels {
-        columns: Vec<String>,
-        delimiter: Option<String>,
-        labels: Vec<String>,
-    },
+    Labels { columns: Vec<String>, delimiter: Option<String>, labels: Vec<String> },
     /// Real outputs. The model learns them as (y - mean) / std (the caller standardises the
     /// as-written [`Targets::Values`] with these), with mean 0 and std 1 when not standardised.
-    Values {
-        columns: Vec<String>,
-        mean: Vec<f64>,
-        std: Vec<f64>,
-    },
+    Values { columns: Vec<String>, mean: Vec<f64>, std: Vec<f64> },
 }
 
 impl TargetEncoding {
@@ -140,9 +115,7 @@ impl TargetEncoding {
     pub fn columns(&self) -> &[String] {
         match self {
             TargetEncoding::Classes { column, .. } => std::slice::from_ref(column),
-            TargetEncoding::Labels { columns, .. } | TargetEncoding::Values { columns, .. } => {
-                columns
-            }
+            TargetEncoding::Labels { columns, .. } | TargetEncoding::Values { columns, .. } => columns,
         }
     }
 }
@@ -177,12 +150,7 @@ impl Encoding {
         for feature in &self.features {
             match feature {
                 Feature::Numeric { column, .. } => names.push(column.clone()),
-                Feature::Categorical {
-                    column,
-                    categories,
-                    unknown,
-                    ..
-                } => {
+                Feature::Categorical { column, categories, unknown, .. } => {
                     names.extend(categories.iter().map(|c| format!("{column}={c}")));
                     if *unknown {
                         names.push(format!("{column}=<unknown>"));
@@ -196,15 +164,10 @@ impl Encoding {
     /// Per input, the mean and std that standardise it: numeric features their fitted numbers,
     /// one-hot inputs 0 and 1.
     pub fn input_mean_std(&self) -> (Vec<f32>, Vec<f32>) {
-        let (mut mean, mut std) = (
-            Vec::with_capacity(self.width()),
-            Vec::with_capacity(self.width()),
-        );
+        let (mut mean, mut std) = (Vec::with_capacity(self.width()), Vec::with_capacity(self.width()));
         for feature in &self.features {
             match feature {
-                Feature::Numeric {
-                    mean: m, std: s, ..
-                } => {
+                Feature::Numeric { mean: m, std: s, .. } => {
                     mean.push(*m as f32);
                     std.push(*s as f32);
                 }
@@ -241,15 +204,8 @@ impl Encoding {
     pub fn check_columns(&self, table: &Table, with_targets: bool) -> Result<()> {
         let features = self.features.iter().map(Feature::column);
         let targets = self.target.columns().iter().map(String::as_str);
-        let needed: Vec<&str> = if with_targets {
-            features.chain(targets).collect()
-        } else {
-            features.collect()
-        };
-        let missing: Vec<&str> = needed
-            .into_iter()
-            .filter(|c| !table.header().iter().any(|h| h == c))
-            .collect();
+        let needed: Vec<&str> = if with_targets { features.chain(targets).collect() } else { features.collect() };
+        let missing: Vec<&str> = needed.into_iter().filter(|c| !table.header().iter().any(|h| h == c)).collect();
         if missing.is_empty() {
             return Ok(());
         }
@@ -260,19 +216,9 @@ impl Encoding {
             format!(
                 "lacks {} {} that the model reads; training used the features {} and the target {}; \
                  add the missing columns (extra columns are fine)",
-                if missing.len() == 1 {
-                    "the column"
-                } else {
-                    "the columns"
-                },
+                if missing.len() == 1 { "the column" } else { "the columns" },
                 list(&missing),
-                list(
-                    &self
-                        .features
-                        .iter()
-                        .map(Feature::column)
-                        .collect::<Vec<_>>()
-                ),
+                list(&self.features.iter().map(Feature::column).collect::<Vec<_>>()),
                 list(self.target.columns()),
             ),
         ))

@@ -30,31 +30,11 @@ pub(super) fn fit(train: &Table, options: &FitOptions) -> Result<Encoding> {
     let mut scans = scan_numeric(train, &numeric).into_iter();
     let features: Vec<_> = features
         .into_iter()
-        .map(|(index, kind)| {
-            (
-                index,
-                kind,
-                if kind == Some(ColumnKind::Categorical) {
-                    None
-                } else {
-                    scans.next()
-                },
-            )
-        })
+        .map(|(index, kind)| (index, kind, if kind == Some(ColumnKind::Categorical) { None } else { scans.next() }))
         .collect();
     let features = features
         .into_par_iter()
-        .map(|(index, kind, scan)| {
-            fit_feature(
-                &Column {
-                    table: train,
-                    index,
-                },
-                kind,
-                scan,
-                options,
-            )
-        })
+        .map(|(index, kind, scan)| fit_feature(&Column { table: train, index }, kind, scan, options))
         .collect::<Vec<_>>()
         .into_iter()
         .collect::<Result<Vec<_>>>()?;
@@ -64,10 +44,7 @@ pub(super) fn fit(train: &Table, options: &FitOptions) -> Result<Encoding> {
 /// Checks the config's column names against the header: the target columns, and the features with
 /// their kind overrides.
 #[allow(clippy::type_complexity)]
-fn resolve_columns(
-    table: &Table,
-    options: &FitOptions,
-) -> Result<(Vec<usize>, Vec<(usize, Option<ColumnKind>)>)> {
+fn resolve_columns(table: &Table, options: &FitOptions) -> Result<(Vec<usize>, Vec<(usize, Option<ColumnKind>)>)> {
     let path = table.path();
     if options.target.is_empty() {
         return Err(error(
@@ -81,12 +58,7 @@ fn resolve_columns(
     let targets = indices(table, "data_loader.args.target", &options.target, true)?;
     let excluded = indices(table, "data_loader.args.exclude", &options.exclude, false)?;
     for name in options.kinds.keys() {
-        indices(
-            table,
-            "data_loader.args.kinds",
-            std::slice::from_ref(name),
-            false,
-        )?;
+        indices(table, "data_loader.args.kinds", std::slice::from_ref(name), false)?;
     }
     match (options.target_kind, &options.label_delimiter) {
         (TargetKind::Classes, _) if targets.len() > 1 => {
@@ -160,14 +132,9 @@ fn resolve_columns(
                      a model cannot read its own target: remove it from the features",
                 ));
             }
-            listed
-                .into_iter()
-                .filter(|i| !excluded.contains(i))
-                .collect()
+            listed.into_iter().filter(|i| !excluded.contains(i)).collect()
         }
-        None => (0..table.header().len())
-            .filter(|i| !targets.contains(i) && !excluded.contains(i))
-            .collect(),
+        None => (0..table.header().len()).filter(|i| !targets.contains(i) && !excluded.contains(i)).collect(),
     };
     if features.is_empty() {
         return Err(error(
@@ -181,10 +148,7 @@ fn resolve_columns(
             ),
         ));
     }
-    let features = features
-        .into_iter()
-        .map(|i| (i, options.kinds.get(&table.header()[i]).copied()))
-        .collect();
+    let features = features.into_iter().map(|i| (i, options.kinds.get(&table.header()[i]).copied())).collect();
     Ok((targets, features))
 }
 
@@ -217,16 +181,8 @@ fn indices(table: &Table, key: &str, names: &[String], unique: bool) -> Result<V
 }
 
 fn fit_target(table: &Table, targets: &[usize], options: &FitOptions) -> Result<TargetEncoding> {
-    let columns: Vec<Column> = targets
-        .iter()
-        .map(|&index| Column { table, index })
-        .collect();
-    let names = || {
-        columns
-            .iter()
-            .map(|c| c.name().to_owned())
-            .collect::<Vec<_>>()
-    };
+    let columns: Vec<Column> = targets.iter().map(|&index| Column { table, index }).collect();
+    let names = || columns.iter().map(|c| c.name().to_owned()).collect::<Vec<_>>();
     match options.target_kind {
         TargetKind::Classes => {
             let column = &columns[0];
@@ -244,10 +200,7 @@ fn fit_target(table: &Table, targets: &[usize], options: &FitOptions) -> Result<
                     classes.first().map_or("", String::as_str)
                 )));
             }
-            Ok(TargetEncoding::Classes {
-                column: column.name().to_owned(),
-                classes,
-            })
+            Ok(TargetEncoding::Classes { column: column.name().to_owned(), classes })
         }
         TargetKind::Labels => match &options.label_delimiter {
             Some(delimiter) => {
@@ -264,11 +217,7 @@ fn fit_target(table: &Table, targets: &[usize], options: &FitOptions) -> Result<
                 }
                 let mut labels: Vec<String> = seen.into_iter().map(str::to_owned).collect();
                 sort_names(&mut labels);
-                Ok(TargetEncoding::Labels {
-                    columns: names(),
-                    delimiter: Some(delimiter.clone()),
-                    labels,
-                })
+                Ok(TargetEncoding::Labels { columns: names(), delimiter: Some(delimiter.clone()), labels })
             }
             None => {
                 for row in 0..table.len() {
@@ -276,20 +225,14 @@ fn fit_target(table: &Table, targets: &[usize], options: &FitOptions) -> Result<
                         column.label_flag(row)?;
                     }
                 }
-                Ok(TargetEncoding::Labels {
-                    columns: names(),
-                    delimiter: None,
-                    labels: names(),
-                })
+                Ok(TargetEncoding::Labels { columns: names(), delimiter: None, labels: names() })
             }
         },
         TargetKind::Values => {
             let mut mean = Vec::with_capacity(columns.len());
             let mut std = Vec::with_capacity(columns.len());
             for column in &columns {
-                let values = (0..table.len())
-                    .map(|row| column.target_value(row))
-                    .collect::<Result<Vec<_>>>()?;
+                let values = (0..table.len()).map(|row| column.target_value(row)).collect::<Result<Vec<_>>>()?;
                 let moments = Moments::of(&values);
                 if moments.is_constant() {
                     return Err(column.column_error(format!(
@@ -299,32 +242,18 @@ fn fit_target(table: &Table, targets: &[usize], options: &FitOptions) -> Result<
                         column.get(0)
                     )));
                 }
-                let (m, s) = if options.standardize_target {
-                    (moments.mean, moments.std())
-                } else {
-                    (0.0, 1.0)
-                };
+                let (m, s) = if options.standardize_target { (moments.mean, moments.std()) } else { (0.0, 1.0) };
                 mean.push(m);
                 std.push(s);
             }
-            Ok(TargetEncoding::Values {
-                columns: names(),
-                mean,
-                std,
-            })
+            Ok(TargetEncoding::Values { columns: names(), mean, std })
         }
     }
 }
 
 /// The label names in a delimited field: split, trimmed, empty pieces left out.
-pub(super) fn split_labels<'a>(
-    field: &'a str,
-    delimiter: &'a str,
-) -> impl Iterator<Item = &'a str> {
-    field
-        .split(delimiter)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+pub(super) fn split_labels<'a>(field: &'a str, delimiter: &'a str) -> impl Iterator<Item = &'a str> {
+    field.split(delimiter).map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// Sorts numerically when every name is an integer ("2" before "10"), by bytes otherwise.

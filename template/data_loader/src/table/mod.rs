@@ -26,9 +26,7 @@ mod rows;
 #[cfg(test)]
 mod tests;
 
-pub use encoding::{
-    ColumnKind, Encoding, Feature, FitOptions, TargetEncoding, TargetKind, Targets,
-};
+pub use encoding::{ColumnKind, Encoding, Feature, FitOptions, TargetEncoding, TargetKind, Targets};
 pub use read::Table;
 
 use std::path::Path;
@@ -46,27 +44,13 @@ const LISTED_NAMES: usize = 40;
 
 /// `"a", "b", "c"`, cut short after [`LISTED_NAMES`].
 fn list<S: AsRef<str>>(names: &[S]) -> String {
-    let mut out: Vec<String> = names
-        .iter()
-        .take(LISTED_NAMES)
-        .map(|n| format!("\"{}\"", n.as_ref()))
-        .collect();
+    let mut out: Vec<String> = names.iter().take(LISTED_NAMES).map(|n| format!("\"{}\"", n.as_ref())).collect();
     if names.len() > LISTED_NAMES {
         out.push(format!("… ({} more)", names.len() - LISTED_NAMES));
     }
     out.join(", ")
 }
 
-fn error(
-    path: &Path,
-    line: Option<u64>,
-    column: Option<&str>,
-    message: impl Into<String>,
-) -> DataError {
-    DataError::Table {
-        path: path.to_path_buf(),
-        line,
-        column: column.map(str::to_owned),
-        message: message.into(),
-    }
+fn error(path: &Path, line: Option<u64>, column: Option<&str>, message: impl Into<String>) -> DataError {
+    DataError::Table { path: path.to_path_buf(), line, column: column.map(str::to_owned), message: message.into() }
 }

@@ -13,9 +13,9 @@ impl NumberProblem {
     pub(super) fn describe(&self, value: &str) -> String {
         match self {
             NumberProblem::NotANumber => format!("{value:?} is not a number"),
-            NumberProblem::NotFinite => format!(
-                "{value:?} is not a finite number; leave the field empty for a missing value"
-            ),
+            NumberProblem::NotFinite => {
+                format!("{value:?} is not a finite number; leave the field empty for a missing value")
+            }
             NumberProblem::OutOfRange => format!(
                 "{value:?} is beyond the range of f32 (about ±3.4e38) that the model computes in; rescale the column"
             ),
@@ -38,9 +38,8 @@ pub(super) fn parse_number(value: &str) -> std::result::Result<f64, NumberProble
 
 /// Powers of ten that are exact in f64, for [`parse_f64`]'s fast path (and the same path in
 /// `rows`, which reads plain decimals as it splits a row).
-pub(super) const EXACT_POWERS_OF_TEN: [f64; 16] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-];
+pub(super) const EXACT_POWERS_OF_TEN: [f64; 16] =
+    [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
 
 /// `value` as f64, the same number `str::parse` gives, only faster for what CSV files mostly
 /// hold. A plain decimal (`-12.375`) of at most 15 digits is its digits as an integer (below

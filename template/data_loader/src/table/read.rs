@@ -6,10 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::rows::{
-    Cells, LineCounter, count_newlines, csv_reader, plain_pieces, read_plain, read_quoted,
-    read_record,
-};
+use super::rows::{Cells, LineCounter, count_newlines, csv_reader, plain_pieces, read_plain, read_quoted, read_record};
 use super::{error, list};
 use crate::error::{DataError, Result};
 
@@ -50,15 +47,9 @@ impl Table {
     /// when `delimiter` is None (the one of the three that occurs most in it; `,` when none does);
     /// UTF-8 with or without BOM; LF or CRLF; quoted fields.
     pub fn read(path: &Path, delimiter: Option<u8>) -> Result<Table> {
-        let io = |source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = |source| DataError::Io { path: path.to_path_buf(), source };
         // Refuse an oversized file before reading it into memory.
-        check_size(
-            path,
-            usize::try_from(std::fs::metadata(path).map_err(io)?.len()).unwrap_or(usize::MAX),
-        )?;
+        check_size(path, usize::try_from(std::fs::metadata(path).map_err(io)?.len()).unwrap_or(usize::MAX))?;
         let bytes = std::fs::read(path).map_err(io)?;
         Table::parse(path, bytes, delimiter, Some(CHUNK_BYTES))
     }
@@ -82,18 +73,9 @@ impl Table {
         let text = String::from_utf8(bytes).map_err(|e| {
             let bytes = e.as_bytes();
             let line = 1 + count_newlines(&bytes[..e.utf8_error().valid_up_to()]);
-            error(
-                path,
-                Some(line),
-                None,
-                "is not valid UTF-8 text; save the file as UTF-8 (with or without a BOM)",
-            )
+            error(path, Some(line), None, "is not valid UTF-8 text; save the file as UTF-8 (with or without a BOM)")
         })?;
-        let bom = if text.as_bytes().starts_with(UTF8_BOM) {
-            UTF8_BOM.len()
-        } else {
-            0
-        };
+        let bom = if text.as_bytes().starts_with(UTF8_BOM) { UTF8_BOM.len() } else { 0 };
         let bytes = &text.as_bytes()[bom..];
         let delimiter = match delimiter {
             Some(d) => check_delimiter(path, d)?,
@@ -103,45 +85,22 @@ impl Table {
         let mut reader = csv_reader(bytes, delimiter);
         let mut record = csv::ByteRecord::new();
         if !read_record(path, &mut reader, &mut record, 0)? {
-            return Err(error(
-                path,
-                None,
-                None,
-                "is empty; a CSV needs a header row and at least one data row",
-            ));
+            return Err(error(path, None, None, "is empty; a CSV needs a header row and at least one data row"));
         }
         let header_line = LineCounter::default().line_of(bytes, &record);
         let header = read_header(path, &record, header_line)?;
-        let start = bom
-            + usize::try_from(reader.position().byte()).map_or(bytes.len(), |b| b.min(bytes.len()));
+        let start = bom + usize::try_from(reader.position().byte()).map_or(bytes.len(), |b| b.min(bytes.len()));
         let newlines_before = count_newlines(&text.as_bytes()[..start]);
 
         let plain = chunk_bytes.and_then(|chunk_bytes| plain_pieces(&text, start, chunk_bytes));
         let cells = match plain {
-            Some(pieces) => read_plain(
-                path,
-                text,
-                &pieces,
-                newlines_before,
-                delimiter,
-                header.len(),
-            )?,
+            Some(pieces) => read_plain(path, text, &pieces, newlines_before, delimiter, header.len())?,
             None => read_quoted(path, &text, start, newlines_before, delimiter, header.len())?,
         };
         if cells.rows() == 0 {
-            return Err(error(
-                path,
-                None,
-                None,
-                "has a header row but no data rows; add rows below the header",
-            ));
+            return Err(error(path, None, None, "has a header row but no data rows; add rows below the header"));
         }
-        Ok(Table {
-            path: path.to_path_buf(),
-            header: header.into(),
-            cells: Arc::new(cells),
-            rows: None,
-        })
+        Ok(Table { path: path.to_path_buf(), header: header.into(), cells: Arc::new(cells), rows: None })
     }
 
     /// The file the table came from (for messages).
@@ -156,9 +115,7 @@ impl Table {
 
     /// The number of data rows.
     pub fn len(&self) -> usize {
-        self.rows
-            .as_ref()
-            .map_or(self.cells.rows(), |rows| rows.len())
+        self.rows.as_ref().map_or(self.cells.rows(), |rows| rows.len())
     }
 
     /// True when the table has no data rows (only a [`Table::select`] of no rows can be).
@@ -169,15 +126,7 @@ impl Table {
     /// The index of column `name`; an error naming the file and listing the header otherwise.
     pub fn column(&self, name: &str) -> Result<usize> {
         self.header.iter().position(|h| h == name).ok_or_else(|| {
-            error(
-                &self.path,
-                None,
-                None,
-                format!(
-                    "has no column \"{name}\"; its header has {}",
-                    list(&self.header)
-                ),
-            )
+            error(&self.path, None, None, format!("has no column \"{name}\"; its header has {}", list(&self.header)))
         })
     }
 
@@ -208,12 +157,7 @@ impl Table {
     }
 
     fn check_column(&self, column: usize) {
-        assert!(
-            column < self.header.len(),
-            "column {column} of {} in {}",
-            self.header.len(),
-            self.path.display()
-        );
+        assert!(column < self.header.len(), "column {column} of {} in {}", self.header.len(), self.path.display());
     }
 
     /// The 1-based line in the file of data row `row` (the header is line 1, so the first data row
@@ -237,10 +181,7 @@ impl Table {
                 self.cell_row(row as usize) as u32
             })
             .collect();
-        Table {
-            rows: Some(selected),
-            ..self.clone()
-        }
+        Table { rows: Some(selected), ..self.clone() }
     }
 }
 
@@ -251,9 +192,7 @@ pub(super) fn check_size(path: &Path, len: usize) -> Result<()> {
             path,
             None,
             None,
-            format!(
-                "is {len} bytes, more than the 4 GiB a CSV table may be; split it into several files"
-            ),
+            format!("is {len} bytes, more than the 4 GiB a CSV table may be; split it into several files"),
         ));
     }
     Ok(())
@@ -278,10 +217,7 @@ fn check_delimiter(path: &Path, delimiter: u8) -> Result<u8> {
 
 /// The one of `,` `;` tab that occurs most in the first line that is not blank; `,` when none does.
 fn detect_delimiter(bytes: &[u8]) -> u8 {
-    let first_line = bytes
-        .split(|&b| b == b'\n')
-        .find(|line| !line.trim_ascii().is_empty())
-        .unwrap_or_default();
+    let first_line = bytes.split(|&b| b == b'\n').find(|line| !line.trim_ascii().is_empty()).unwrap_or_default();
     let count = |d: u8| first_line.iter().filter(|&&b| b == d).count();
     let mut best = (b',', 0);
     for d in DELIMITERS {

@@ -40,11 +40,7 @@ impl Cells {
     #[inline]
     pub(super) fn field(&self, row: usize, column: usize) -> &str {
         let at = row * (self.columns + 1) + column;
-        let start = if column == 0 {
-            self.bounds[at]
-        } else {
-            self.bounds[at] + 1
-        };
+        let start = if column == 0 { self.bounds[at] } else { self.bounds[at] + 1 };
         self.text[start as usize..self.bounds[at + 1] as usize].trim_ascii()
     }
 
@@ -79,11 +75,7 @@ pub(super) struct PlainPiece {
 /// `text[start..]` cut after line ends into pieces of about `chunk_bytes`, each with its rows
 /// and line ends counted (in parallel); None when a quote or a lone carriage return means a line
 /// end may not end a row, for the `csv` crate to read.
-pub(super) fn plain_pieces(
-    text: &str,
-    start: usize,
-    chunk_bytes: usize,
-) -> Option<Vec<PlainPiece>> {
+pub(super) fn plain_pieces(text: &str, start: usize, chunk_bytes: usize) -> Option<Vec<PlainPiece>> {
     let bytes = text.as_bytes();
     split_rows(&bytes[start..], chunk_bytes)
         .into_par_iter()
@@ -104,11 +96,7 @@ pub(super) fn plain_pieces(
                 }
             }
             rows += usize::from(line_start < range.end);
-            Some(PlainPiece {
-                range,
-                rows,
-                newlines,
-            })
+            Some(PlainPiece { range, rows, newlines })
         })
         .collect()
 }
@@ -139,11 +127,7 @@ pub(super) fn read_plain(
         jobs.push((
             piece.range.clone(),
             newlines,
-            Region {
-                bounds: bounds_out,
-                numbers: numbers_out,
-                lines: lines_out,
-            },
+            Region { bounds: bounds_out, numbers: numbers_out, lines: lines_out },
         ));
         newlines += piece.newlines;
     }
@@ -154,13 +138,7 @@ pub(super) fn read_plain(
     if let Some((line, fields)) = read.into_iter().find_map(|r| r.err()) {
         return Err(ragged(path, line, fields, columns, delimiter));
     }
-    Ok(Cells {
-        text,
-        columns,
-        bounds,
-        numbers,
-        lines,
-    })
+    Ok(Cells { text, columns, bounds, numbers, lines })
 }
 
 /// Where one piece's rows go in [`Cells`].
@@ -185,11 +163,7 @@ fn plain_rows(
     let (end, mut at, mut line, mut row) = (piece.end, piece.start, newlines + 1, 0);
     while at < end {
         let line_end = memchr::memchr(b'\n', &bytes[at..end]).map_or(end, |i| at + i);
-        let stop = if line_end > at && bytes[line_end - 1] == b'\r' {
-            line_end - 1
-        } else {
-            line_end
-        };
+        let stop = if line_end > at && bytes[line_end - 1] == b'\r' { line_end - 1 } else { line_end };
         if stop > at {
             let bounds = &mut region.bounds[row * (columns + 1)..(row + 1) * (columns + 1)];
             let numbers = &mut region.numbers[row * columns..(row + 1) * columns];
@@ -278,10 +252,7 @@ pub(super) fn read_quoted(
     let piece = &text.as_bytes()[start..];
     let mut reader = csv_reader(piece, delimiter);
     let mut record = csv::ByteRecord::new();
-    let mut counter = LineCounter {
-        offset: 0,
-        newlines: newlines_before,
-    };
+    let mut counter = LineCounter { offset: 0, newlines: newlines_before };
     let mut fields = Vec::with_capacity(piece.len());
     let (mut bounds, mut numbers, mut lines) = (Vec::new(), Vec::new(), Vec::new());
     while read_record(path, &mut reader, &mut record, newlines_before)? {
@@ -304,15 +275,9 @@ pub(super) fn read_quoted(
         lines.push(u32::try_from(line).unwrap_or(u32::MAX));
     }
     super::read::check_size(path, fields.len())?;
-    let text = String::from_utf8(fields)
-        .expect("fields of valid UTF-8, cut and unquoted at ASCII bytes, are valid UTF-8");
-    Ok(Cells {
-        text,
-        columns,
-        bounds,
-        numbers,
-        lines,
-    })
+    let text =
+        String::from_utf8(fields).expect("fields of valid UTF-8, cut and unquoted at ASCII bytes, are valid UTF-8");
+    Ok(Cells { text, columns, bounds, numbers, lines })
 }
 
 pub(super) fn csv_reader(bytes: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
@@ -343,8 +308,7 @@ pub(super) fn split_rows(data: &[u8], chunk_bytes: usize) -> Vec<Range<usize>> {
     let mut pieces = Vec::with_capacity(data.len() / chunk_bytes + 1);
     let mut at = 0;
     while data.len() - at > chunk_bytes {
-        let cut = memchr::memchr(b'\n', &data[at + chunk_bytes..])
-            .map_or(data.len(), |i| at + chunk_bytes + i + 1);
+        let cut = memchr::memchr(b'\n', &data[at + chunk_bytes..]).map_or(data.len(), |i| at + chunk_bytes + i + 1);
         pieces.push(at..cut);
         at = cut;
     }
@@ -371,10 +335,7 @@ pub(super) struct LineCounter {
 impl LineCounter {
     /// The 1-based line of `record`'s first byte; records come in file order.
     pub(super) fn line_of(&mut self, bytes: &[u8], record: &csv::ByteRecord) -> u64 {
-        let mut start = record
-            .position()
-            .map_or(0, |p| p.byte() as usize)
-            .min(bytes.len());
+        let mut start = record.position().map_or(0, |p| p.byte() as usize).min(bytes.len());
         // After a CRLF the record's offset may point at the line end before it.
         while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
             start += 1;

@@ -18,27 +18,15 @@ fn large() -> Vec<u8> {
 
 /// A `KnownFile` for `bytes`, with the hash computed here.
 fn known(name: &'static str, bytes: &[u8]) -> KnownFile {
-    let sha256: String = Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    KnownFile {
-        name,
-        sha256: sha256.leak(),
-        size: bytes.len() as u64,
-    }
+    let sha256: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
+    KnownFile { name, sha256: sha256.leak(), size: bytes.len() as u64 }
 }
 
 /// The names in `dir`, sorted: a leftover temporary file would show up here.
 fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("read the data directory")
-        .map(|e| {
-            e.expect("a directory entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
+        .map(|e| e.expect("a directory entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
     names
@@ -47,9 +35,7 @@ fn entries(dir: &Path) -> Vec<String> {
 /// A mirror URL nobody listens on: a port bound and released again.
 fn refused_mirror() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    let addr = listener
-        .local_addr()
-        .expect("a bound listener has an address");
+    let addr = listener.local_addr().expect("a bound listener has an address");
     drop(listener);
     format!("http://{addr}/mnist/")
 }
@@ -59,21 +45,14 @@ fn run(
     dir: &Path,
     mirrors: &[String],
     files: &[KnownFile],
-) -> (
-    data_loader::Result<Vec<data_loader::FileReport>>,
-    Vec<String>,
-) {
+) -> (data_loader::Result<Vec<data_loader::FileReport>>, Vec<String>) {
     let mut lines = Vec::new();
-    let result = download(dir, mirrors, files, &mut |line| {
-        lines.push(line.to_string())
-    });
+    let result = download(dir, mirrors, files, &mut |line| lines.push(line.to_string()));
     (result, lines)
 }
 
 fn downloaded_from(mirror: &str) -> Outcome {
-    Outcome::Downloaded {
-        mirror: mirror.to_string(),
-    }
+    Outcome::Downloaded { mirror: mirror.to_string() }
 }
 
 #[test]
@@ -97,12 +76,7 @@ fn fresh_download_fetches_every_file_and_creates_the_directory() {
     assert_eq!(std::fs::read(dir.join("b.gz")).expect("b.gz"), large);
     assert_eq!(entries(&dir), ["a.gz", "b.gz"]);
     assert_eq!(server.requests(), ["/mnist/a.gz", "/mnist/b.gz"]);
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("b.gz") && l.contains("downloaded from")),
-        "{lines:?}"
-    );
+    assert!(lines.iter().any(|l| l.contains("b.gz") && l.contains("downloaded from")), "{lines:?}");
 }
 
 #[test]
@@ -130,23 +104,14 @@ fn corrupt_file_on_the_first_mirror_is_fetched_from_the_second() {
     let good = FileServer::start(&[("a.gz", SMALL)]);
     let tmp = tempfile::tempdir().expect("temporary directory");
 
-    let (result, lines) = run(
-        tmp.path(),
-        &[bad.base_url(), good.base_url()],
-        &[known("a.gz", SMALL)],
-    );
+    let (result, lines) = run(tmp.path(), &[bad.base_url(), good.base_url()], &[known("a.gz", SMALL)]);
 
     let reports = result.expect("the second mirror is good");
     assert_eq!(reports[0].outcome, downloaded_from(&good.base_url()));
     assert_eq!(std::fs::read(tmp.path().join("a.gz")).expect("a.gz"), SMALL);
     assert_eq!(entries(tmp.path()), ["a.gz"]);
     assert_eq!(bad.requests(), ["/mnist/a.gz"]);
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains(&bad.base_url()) && l.contains("SHA-256 mismatch")),
-        "{lines:?}"
-    );
+    assert!(lines.iter().any(|l| l.contains(&bad.base_url()) && l.contains("SHA-256 mismatch")), "{lines:?}");
 }
 
 #[test]
@@ -156,20 +121,10 @@ fn oversized_file_on_the_first_mirror_is_rejected_by_size() {
     let good = FileServer::start(&[("a.gz", SMALL)]);
     let tmp = tempfile::tempdir().expect("temporary directory");
 
-    let (result, lines) = run(
-        tmp.path(),
-        &[bad.base_url(), good.base_url()],
-        &[known("a.gz", SMALL)],
-    );
+    let (result, lines) = run(tmp.path(), &[bad.base_url(), good.base_url()], &[known("a.gz", SMALL)]);
 
-    assert_eq!(
-        result.expect("the second mirror is good")[0].outcome,
-        downloaded_from(&good.base_url())
-    );
-    assert!(
-        lines.iter().any(|l| l.contains("size mismatch")),
-        "{lines:?}"
-    );
+    assert_eq!(result.expect("the second mirror is good")[0].outcome, downloaded_from(&good.base_url()));
+    assert!(lines.iter().any(|l| l.contains("size mismatch")), "{lines:?}");
 }
 
 #[test]
@@ -178,24 +133,14 @@ fn file_missing_on_every_mirror_is_an_error_naming_each_mirror() {
     let second = FileServer::start(&[]);
     let tmp = tempfile::tempdir().expect("temporary directory");
 
-    let (result, _) = run(
-        tmp.path(),
-        &[first.base_url(), second.base_url()],
-        &[known("a.gz", SMALL)],
-    );
+    let (result, _) = run(tmp.path(), &[first.base_url(), second.base_url()], &[known("a.gz", SMALL)]);
 
     let err = result.expect_err("no mirror has a.gz");
     assert!(matches!(err, DataError::DownloadFailed { .. }), "{err:?}");
     let message = err.to_string();
     assert!(message.contains("a.gz"), "{message}");
-    assert!(
-        message.contains(&format!("{}a.gz: HTTP 404", first.base_url())),
-        "{message}"
-    );
-    assert!(
-        message.contains(&format!("{}a.gz: HTTP 404", second.base_url())),
-        "{message}"
-    );
+    assert!(message.contains(&format!("{}a.gz: HTTP 404", first.base_url())), "{message}");
+    assert!(message.contains(&format!("{}a.gz: HTTP 404", second.base_url())), "{message}");
     assert!(message.contains("data_loader.args.mirrors"), "{message}");
     assert!(message.contains("by hand"), "{message}");
     assert_eq!(entries(tmp.path()), Vec::<String>::new());
@@ -213,10 +158,7 @@ fn invalid_existing_file_is_replaced_by_the_verified_download() {
 
         let (result, lines) = run(tmp.path(), &[server.base_url()], &[known("a.gz", SMALL)]);
 
-        assert_eq!(
-            result.expect("download over a stale file")[0].outcome,
-            downloaded_from(&server.base_url())
-        );
+        assert_eq!(result.expect("download over a stale file")[0].outcome, downloaded_from(&server.base_url()));
         assert_eq!(std::fs::read(tmp.path().join("a.gz")).expect("a.gz"), SMALL);
         assert_eq!(entries(tmp.path()), ["a.gz"]);
         assert!(lines.iter().any(|l| l.contains("invalid")), "{lines:?}");
@@ -232,10 +174,7 @@ fn invalid_existing_file_is_kept_when_every_mirror_fails() {
     let (result, _) = run(tmp.path(), &[server.base_url()], &[known("a.gz", SMALL)]);
 
     assert!(result.is_err());
-    assert_eq!(
-        std::fs::read(tmp.path().join("a.gz")).expect("a.gz"),
-        b"stale"
-    );
+    assert_eq!(std::fs::read(tmp.path().join("a.gz")).expect("a.gz"), b"stale");
     assert_eq!(entries(tmp.path()), ["a.gz"]);
 }
 
@@ -245,23 +184,11 @@ fn mirror_refusing_connections_is_skipped() {
     let server = FileServer::start(&[("a.gz", SMALL)]);
     let tmp = tempfile::tempdir().expect("temporary directory");
 
-    let (result, lines) = run(
-        tmp.path(),
-        &[dead.clone(), server.base_url()],
-        &[known("a.gz", SMALL)],
-    );
+    let (result, lines) = run(tmp.path(), &[dead.clone(), server.base_url()], &[known("a.gz", SMALL)]);
 
-    assert_eq!(
-        result.expect("the second mirror is up")[0].outcome,
-        downloaded_from(&server.base_url())
-    );
+    assert_eq!(result.expect("the second mirror is up")[0].outcome, downloaded_from(&server.base_url()));
     assert_eq!(std::fs::read(tmp.path().join("a.gz")).expect("a.gz"), SMALL);
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains(&dead) && l.contains("failed")),
-        "{lines:?}"
-    );
+    assert!(lines.iter().any(|l| l.contains(&dead) && l.contains("failed")), "{lines:?}");
 }
 
 #[test]
@@ -273,8 +200,5 @@ fn no_mirrors_is_an_error_naming_the_file_and_the_config_key() {
     let err = result.expect_err("nothing to download from");
     assert!(matches!(err, DataError::NoMirrors { .. }), "{err:?}");
     let message = err.to_string();
-    assert!(
-        message.contains("a.gz") && message.contains("data_loader.args.mirrors"),
-        "{message}"
-    );
+    assert!(message.contains("a.gz") && message.contains("data_loader.args.mirrors"), "{message}");
 }

@@ -28,14 +28,10 @@ pub struct FileServer {
 impl FileServer {
     /// Serves `files`, keyed by file name, under `/mnist/`.
     pub fn start(files: &[(&str, &[u8])]) -> Self {
-        let files: HashMap<String, Vec<u8>> = files
-            .iter()
-            .map(|(name, bytes)| (format!("/mnist/{name}"), bytes.to_vec()))
-            .collect();
+        let files: HashMap<String, Vec<u8>> =
+            files.iter().map(|(name, bytes)| (format!("/mnist/{name}"), bytes.to_vec())).collect();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        let addr = listener
-            .local_addr()
-            .expect("a bound listener has an address");
+        let addr = listener.local_addr().expect("a bound listener has an address");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -52,12 +48,7 @@ impl FileServer {
                 }
             })
         };
-        FileServer {
-            addr,
-            requests,
-            stop,
-            thread: Some(thread),
-        }
+        FileServer { addr, requests, stop, thread: Some(thread) }
     }
 
     /// The mirror base URL, with a trailing slash.
@@ -67,10 +58,7 @@ impl FileServer {
 
     /// Every request path seen so far, in order.
     pub fn requests(&self) -> Vec<String> {
-        self.requests
-            .lock()
-            .expect("server thread panicked")
-            .clone()
+        self.requests.lock().expect("server thread panicked").clone()
     }
 }
 
@@ -104,10 +92,7 @@ fn serve(
     let head = String::from_utf8_lossy(&head);
     let mut words = head.lines().next().unwrap_or("").split(' ');
     let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    requests
-        .lock()
-        .expect("test thread panicked holding the lock")
-        .push(path.to_string());
+    requests.lock().expect("test thread panicked holding the lock").push(path.to_string());
     let (status, body): (&str, &[u8]) = match files.get(path) {
         Some(bytes) if method == "GET" => ("200 OK", bytes),
         _ => ("404 Not Found", b"not found"),

@@ -12,10 +12,7 @@ fn plain_round_trip_keeps_every_byte() {
     let original = images(7, 4, 5);
     let image_path = dir.images("img", &original);
     let label_path = dir.labels("lbl", &labels(7));
-    assert_eq!(
-        std::fs::metadata(&image_path).expect("stat").len(),
-        16 + 7 * 4 * 5
-    );
+    assert_eq!(std::fs::metadata(&image_path).expect("stat").len(), 16 + 7 * 4 * 5);
     assert_eq!(read_images(&image_path).expect("read images"), original);
     assert_eq!(read_labels(&label_path).expect("read labels"), labels(7));
 }
@@ -33,10 +30,7 @@ fn gzip_round_trip_detected_by_content_not_name() {
     assert_eq!(std::fs::read(&gz_images).expect("read")[..2], [0x1f, 0x8b]);
     assert_eq!(read_images(&gz_images).expect("gzip images"), original);
     assert_eq!(read_labels(&gz_labels).expect("gzip labels"), labels(5));
-    assert_eq!(
-        read_images(&misnamed_plain).expect("plain named .gz"),
-        original
-    );
+    assert_eq!(read_images(&misnamed_plain).expect("plain named .gz"), original);
 }
 
 #[test]
@@ -45,22 +39,9 @@ fn wrong_magic_says_what_the_file_looks_like() {
     let label_path = dir.labels("train-labels", &labels(3));
     let err = read_images(&label_path).expect_err("labels are not images");
     let message = err.to_string();
-    assert!(
-        matches!(
-            err,
-            DataError::BadMagic {
-                expected: IMAGES_MAGIC,
-                found: LABELS_MAGIC,
-                ..
-            }
-        ),
-        "{message}"
-    );
+    assert!(matches!(err, DataError::BadMagic { expected: IMAGES_MAGIC, found: LABELS_MAGIC, .. }), "{message}");
     assert_names(&message, &label_path);
-    assert!(
-        message.contains("0x00000803") && message.contains("labels file"),
-        "{message}"
-    );
+    assert!(message.contains("0x00000803") && message.contains("labels file"), "{message}");
 
     let garbage = dir.raw("garbage", b"PK\x03\x04 definitely a zip file");
     let err = read_labels(&garbage).expect_err("not IDX");
@@ -77,36 +58,13 @@ fn truncated_file_reports_expected_and_actual_bytes() {
     let path = dir.raw("short", &bytes);
     let err = read_images(&path).expect_err("truncated");
     let message = err.to_string();
-    assert!(
-        matches!(
-            err,
-            DataError::Truncated {
-                expected: 28,
-                actual: 26,
-                ..
-            }
-        ),
-        "{message}"
-    );
+    assert!(matches!(err, DataError::Truncated { expected: 28, actual: 26, .. }), "{message}");
     assert_names(&message, &path);
-    assert!(
-        message.contains("28") && message.contains("26"),
-        "{message}"
-    );
+    assert!(message.contains("28") && message.contains("26"), "{message}");
 
     let gz = dir.raw("short.gz", &gzip_bytes(&bytes));
     let err = read_images(&gz).expect_err("truncated inside gzip");
-    assert!(
-        matches!(
-            err,
-            DataError::Truncated {
-                expected: 28,
-                actual: 26,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, DataError::Truncated { expected: 28, actual: 26, .. }), "{err}");
     assert!(err.to_string().contains("gzip"), "{err}");
 }
 
@@ -118,26 +76,12 @@ fn trailing_bytes_are_counted() {
     let path = dir.raw("long", &bytes);
     let err = read_labels(&path).expect_err("trailing");
     let message = err.to_string();
-    assert!(
-        matches!(
-            err,
-            DataError::TrailingBytes {
-                expected: 12,
-                actual: 15,
-                extra: 3,
-                ..
-            }
-        ),
-        "{message}"
-    );
+    assert!(matches!(err, DataError::TrailingBytes { expected: 12, actual: 15, extra: 3, .. }), "{message}");
     assert_names(&message, &path);
 
     let gz = dir.raw("long.gz", &gzip_bytes(&bytes));
     let err = read_labels(&gz).expect_err("trailing inside gzip");
-    assert!(
-        matches!(err, DataError::TrailingBytes { extra: 3, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, DataError::TrailingBytes { extra: 3, .. }), "{err}");
 }
 
 #[test]
@@ -145,17 +89,7 @@ fn header_shorter_than_its_fixed_size() {
     let dir = Dir::new();
     let path = dir.raw("stub", &IMAGES_MAGIC.to_be_bytes()[..3]);
     let err = read_images(&path).expect_err("3 bytes");
-    assert!(
-        matches!(
-            err,
-            DataError::ShortHeader {
-                needed: 16,
-                actual: 3,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, DataError::ShortHeader { needed: 16, actual: 3, .. }), "{err}");
     assert_names(&err.to_string(), &path);
 }
 
@@ -168,39 +102,16 @@ fn absurd_header_is_refused_before_allocating() {
     let path = dir.raw("huge", &bytes);
     let err = read_images(&path).expect_err("absurd count");
     let message = err.to_string();
-    assert!(
-        matches!(
-            err,
-            DataError::AbsurdHeader {
-                what: "images",
-                value: 4_000_000_000,
-                ..
-            }
-        ),
-        "{message}"
-    );
+    assert!(matches!(err, DataError::AbsurdHeader { what: "images", value: 4_000_000_000, .. }), "{message}");
     assert_names(&message, &path);
 
     let path = dir.raw("wide", &header(IMAGES_MAGIC, &[1, 28, 5000]));
     let err = read_images(&path).expect_err("absurd side");
-    assert!(
-        matches!(
-            err,
-            DataError::AbsurdHeader {
-                what: "cols",
-                value: 5000,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, DataError::AbsurdHeader { what: "cols", value: 5000, .. }), "{err}");
 
     let path = dir.raw("many-labels", &header(LABELS_MAGIC, &[20_000_000]));
     let err = read_labels(&path).expect_err("absurd label count");
-    assert!(
-        matches!(err, DataError::AbsurdHeader { what: "labels", .. }),
-        "{err}"
-    );
+    assert!(matches!(err, DataError::AbsurdHeader { what: "labels", .. }), "{err}");
 }
 
 #[test]
@@ -212,17 +123,7 @@ fn large_but_allowed_claim_in_a_tiny_gzip_fails_fast() {
     bytes.extend([0u8; 8]);
     let path = dir.raw("liar.gz", &gzip_bytes(&bytes));
     let err = read_images(&path).expect_err("truncated");
-    assert!(
-        matches!(
-            err,
-            DataError::Truncated {
-                expected: 7_840_000_016,
-                actual: 24,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, DataError::Truncated { expected: 7_840_000_016, actual: 24, .. }), "{err}");
 }
 
 #[test]
@@ -246,17 +147,9 @@ fn labels_of_any_value_are_read() {
 #[test]
 fn corrupt_gzip_stream_is_an_io_error_naming_the_file() {
     let dir = Dir::new();
-    let path = dir.raw(
-        "broken.gz",
-        &[
-            0x1f, 0x8b, 0x08, 0x00, 0xde, 0xad, 0xbe, 0xef, 0x00, 0xff, 0x13,
-        ],
-    );
+    let path = dir.raw("broken.gz", &[0x1f, 0x8b, 0x08, 0x00, 0xde, 0xad, 0xbe, 0xef, 0x00, 0xff, 0x13]);
     let err = read_labels(&path).expect_err("corrupt gzip");
-    assert!(
-        matches!(err, DataError::Io { .. } | DataError::ShortHeader { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, DataError::Io { .. } | DataError::ShortHeader { .. }), "{err}");
     assert_names(&err.to_string(), &path);
 }
 
@@ -286,9 +179,6 @@ fn gzip_cut_off_mid_stream_names_the_file() {
     let whole = std::fs::read(dir.gzip_of(&plain, "whole.gz")).expect("read gzip");
     let path = dir.raw("cut.gz", &whole[..whole.len() / 2]);
     let err = read_images(&path).expect_err("half a gzip");
-    assert!(
-        matches!(err, DataError::Io { .. } | DataError::Truncated { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, DataError::Io { .. } | DataError::Truncated { .. }), "{err}");
     assert_names(&err.to_string(), &path);
 }

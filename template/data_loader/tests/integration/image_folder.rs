@@ -104,7 +104,11 @@ fn images_become_the_configured_channels_and_size() {
     let mut bytes = Vec::new();
     rgb.decode_into(&path, &mut bytes).unwrap();
     assert_eq!(bytes.len(), 3 * 4 * 5);
-    assert!(bytes[..20].iter().all(|&b| b == 200) && bytes[20..40].iter().all(|&b| b == 100) && bytes[40..].iter().all(|&b| b == 0));
+    assert!(
+        bytes[..20].iter().all(|&b| b == 200)
+            && bytes[20..40].iter().all(|&b| b == 100)
+            && bytes[40..].iter().all(|&b| b == 0)
+    );
     let grey = ImageFormat { channels: 1, size: (3, 3) };
     bytes.clear();
     grey.decode_into(&path, &mut bytes).unwrap();

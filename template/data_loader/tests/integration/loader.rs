@@ -12,8 +12,7 @@ fn mnist_normalize() -> Normalize {
 
 /// A CPU dataset of `n` samples whose pixels are `i / 255` for sample `i` (no standardisation).
 fn dataset(n: usize) -> TensorDataset {
-    TensorDataset::from_mnist(&split(n), None, &Normalize::identity(), &Device::Cpu)
-        .expect("stage dataset")
+    TensorDataset::from_mnist(&split(n), None, &Normalize::identity(), &Device::Cpu).expect("stage dataset")
 }
 
 /// The sample ids in each batch, read back from the first pixel of each image.
@@ -22,11 +21,7 @@ fn batch_ids(loader: &DataLoader<'_, TensorDataset>, epoch: u64, skip: usize) ->
         .epoch_from(epoch, skip)
         .map(|batch| {
             let (images, labels) = batch.expect("batch");
-            let first_pixels = images
-                .flatten_from(1)
-                .expect("flatten")
-                .narrow(1, 0, 1)
-                .expect("narrow");
+            let first_pixels = images.flatten_from(1).expect("flatten").narrow(1, 0, 1).expect("narrow");
             let ids: Vec<u32> = first_pixels
                 .flatten_all()
                 .expect("flatten")
@@ -36,11 +31,7 @@ fn batch_ids(loader: &DataLoader<'_, TensorDataset>, epoch: u64, skip: usize) ->
                 .map(|p| (p * 255.0).round() as u32)
                 .collect();
             let labels = labels.to_vec1::<u32>().expect("u32 labels");
-            assert_eq!(
-                labels,
-                ids.iter().map(|i| i % 10).collect::<Vec<_>>(),
-                "labels travel with images"
-            );
+            assert_eq!(labels, ids.iter().map(|i| i % 10).collect::<Vec<_>>(), "labels travel with images");
             ids
         })
         .collect()
@@ -50,21 +41,14 @@ fn batch_ids(loader: &DataLoader<'_, TensorDataset>, epoch: u64, skip: usize) ->
 fn batches_have_expected_shapes_and_dtypes() {
     let data = dataset(10);
     let loader = DataLoader::new(&data, 4, true, false, 1).expect("loader");
-    let batches: Vec<(Tensor, Tensor)> = loader
-        .epoch(0)
-        .collect::<candle_core::Result<_>>()
-        .expect("epoch");
+    let batches: Vec<(Tensor, Tensor)> = loader.epoch(0).collect::<candle_core::Result<_>>().expect("epoch");
     assert_eq!(batches.len(), 3);
     let (images, labels) = &batches[0];
     assert_eq!(images.dims(), &[4, 1, 3, 2]);
     assert_eq!(images.dtype(), DType::F32);
     assert_eq!(labels.dims(), &[4]);
     assert_eq!(labels.dtype(), DType::U32);
-    assert_eq!(
-        batches[2].0.dims(),
-        &[2, 1, 3, 2],
-        "last batch holds the remainder"
-    );
+    assert_eq!(batches[2].0.dims(), &[2, 1, 3, 2], "last batch holds the remainder");
 }
 
 #[test]
@@ -83,21 +67,14 @@ fn different_epochs_and_seeds_give_different_orders() {
     let epoch0 = batch_ids(&loader, 0, 0);
     assert_ne!(epoch0, batch_ids(&loader, 1, 0));
     assert_ne!(epoch0, batch_ids(&other_seed, 0, 0));
-    assert_ne!(
-        epoch0[0],
-        (0..50).collect::<Vec<u32>>(),
-        "shuffled order should not be the identity"
-    );
+    assert_ne!(epoch0[0], (0..50).collect::<Vec<u32>>(), "shuffled order should not be the identity");
 }
 
 #[test]
 fn unshuffled_epochs_are_in_file_order() {
     let data = dataset(7);
     let loader = DataLoader::new(&data, 3, false, false, 0).expect("loader");
-    assert_eq!(
-        batch_ids(&loader, 5, 0),
-        vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]
-    );
+    assert_eq!(batch_ids(&loader, 5, 0), vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
 }
 
 #[test]
@@ -126,18 +103,10 @@ fn drop_last_counts_and_last_batch_size() {
     let mut distinct = ids.concat();
     distinct.sort_unstable();
     distinct.dedup();
-    assert_eq!(
-        distinct.len(),
-        8,
-        "no sample repeats when dropping the remainder"
-    );
+    assert_eq!(distinct.len(), 8, "no sample repeats when dropping the remainder");
 
     let exact = DataLoader::new(&data, 5, false, true, 0).expect("loader");
-    assert_eq!(
-        (exact.num_batches(), exact.num_samples()),
-        (2, 10),
-        "nothing to drop when it divides"
-    );
+    assert_eq!((exact.num_batches(), exact.num_samples()), (2, 10), "nothing to drop when it divides");
     assert_eq!(exact.epoch(0).len(), 2);
 }
 
@@ -147,17 +116,9 @@ fn epoch_from_resumes_where_epoch_would_be() {
     let loader = DataLoader::new(&data, 4, true, false, 5).expect("loader");
     let full = batch_ids(&loader, 2, 0);
     for skip in [0, 1, 5, 7] {
-        assert_eq!(
-            batch_ids(&loader, 2, skip),
-            full[skip..].to_vec(),
-            "skip {skip}"
-        );
+        assert_eq!(batch_ids(&loader, 2, skip), full[skip..].to_vec(), "skip {skip}");
     }
-    assert_eq!(
-        loader.epoch_from(2, 8).len(),
-        0,
-        "skipping past the end yields nothing"
-    );
+    assert_eq!(loader.epoch_from(2, 8).len(), 0, "skipping past the end yields nothing");
     assert!(batch_ids(&loader, 2, 100).is_empty());
 }
 
@@ -172,25 +133,12 @@ fn batch_size_zero_is_rejected() {
 #[test]
 fn normalisation_of_known_pixels() {
     // Sample 0 is all 0s, sample 255 all 255s. References: (0/255 - 0.1307) / 0.3081 and (1 - 0.1307) / 0.3081.
-    let data = TensorDataset::from_mnist(
-        &split(256),
-        Some(&[0, 255, 51]),
-        &mnist_normalize(),
-        &Device::Cpu,
-    )
-    .expect("stage");
-    let values = data
-        .images()
-        .flatten_from(1)
-        .expect("flatten")
-        .to_vec2::<f32>()
-        .expect("f32");
+    let data =
+        TensorDataset::from_mnist(&split(256), Some(&[0, 255, 51]), &mnist_normalize(), &Device::Cpu).expect("stage");
+    let values = data.images().flatten_from(1).expect("flatten").to_vec2::<f32>().expect("f32");
     let expected = [-0.424_212_9_f32, 2.821_486_5, (0.2 - 0.1307) / 0.3081];
     for (row, want) in values.iter().zip(expected) {
-        assert!(
-            row.iter().all(|v| (v - want).abs() < 1e-5),
-            "got {row:?}, want {want}"
-        );
+        assert!(row.iter().all(|v| (v - want).abs() < 1e-5), "got {row:?}, want {want}");
     }
     assert_eq!(data.labels().to_vec1::<u32>().expect("u32"), vec![0, 5, 1]);
 }
@@ -199,35 +147,28 @@ fn normalisation_of_known_pixels() {
 fn normalize_config_needs_both_fields_and_rejects_unknown_ones() {
     let err = serde_json::from_str::<Normalize>(r#"{"mean": 0.5}"#).expect_err("no std");
     assert!(err.to_string().contains("missing field `std`"), "{err}");
-    let err =
-        serde_json::from_str::<Normalize>(r#"{"mean": 0.1, "stdev": 0.3}"#).expect_err("typo");
+    let err = serde_json::from_str::<Normalize>(r#"{"mean": 0.1, "stdev": 0.3}"#).expect_err("typo");
     assert!(err.to_string().contains("stdev"), "{err}");
 }
 
 #[test]
 fn degenerate_normalisation_is_rejected() {
     for normalize in [Normalize::uniform(0.1, 0.0), Normalize::uniform(f32::NAN, 1.0)] {
-        let err = TensorDataset::from_mnist(&split(2), None, &normalize, &Device::Cpu)
-            .expect_err("bad std");
+        let err = TensorDataset::from_mnist(&split(2), None, &normalize, &Device::Cpu).expect_err("bad std");
         assert!(matches!(err, DataError::InvalidNormalize(_)), "{err}");
     }
 }
 
 #[test]
 fn subset_indices_out_of_range_are_rejected() {
-    let err =
-        TensorDataset::from_mnist(&split(4), Some(&[1, 4]), &mnist_normalize(), &Device::Cpu)
-            .expect_err("index 4 of 4");
-    assert!(
-        matches!(err, DataError::IndexOutOfRange { index: 4, len: 4 }),
-        "{err}"
-    );
+    let err = TensorDataset::from_mnist(&split(4), Some(&[1, 4]), &mnist_normalize(), &Device::Cpu)
+        .expect_err("index 4 of 4");
+    assert!(matches!(err, DataError::IndexOutOfRange { index: 4, len: 4 }), "{err}");
 }
 
 #[test]
 fn empty_subset_gives_an_empty_loader() {
-    let data = TensorDataset::from_mnist(&split(4), Some(&[]), &mnist_normalize(), &Device::Cpu)
-        .expect("empty");
+    let data = TensorDataset::from_mnist(&split(4), Some(&[]), &mnist_normalize(), &Device::Cpu).expect("empty");
     assert!(data.is_empty());
     let loader = DataLoader::new(&data, 4, true, false, 0).expect("loader");
     assert_eq!((loader.num_batches(), loader.epoch(0).count()), (0, 0));
@@ -237,10 +178,7 @@ fn empty_subset_gives_an_empty_loader() {
 fn new_checks_that_tensors_fit() {
     let device = Device::Cpu;
     let images = Tensor::zeros((3, 1, 2, 2), DType::F32, &device).expect("images");
-    let ok = TensorDataset::new(
-        images.clone(),
-        Tensor::zeros(3, DType::U32, &device).expect("labels"),
-    );
+    let ok = TensorDataset::new(images.clone(), Tensor::zeros(3, DType::U32, &device).expect("labels"));
     assert_eq!(ok.expect("matching tensors").len(), 3);
     for labels in [
         Tensor::zeros(2, DType::U32, &device).expect("labels"),
@@ -275,13 +213,17 @@ fn augmented_batches_are_the_plain_ones_augmented_sample_by_sample() {
             assert_eq!(pl.to_vec1::<u32>().unwrap(), al.to_vec1::<u32>().unwrap(), "same samples");
             let samples = &order[b * 16..(b * 16 + 16).min(40)];
             let want = want_aug.apply_batch(&p, samples, &[0.0]).expect("augment");
-            let (a, want) = (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), want.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            let (a, want) = (
+                a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                want.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            );
             assert_eq!(a, want, "epoch {epoch} batch {b}");
             assert_ne!(a, p.flatten_all().unwrap().to_vec1::<f32>().unwrap(), "augmentation changes the pixels");
         }
     }
     // Replaying an epoch gives the same pixels; another epoch, others.
-    let first = |epoch| augmented.epoch(epoch).next().unwrap().unwrap().0.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let first =
+        |epoch| augmented.epoch(epoch).next().unwrap().unwrap().0.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(first(1), first(1));
     assert_ne!(first(1), first(2));
 }

@@ -42,10 +42,7 @@ fn loads_gzip_files_and_mixes_forms() {
 fn plain_file_is_preferred_when_both_exist() {
     let dir = Dir::new();
     dir.images("t10k-images-idx3-ubyte", &images(3, 2, 2));
-    dir.raw(
-        "t10k-images-idx3-ubyte.gz",
-        b"not read: the plain file wins",
-    );
+    dir.raw("t10k-images-idx3-ubyte.gz", b"not read: the plain file wins");
     dir.labels("t10k-labels-idx1-ubyte", &labels(3));
     let split = load(dir.path(), Split::Test).expect("plain preferred");
     assert_eq!(split.images.count, 3);
@@ -67,10 +64,7 @@ fn missing_labels_after_images_found() {
     let dir = Dir::new();
     dir.images("train-images-idx3-ubyte", &images(2, 2, 2));
     let err = load(dir.path(), Split::Train).expect_err("no labels");
-    assert_names(
-        &err.to_string(),
-        &dir.path().join("train-labels-idx1-ubyte.gz"),
-    );
+    assert_names(&err.to_string(), &dir.path().join("train-labels-idx1-ubyte.gz"));
 }
 
 #[test]
@@ -80,23 +74,10 @@ fn count_mismatch_names_both_files_and_counts() {
     let label_path = dir.labels("train-labels-idx1-ubyte", &labels(4));
     let err = load(dir.path(), Split::Train).expect_err("5 images, 4 labels");
     let message = err.to_string();
-    assert!(
-        matches!(
-            err,
-            DataError::CountMismatch {
-                images: 5,
-                labels: 4,
-                ..
-            }
-        ),
-        "{message}"
-    );
+    assert!(matches!(err, DataError::CountMismatch { images: 5, labels: 4, .. }), "{message}");
     assert_names(&message, &image_path);
     assert_names(&message, &label_path);
-    assert!(
-        message.contains("5 images") && message.contains("4 labels"),
-        "{message}"
-    );
+    assert!(message.contains("5 images") && message.contains("4 labels"), "{message}");
 }
 
 #[test]
@@ -108,18 +89,7 @@ fn a_label_outside_the_classes_names_the_file_and_the_index() {
     assert_eq!(split.implied_classes(), 13);
     split.check_classes(13).expect("12 < 13");
     let err = split.check_classes(10).expect_err("label 12 of 10 classes");
-    assert!(
-        matches!(
-            err,
-            DataError::LabelOutOfRange {
-                index: 1,
-                value: 12,
-                classes: 10,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, DataError::LabelOutOfRange { index: 1, value: 12, classes: 10, .. }), "{err}");
     assert!(err.to_string().contains("data_loader.args.classes"), "{err}");
     assert_names(&err.to_string(), &label_path);
 }

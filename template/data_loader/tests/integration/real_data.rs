@@ -27,10 +27,7 @@ fn real_mnist_test_split_looks_like_mnist() {
         return;
     };
     let test = load(&dir, Split::Test).expect("load the real test split");
-    assert_eq!(
-        (test.images.count, test.images.rows, test.images.cols),
-        (10_000, 28, 28)
-    );
+    assert_eq!((test.images.count, test.images.rows, test.images.cols), (10_000, 28, 28));
     // The first three test digits are a 7, a 2 and a 1.
     assert_eq!(test.labels[..3], [7, 2, 1]);
 
@@ -39,39 +36,19 @@ fn real_mnist_test_split_looks_like_mnist() {
         histogram[usize::from(label)] += 1;
     }
     // Published class counts of t10k range from 892 (fives) to 1135 (ones).
-    assert_eq!(
-        histogram,
-        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-    );
+    assert_eq!(histogram, [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
 
-    let mean = test
-        .images
-        .pixels
-        .iter()
-        .map(|&p| f64::from(p))
-        .sum::<f64>()
-        / test.images.pixels.len() as f64
-        / 255.0;
-    assert!(
-        (0.12..0.145).contains(&mean),
-        "mean pixel {mean} is not MNIST-like (~0.133)"
-    );
+    let mean = test.images.pixels.iter().map(|&p| f64::from(p)).sum::<f64>() / test.images.pixels.len() as f64 / 255.0;
+    assert!((0.12..0.145).contains(&mean), "mean pixel {mean} is not MNIST-like (~0.133)");
 
-    let data =
-        TensorDataset::from_mnist(&test, None, &Normalize::uniform(mnist::MEAN, mnist::STD), &Device::Cpu).expect("stage");
+    let data = TensorDataset::from_mnist(&test, None, &Normalize::uniform(mnist::MEAN, mnist::STD), &Device::Cpu)
+        .expect("stage");
     assert_eq!(data.len(), 10_000);
     let loader = DataLoader::new(&data, 128, true, false, 0).expect("loader");
     assert_eq!(loader.num_batches(), 79);
     let (images, labels) = loader.epoch(0).next().expect("a batch").expect("batch ok");
     assert_eq!(images.dims(), &[128, 1, 28, 28]);
     assert_eq!(labels.dims(), &[128]);
-    let batch_mean = images
-        .mean_all()
-        .expect("mean")
-        .to_scalar::<f32>()
-        .expect("f32");
-    assert!(
-        batch_mean.abs() < 0.2,
-        "normalised batch mean {batch_mean} should be near 0"
-    );
+    let batch_mean = images.mean_all().expect("mean").to_scalar::<f32>().expect("f32");
+    assert!(batch_mean.abs() < 0.2, "normalised batch mean {batch_mean} should be near 0");
 }

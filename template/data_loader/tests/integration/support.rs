@@ -12,15 +12,8 @@ use tempfile::TempDir;
 /// `count` images of `rows` x `cols` where every pixel of image `i` is `i % 256`, so a test can tell
 /// from any pixel which sample it is looking at.
 pub fn images(count: usize, rows: usize, cols: usize) -> IdxImages {
-    let pixels = (0..count)
-        .flat_map(|i| std::iter::repeat_n((i % 256) as u8, rows * cols))
-        .collect();
-    IdxImages {
-        count,
-        rows,
-        cols,
-        pixels,
-    }
+    let pixels = (0..count).flat_map(|i| std::iter::repeat_n((i % 256) as u8, rows * cols)).collect();
+    IdxImages { count, rows, cols, pixels }
 }
 
 /// Labels `i % 10`.
@@ -30,11 +23,7 @@ pub fn labels(count: usize) -> Vec<u8> {
 
 /// A split of `count` 3x2 images built by [`images`] and [`labels`].
 pub fn split(count: usize) -> MnistSplit {
-    MnistSplit {
-        images: images(count, 3, 2),
-        labels: labels(count),
-        labels_path: "in-memory-labels".into(),
-    }
+    MnistSplit { images: images(count, 3, 2), labels: labels(count), labels_path: "in-memory-labels".into() }
 }
 
 /// An IDX header: big-endian magic and dimensions.
@@ -48,9 +37,7 @@ pub fn header(magic: u32, dims: &[u32]) -> Vec<u8> {
 
 pub fn gzip_bytes(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    encoder
-        .write_all(bytes)
-        .expect("writing to a Vec cannot fail");
+    encoder.write_all(bytes).expect("writing to a Vec cannot fail");
     encoder.finish().expect("finishing into a Vec cannot fail")
 }
 
@@ -94,8 +81,5 @@ impl Dir {
 /// Asserts that an error message names the file it is about.
 pub fn assert_names(message: &str, path: &Path) {
     let shown = path.display().to_string();
-    assert!(
-        message.contains(&shown),
-        "error does not name {shown}: {message}"
-    );
+    assert!(message.contains(&shown), "error does not name {shown}: {message}");
 }

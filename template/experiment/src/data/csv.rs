@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use data_loader::table::{ColumnKind, Encoding, FitOptions, Table, TargetEncoding, TargetKind, Targets};
-use data_loader::{Augment, Channels, DataError, Normalize, NormalizeSetting, SplitData, TensorDataset, ValidationSplit};
+use data_loader::{
+    Augment, Channels, DataError, Normalize, NormalizeSetting, SplitData, TensorDataset, ValidationSplit,
+};
 use model::{DataSpec, Target, TaskKind, Values};
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -106,7 +108,9 @@ impl CsvArgs {
     pub(super) fn check(&self) -> Result<(), String> {
         let target = self.target.names();
         if target.is_empty() {
-            return Err("`data_loader.args.target` must name the column(s) to predict, e.g. \"target\": \"price\"".into());
+            return Err(
+                "`data_loader.args.target` must name the column(s) to predict, e.g. \"target\": \"price\"".into()
+            );
         }
         match self.task {
             TaskKind::Classification if target.len() > 1 => {
@@ -117,7 +121,10 @@ impl CsvArgs {
                 ));
             }
             TaskKind::MultiLabel if self.label_delimiter.is_some() && target.len() > 1 => {
-                return Err("`data_loader.args.label_delimiter` reads the labels from one column; `target` names several".into());
+                return Err(
+                    "`data_loader.args.label_delimiter` reads the labels from one column; `target` names several"
+                        .into(),
+                );
             }
             _ if self.label_delimiter.is_some() && self.task != TaskKind::MultiLabel => {
                 return Err("`data_loader.args.label_delimiter` is for \"task\": \"multi_label\"".into());
@@ -341,9 +348,15 @@ impl CsvArgs {
     }
 
     /// The inputs of `table`'s rows, and (for images) each channel's standardised black.
-    fn inputs_and_black(&self, table: &Table, encoding: &Encoding, device: &Device) -> data_loader::Result<(Tensor, Vec<f32>)> {
+    fn inputs_and_black(
+        &self,
+        table: &Table,
+        encoding: &Encoding,
+        device: &Device,
+    ) -> data_loader::Result<(Tensor, Vec<f32>)> {
         if let Some(images) = &self.images {
-            let normalize = if self.raw_inputs { Normalize::identity() } else { images.normalize.fixed(IMAGES_KEY)?.clone() };
+            let normalize =
+                if self.raw_inputs { Normalize::identity() } else { images.normalize.fixed(IMAGES_KEY)?.clone() };
             return images.decode(table, &normalize, device);
         }
         let mut inputs = encoding.encode_inputs(table)?;

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use candle_core::{Device, Tensor};
 use data_loader::image_folder::{self, ImageFormat, Listing};
 use data_loader::{
-    Augment, ChannelStats, DataError, Normalize, NormalizeSetting, SplitData, StreamedDataset, TensorDataset, ValidationSplit,
+    Augment, ChannelStats, DataError, Normalize, NormalizeSetting, SplitData, StreamedDataset, TensorDataset,
+    ValidationSplit,
 };
 use model::DataSpec;
 use serde::{Deserialize, Serialize};
@@ -174,7 +175,12 @@ impl ImageFolderArgs {
     }
 
     /// The files as a dataset: decoded once into memory, or streamed.
-    fn dataset(&self, files: Vec<(PathBuf, u32)>, normalize: &Normalize, device: &Device) -> data_loader::Result<SplitData> {
+    fn dataset(
+        &self,
+        files: Vec<(PathBuf, u32)>,
+        normalize: &Normalize,
+        device: &Device,
+    ) -> data_loader::Result<SplitData> {
         let format = self.format();
         let streamed = StreamedDataset::new(files, format, normalize, self.workers, self.prefetch, device)?;
         let bytes = streamed.files().len() * format.sample_len() * std::mem::size_of::<f32>();
@@ -195,7 +201,12 @@ impl ImageFolderArgs {
 
 /// Checks the image settings under `key` (`data_loader.args`, or `data_loader.args.images` of a
 /// table naming images): a size of at least 1x1, 1 or 3 channels, a mean and std per channel.
-pub(super) fn check_format(key: &str, size: ImageSize, channels: usize, normalize: &NormalizeSetting) -> Result<(), String> {
+pub(super) fn check_format(
+    key: &str,
+    size: ImageSize,
+    channels: usize,
+    normalize: &NormalizeSetting,
+) -> Result<(), String> {
     let (h, w) = size.height_width();
     if h == 0 || w == 0 {
         return Err(format!("`{key}.image_size` must be at least 1x1, got {h}x{w}"));

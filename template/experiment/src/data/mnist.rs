@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use candle_core::Device;
-use data_loader::{Augment, ChannelStats, DataError, Normalize, NormalizeSetting, SplitData, TensorDataset, ValidationSplit, mnist};
+use data_loader::{
+    Augment, ChannelStats, DataError, Normalize, NormalizeSetting, SplitData, TensorDataset, ValidationSplit, mnist,
+};
 use model::DataSpec;
 use serde::{Deserialize, Serialize};
 
@@ -100,7 +102,10 @@ impl MnistArgs {
             NormalizeSetting::Auto => {
                 let mut stats = ChannelStats::new(1);
                 for &i in &train_idx {
-                    let image = split.images.image(i as usize).ok_or(DataError::IndexOutOfRange { index: i, len: split.labels.len() })?;
+                    let image = split
+                        .images
+                        .image(i as usize)
+                        .ok_or(DataError::IndexOutOfRange { index: i, len: split.labels.len() })?;
                     stats.add(image);
                 }
                 stats.finish()?
@@ -126,6 +131,11 @@ impl MnistArgs {
             )));
         }
         split.check_classes(spec.outputs())?;
-        Ok(SplitData::InMemory(TensorDataset::from_mnist(&split, None, self.normalize.fixed(super::ARGS_KEY)?, device)?))
+        Ok(SplitData::InMemory(TensorDataset::from_mnist(
+            &split,
+            None,
+            self.normalize.fixed(super::ARGS_KEY)?,
+            device,
+        )?))
     }
 }

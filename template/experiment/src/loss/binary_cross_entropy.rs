@@ -41,7 +41,9 @@ impl Loss for BinaryCrossEntropyArgs {
             Some(PosWeight::PerLabel(w)) => w.as_slice(),
         };
         if weights.is_empty() || weights.iter().any(|w| !(w.is_finite() && *w > 0.0)) {
-            return Err(format!("`loss.args.pos_weight` must be positive numbers (one, or one per label), got {weights:?}"));
+            return Err(format!(
+                "`loss.args.pos_weight` must be positive numbers (one, or one per label), got {weights:?}"
+            ));
         }
         Ok(())
     }
@@ -116,7 +118,15 @@ mod tests {
             let got = f64::from(loss.to_scalar::<f32>().unwrap());
             assert!((got - want).abs() < 1e-5 * want.max(1.0), "pos_weight {p}: {got} vs {want}");
             // d/dx = ((1 + (p - 1) y) σ(x) - p y) / n: ±1/8 at the saturated wrong answers, 0 at the right ones.
-            let grad = loss.backward().unwrap().get(logits.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let grad = loss
+                .backward()
+                .unwrap()
+                .get(logits.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
             for ((&x, &y), g) in xs.iter().zip(&ys).zip(&grad) {
                 let s = 1.0 / (1.0 + (-f64::from(x)).exp());
                 let y = f64::from(y);

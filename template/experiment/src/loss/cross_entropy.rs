@@ -28,7 +28,9 @@ impl Loss for CrossEntropyArgs {
             return Err(format!("`loss.args.label_smoothing` must be in [0, 1), got {}", self.label_smoothing));
         }
         if let Some(weights) = &self.class_weights
-            && (weights.is_empty() || weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) || weights.iter().all(|w| *w == 0.0))
+            && (weights.is_empty()
+                || weights.iter().any(|w| !(w.is_finite() && *w >= 0.0))
+                || weights.iter().all(|w| *w == 0.0))
         {
             return Err(format!(
                 "`loss.args.class_weights` must be one non-negative number per class, not all 0, got {weights:?}"
@@ -118,7 +120,12 @@ mod tests {
         let logits = Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap();
         let err = wrong.compute(&logits, &Tensor::new(&[0u32, 1], &Device::Cpu).unwrap()).unwrap_err().to_string();
         assert!(err.contains("has 2 weights but the data has 3 classes"), "{err}");
-        assert!(CrossEntropyArgs { class_weights: Some(vec![-1.0]), ..args(0.0) }.check().unwrap_err().contains("class_weights"));
+        assert!(
+            CrossEntropyArgs { class_weights: Some(vec![-1.0]), ..args(0.0) }
+                .check()
+                .unwrap_err()
+                .contains("class_weights")
+        );
     }
 
     /// The fused CPU op equals the tensor-op form in value and in its gradient.

@@ -31,7 +31,13 @@ pub fn correct(logits: &Tensor, targets: &Tensor, k: usize) -> Result<f64> {
     Ok(f64::from(hits.to_scalar::<f32>()?))
 }
 
-pub(super) fn count(metrics: &[Metric], classes: usize, logits: &Tensor, targets: &Tensor, sums: &mut [f64]) -> Result<()> {
+pub(super) fn count(
+    metrics: &[Metric],
+    classes: usize,
+    logits: &Tensor,
+    targets: &Tensor,
+    sums: &mut [f64],
+) -> Result<()> {
     let counted = counted(metrics);
     let (hits, confusion) = sums.split_at_mut(counted.len());
     for ((_, k), hit) in counted.iter().zip(hits) {
@@ -119,8 +125,9 @@ mod tests {
 
     #[test]
     fn the_confusion_matrix_counts_true_rows_against_predicted_columns() {
-        let logits = Tensor::new(&[[0.9f32, 0.1, 0.0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.0, 0.1, 0.9]], &Device::Cpu)
-            .unwrap();
+        let logits =
+            Tensor::new(&[[0.9f32, 0.1, 0.0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.0, 0.1, 0.9]], &Device::Cpu)
+                .unwrap();
         let labels = Tensor::new(&[0u32, 1, 1, 2], &Device::Cpu).unwrap();
         let metrics = [Metric::Accuracy, Metric::TopK(2)];
         let mut sums = vec![0.0; sums_len(&metrics, 3)];

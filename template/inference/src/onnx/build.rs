@@ -54,15 +54,22 @@ pub struct Recording {
 impl Recording {
     /// Records `model` (built from `config.model` for `spec`); `variables` are the model's VarMap
     /// names, each of which must appear in the graph.
-    pub fn of(config: &experiment::Config, spec: &DataSpec, model: &dyn Classifier, variables: &[String]) -> Result<Self, OnnxError> {
+    pub fn of(
+        config: &experiment::Config,
+        spec: &DataSpec,
+        model: &dyn Classifier,
+        variables: &[String],
+    ) -> Result<Self, OnnxError> {
         let name = config.model.name();
         let normalize = config.data_loader.input_normalize(spec)?;
         let mut g = Graph::new();
-        let input_dims =
-            std::iter::once(Dim::Symbolic(BATCH_DIM.to_owned())).chain(spec.input_shape.iter().map(|&d| Dim::Fixed(d))).collect();
+        let input_dims = std::iter::once(Dim::Symbolic(BATCH_DIM.to_owned()))
+            .chain(spec.input_shape.iter().map(|&d| Dim::Fixed(d)))
+            .collect();
         let pixels = g.input(INPUT_NAME, input_dims);
         let x = standardise(&mut g, &pixels, &normalize, spec.input_shape.len() + 1);
-        let logits = model.emit(&mut g, &x).map_err(|e| OnnxError::Emit { model: name.to_owned(), reason: e.to_string() })?;
+        let logits =
+            model.emit(&mut g, &x).map_err(|e| OnnxError::Emit { model: name.to_owned(), reason: e.to_string() })?;
         let unused = unused_variables(&g, variables);
         if !unused.is_empty() {
             return Err(OnnxError::UnusedWeights { model: name.to_owned(), names: unused });
@@ -73,17 +80,29 @@ impl Recording {
 
     /// The file's model, at `opset`, with its metadata; `run_dir` is the checkpoint's run folder,
     /// whose summary.json (if any) goes into the metadata.
-    pub fn model_proto(&self, config: &experiment::Config, spec: &DataSpec, opset: i64, run_dir: Option<&Path>) -> Result<ModelProto, OnnxError> {
+    pub fn model_proto(
+        &self,
+        config: &experiment::Config,
+        spec: &DataSpec,
+        opset: i64,
+        run_dir: Option<&Path>,
+    ) -> Result<ModelProto, OnnxError> {
         let dims = [Dim::Symbolic(BATCH_DIM.to_owned()), Dim::Fixed(spec.outputs())];
         let graph = graph_proto(&self.graph, config.model.name(), &self.logits, &dims, false);
         let mut proto = model_proto(config, spec, graph, opset, self.graph.required_opset())?;
-        proto.metadata_props = metadata(config, spec, &self.normalize, run_dir).iter().map(|(k, v)| entry(k, v)).collect();
+        proto.metadata_props =
+            metadata(config, spec, &self.normalize, run_dir).iter().map(|(k, v)| entry(k, v)).collect();
         Ok(proto)
     }
 
     /// The same graph with every layer's output as an extra graph output, and the layers' names
     /// with the output each has: for finding the first layer whose output differs.
-    pub fn layer_outputs_proto(&self, config: &experiment::Config, spec: &DataSpec, opset: i64) -> Result<(ModelProto, Vec<(String, String)>), OnnxError> {
+    pub fn layer_outputs_proto(
+        &self,
+        config: &experiment::Config,
+        spec: &DataSpec,
+        opset: i64,
+    ) -> Result<(ModelProto, Vec<(String, String)>), OnnxError> {
         let dims = [Dim::Symbolic(BATCH_DIM.to_owned()), Dim::Fixed(spec.outputs())];
         let graph = graph_proto(&self.graph, config.model.name(), &self.logits, &dims, true);
         let marks = self.graph.marks().iter().map(|(path, value)| (path.clone(), value.name().to_owned())).collect();
@@ -102,7 +121,13 @@ pub(crate) fn standardise(g: &mut Graph, x: &Value, normalize: &Channels, rank: 
     g.node("Div", 7, &[&centered, &std], vec![], "normalize/Div")
 }
 
-fn model_proto(config: &experiment::Config, spec: &DataSpec, graph: GraphProto, opset: i64, required: i64) -> Result<ModelProto, OnnxError> {
+fn model_proto(
+    config: &experiment::Config,
+    spec: &DataSpec,
+    graph: GraphProto,
+    opset: i64,
+    required: i64,
+) -> Result<ModelProto, OnnxError> {
     let name = config.model.name();
     let opset = opset::resolve(name, opset, required)?;
     Ok(ModelProto {
@@ -111,7 +136,11 @@ fn model_proto(config: &experiment::Config, spec: &DataSpec, graph: GraphProto, 
         producer_name: PRODUCER_NAME.to_owned(),
         producer_version: env!("CARGO_PKG_VERSION").to_owned(),
         model_version: 1,
-        doc_string: format!("{} model ({name}) of {} exported from a candle checkpoint", spec.task(), spec.target.describe()),
+        doc_string: format!(
+            "{} model ({name}) of {} exported from a candle checkpoint",
+            spec.task(),
+            spec.target.describe()
+        ),
         graph: MessageField::some(graph),
         ..Default::default()
     })

@@ -20,14 +20,8 @@ pub enum StructureError {
     UnknownIrVersion(i64),
     #[error("there is no opset_import for the default domain \"\"")]
     NoDefaultOpset,
-    #[error(
-        "opset {opset} cannot be used with IR version {ir_version}, which allows at most opset {max}"
-    )]
-    OpsetTooNew {
-        ir_version: i64,
-        opset: i64,
-        max: i64,
-    },
+    #[error("opset {opset} cannot be used with IR version {ir_version}, which allows at most opset {max}")]
+    OpsetTooNew { ir_version: i64, opset: i64, max: i64 },
     #[error("the model has no graph")]
     NoGraph,
     #[error("node {node:?} has no op_type")]
@@ -35,24 +29,11 @@ pub enum StructureError {
     #[error(
         "node {node:?} ({op}) reads {input:?} before node {producer:?} produces it: the nodes are not topologically sorted"
     )]
-    NotTopological {
-        node: String,
-        op: String,
-        input: String,
-        producer: String,
-    },
+    NotTopological { node: String, op: String, input: String, producer: String },
     #[error("node {node:?} ({op}) reads {input:?}, which no input, initializer or node produces")]
-    Undefined {
-        node: String,
-        op: String,
-        input: String,
-    },
+    Undefined { node: String, op: String, input: String },
     #[error("{name:?} is produced twice: as {first} and as {second}")]
-    Duplicate {
-        name: String,
-        first: String,
-        second: String,
-    },
+    Duplicate { name: String, first: String, second: String },
     #[error("{what} has an empty name")]
     EmptyName { what: String },
     #[error("attribute {attribute:?} of node {node:?} has no type")]
@@ -60,13 +41,7 @@ pub enum StructureError {
     #[error(
         "initializer {tensor:?} has dims {dims:?} ({elements} elements, {expected} bytes) but {got} bytes of raw_data"
     )]
-    RawDataLength {
-        tensor: String,
-        dims: Vec<i64>,
-        elements: i64,
-        expected: i64,
-        got: usize,
-    },
+    RawDataLength { tensor: String, dims: Vec<i64>, elements: i64, expected: i64, got: usize },
     #[error("initializer {tensor:?} has the negative dims {dims:?}")]
     NegativeDim { tensor: String, dims: Vec<i64> },
     #[error("graph output {output:?} is not produced by any node, input or initializer")]
@@ -80,26 +55,19 @@ pub fn check_model(model: &ModelProto) -> Result<(), StructureError> {
     if model.ir_version <= 0 {
         return Err(StructureError::NoIrVersion);
     }
-    let max =
-        max_opset(model.ir_version).ok_or(StructureError::UnknownIrVersion(model.ir_version))?;
+    let max = max_opset(model.ir_version).ok_or(StructureError::UnknownIrVersion(model.ir_version))?;
     let opset = model
         .opset_import
         .iter()
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
         .ok_or(StructureError::NoDefaultOpset)?;
     if opset.version > max {
-        return Err(StructureError::OpsetTooNew {
-            ir_version: model.ir_version,
-            opset: opset.version,
-            max,
-        });
+        return Err(StructureError::OpsetTooNew { ir_version: model.ir_version, opset: opset.version, max });
     }
     let mut keys = HashSet::new();
     for entry in &model.metadata_props {
         if !keys.insert(entry.key.as_str()) {
-            return Err(StructureError::DuplicateMetadataKey {
-                key: entry.key.clone(),
-            });
+            return Err(StructureError::DuplicateMetadataKey { key: entry.key.clone() });
         }
     }
     let graph = model.graph.as_ref().ok_or(StructureError::NoGraph)?;
@@ -107,26 +75,17 @@ pub fn check_model(model: &ModelProto) -> Result<(), StructureError> {
     // Every value and what produced it, in graph order.
     let mut produced: HashMap<&str, String> = HashMap::new();
     for input in &graph.input {
-        produce(&mut produced, &input.name, || {
-            format!("graph input {:?}", input.name)
-        })?;
+        produce(&mut produced, &input.name, || format!("graph input {:?}", input.name))?;
     }
     for (i, tensor) in graph.initializer.iter().enumerate() {
-        produce(&mut produced, &tensor.name, || {
-            format!("initializer #{i} {:?}", tensor.name)
-        })?;
+        produce(&mut produced, &tensor.name, || format!("initializer #{i} {:?}", tensor.name))?;
         check_tensor_data(tensor)?;
     }
-    let producers: HashMap<&str, &str> = graph
-        .node
-        .iter()
-        .flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n.name.as_str())))
-        .collect();
+    let producers: HashMap<&str, &str> =
+        graph.node.iter().flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n.name.as_str()))).collect();
     for node in &graph.node {
         if node.op_type.is_empty() {
-            return Err(StructureError::NoOpType {
-                node: node.name.clone(),
-            });
+            return Err(StructureError::NoOpType { node: node.name.clone() });
         }
         for input in node.input.iter().filter(|i| !i.is_empty()) {
             if produced.contains_key(input.as_str()) {
@@ -155,16 +114,12 @@ pub fn check_model(model: &ModelProto) -> Result<(), StructureError> {
             }
         }
         for output in node.output.iter().filter(|o| !o.is_empty()) {
-            produce(&mut produced, output, || {
-                format!("the output of node {:?} ({})", node.name, node.op_type)
-            })?;
+            produce(&mut produced, output, || format!("the output of node {:?} ({})", node.name, node.op_type))?;
         }
     }
     for output in &graph.output {
         if !produced.contains_key(output.name.as_str()) {
-            return Err(StructureError::MissingOutput {
-                output: output.name.clone(),
-            });
+            return Err(StructureError::MissingOutput { output: output.name.clone() });
         }
     }
     Ok(())
@@ -180,11 +135,7 @@ fn produce<'a>(
         return Err(StructureError::EmptyName { what: by() });
     }
     if let Some(first) = produced.get(name) {
-        return Err(StructureError::Duplicate {
-            name: name.to_owned(),
-            first: first.clone(),
-            second: by(),
-        });
+        return Err(StructureError::Duplicate { name: name.to_owned(), first: first.clone(), second: by() });
     }
     produced.insert(name, by());
     Ok(())
@@ -193,10 +144,7 @@ fn produce<'a>(
 /// Raw data must hold exactly `product(dims)` elements of the tensor's type.
 fn check_tensor_data(tensor: &TensorProto) -> Result<(), StructureError> {
     if tensor.dims.iter().any(|&d| d < 0) {
-        return Err(StructureError::NegativeDim {
-            tensor: tensor.name.clone(),
-            dims: tensor.dims.clone(),
-        });
+        return Err(StructureError::NegativeDim { tensor: tensor.name.clone(), dims: tensor.dims.clone() });
     }
     let element_size = match DataType::from_i32(tensor.data_type) {
         Some(DataType::FLOAT | DataType::INT32) => 4,

@@ -9,16 +9,8 @@ use super::check::StructureError;
 pub enum OnnxError {
     #[error(transparent)]
     Restore(Box<crate::restore::RestoreError>),
-    #[error(
-        "opset {requested} is not available for the {model} export: use --opset {min}..={max} ({why})"
-    )]
-    Opset {
-        model: String,
-        requested: i64,
-        min: i64,
-        max: i64,
-        why: String,
-    },
+    #[error("opset {requested} is not available for the {model} export: use --opset {min}..={max} ({why})")]
+    Opset { model: String, requested: i64, min: i64, max: i64, why: String },
     #[error("cannot export {model}: {reason}; nothing was written")]
     Emit { model: String, reason: String },
     #[error(
@@ -37,11 +29,7 @@ pub enum OnnxError {
     #[error("serializing the ONNX model failed: {0} (a protobuf file holds at most 2 GiB)")]
     Serialize(String),
     #[error("tract cannot {action} {origin}: {message}")]
-    Tract {
-        action: &'static str,
-        origin: String,
-        message: String,
-    },
+    Tract { action: &'static str, origin: String, message: String },
     #[error(
         "the ONNX model takes {expected} values per image (channels x height x width) but got {got} values, \
          which is not a whole number of images"
@@ -60,15 +48,9 @@ pub enum OnnxError {
     )]
     NoSpec { path: PathBuf },
     #[error("reading {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("writing {path}: {source} (check that the folder exists and is writable)")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Config(Box<experiment::ConfigError>),
     #[error(transparent)]
@@ -101,15 +83,7 @@ boxed_from!(
 
 impl OnnxError {
     /// A tract failure, with the error chain flattened into one line.
-    pub(crate) fn tract(
-        action: &'static str,
-        origin: &str,
-        error: &tract_onnx::prelude::TractError,
-    ) -> Self {
-        Self::Tract {
-            action,
-            origin: origin.to_owned(),
-            message: format!("{error:#}"),
-        }
+    pub(crate) fn tract(action: &'static str, origin: &str, error: &tract_onnx::prelude::TractError) -> Self {
+        Self::Tract { action, origin: origin.to_owned(), message: format!("{error:#}") }
     }
 }

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{D, Device, Tensor};
-use model::Classifier;
 use experiment::data::DataLoaderConfig;
 use experiment::evaluate::{Evaluation, evaluate};
+use model::Classifier;
 
 use super::{OnnxError, OnnxModel};
 use crate::EvalSplit;
@@ -28,11 +28,7 @@ impl Classifier for PixelClassifier<'_> {
 
 /// Loss and metrics of `onnx` on `split`, with the data, batch size, loss and metrics of `config`
 /// (the config saved in the file's metadata, see [`OnnxModel::config`]).
-pub fn evaluate_onnx(
-    onnx: &OnnxModel,
-    config: &experiment::Config,
-    split: EvalSplit,
-) -> Result<Evaluation, OnnxError> {
+pub fn evaluate_onnx(onnx: &OnnxModel, config: &experiment::Config, split: EvalSplit) -> Result<Evaluation, OnnxError> {
     let data = unstandardised(&config.data_loader);
     let device = Device::Cpu;
     let dataset = match split {

@@ -31,11 +31,7 @@ pub struct ExportOptions {
 
 impl Default for ExportOptions {
     fn default() -> Self {
-        Self {
-            output: None,
-            opset: DEFAULT_OPSET,
-            verify: true,
-        }
+        Self { output: None, opset: DEFAULT_OPSET, verify: true }
     }
 }
 
@@ -62,11 +58,7 @@ impl ExportReport {
     pub fn summary(&self) -> String {
         let verified = match &self.verification {
             Some(v) => {
-                let worst = v
-                    .batches
-                    .iter()
-                    .map(|b| b.max_abs_error)
-                    .fold(0f32, f32::max);
+                let worst = v.batches.iter().map(|b| b.max_abs_error).fold(0f32, f32::max);
                 let sizes: Vec<String> = v.batches.iter().map(|b| b.batch.to_string()).collect();
                 format!(
                     "verified with tract {} at batch sizes {} (max abs error {worst:.2e})",
@@ -108,19 +100,11 @@ pub fn export_checkpoint(
     options: &ExportOptions,
 ) -> Result<ExportReport, OnnxError> {
     let started = Instant::now();
-    let Restored {
-        model,
-        varmap,
-        device,
-        spec,
-    } = restore(checkpoint, config)?;
+    let Restored { model, varmap, device, spec } = restore(checkpoint, config)?;
     let variables = model::parameter_names(&varmap);
     let recording = Recording::of(config, &spec, model.as_ref(), &variables)?;
     let proto = recording.model_proto(config, &spec, options.opset, checkpoint.parent())?;
-    let output = options
-        .output
-        .clone()
-        .unwrap_or_else(|| default_output(checkpoint));
+    let output = options.output.clone().unwrap_or_else(|| default_output(checkpoint));
     let samples = options.verify.then(|| Samples::for_verification(config, &spec));
     let reference = Reference {
         model: model.as_ref(),
@@ -143,9 +127,7 @@ pub fn save(
     started: Instant,
 ) -> Result<ExportReport, OnnxError> {
     check_model(proto)?;
-    let bytes = proto
-        .write_to_bytes()
-        .map_err(|e| OnnxError::Serialize(e.to_string()))?;
+    let bytes = proto.write_to_bytes().map_err(|e| OnnxError::Serialize(e.to_string()))?;
     let model_file = temp_file_with(output, &bytes)?;
     let verification = match check {
         Some((reference, samples)) => {
@@ -161,11 +143,7 @@ pub fn save(
         model_type: graph.map(|g| g.name.clone()).unwrap_or_default(),
         bytes: bytes.len(),
         ir_version: proto.ir_version,
-        opset: proto
-            .opset_import
-            .iter()
-            .find(|o| o.domain.is_empty())
-            .map_or(0, |o| o.version),
+        opset: proto.opset_import.iter().find(|o| o.domain.is_empty()).map_or(0, |o| o.version),
         input: INPUT_NAME.to_owned(),
         output_name: OUTPUT_NAME.to_owned(),
         verification,
@@ -181,18 +159,9 @@ pub fn save(
 
 /// A temporary file in `path`'s folder holding `bytes`, flushed to disk; deleted when dropped.
 fn temp_file_with(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, OnnxError> {
-    let write_error = |source| OnnxError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("model.onnx");
+    let write_error = |source| OnnxError::Write { path: path.to_path_buf(), source };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("model.onnx");
     let prefix = format!(".{name}.");
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(".tmp");
@@ -206,9 +175,6 @@ fn temp_file_with(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, 
 }
 
 fn persist(file: tempfile::NamedTempFile, path: &Path) -> Result<(), OnnxError> {
-    file.persist(path).map_err(|e| OnnxError::Write {
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
+    file.persist(path).map_err(|e| OnnxError::Write { path: path.to_path_buf(), source: e.error })?;
     Ok(())
 }

@@ -32,9 +32,7 @@ pub use build::{BATCH_DIM, CONFIG_KEY, INPUT_NAME, OUTPUT_NAME, Recording, build
 pub use check::{StructureError, check_model};
 pub use error::OnnxError;
 pub use evaluate::{evaluate_onnx, predict_onnx, predict_onnx_table};
-pub use export::{
-    ExportOptions, ExportReport, default_output, export_checkpoint, report_path, save,
-};
+pub use export::{ExportOptions, ExportReport, default_output, export_checkpoint, report_path, save};
 pub use opset::{DEFAULT_OPSET, IR_VERSION, MIN_OPSET, max_opset};
 pub use proto::Dim;
 pub use runtime::{OnnxModel, TRACT_VERSION};

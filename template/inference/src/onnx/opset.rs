@@ -15,25 +15,12 @@ pub const MIN_OPSET: i64 = 13;
 
 /// `(IR version, newest default-domain opset it can import)`, from the ONNX release table
 /// (onnx `helper.VERSION_TABLE`).
-const IR_MAX_OPSET: [(i64, i64); 9] = [
-    (3, 8),
-    (4, 9),
-    (5, 10),
-    (6, 11),
-    (7, 14),
-    (8, 18),
-    (9, 20),
-    (10, 22),
-    (11, 23),
-];
+const IR_MAX_OPSET: [(i64, i64); 9] = [(3, 8), (4, 9), (5, 10), (6, 11), (7, 14), (8, 18), (9, 20), (10, 22), (11, 23)];
 
 /// The newest default-domain opset a model of `ir_version` may import; `None` for an IR version
 /// this table does not know.
 pub fn max_opset(ir_version: i64) -> Option<i64> {
-    IR_MAX_OPSET
-        .iter()
-        .find(|(ir, _)| *ir == ir_version)
-        .map(|(_, opset)| *opset)
+    IR_MAX_OPSET.iter().find(|(ir, _)| *ir == ir_version).map(|(_, opset)| *opset)
 }
 
 /// Checks `requested` against what the graph needs (`required`, from the ops it uses) and what
@@ -55,13 +42,7 @@ pub fn resolve(model: &str, requested: i64, required: i64) -> Result<i64, OnnxEr
              most opset {max}"
         )
     };
-    Err(OnnxError::Opset {
-        model: model.to_owned(),
-        requested,
-        min,
-        max,
-        why,
-    })
+    Err(OnnxError::Opset { model: model.to_owned(), requested, min, max, why })
 }
 
 #[cfg(test)]
@@ -84,10 +65,6 @@ mod tests {
         let err = resolve("cnn", 12, 12).expect_err("below the floor");
         assert!(err.to_string().contains("use --opset 13..=18"), "{err}");
         let err = resolve("cnn", 19, 12).expect_err("IR 8 stops at 18");
-        assert!(
-            err.to_string()
-                .contains("IR version 8 allows at most opset 18"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("IR version 8 allows at most opset 18"), "{err}");
     }
 }

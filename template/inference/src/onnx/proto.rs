@@ -6,10 +6,7 @@ use onnx_protobuf::tensor_proto::DataType;
 use onnx_protobuf::tensor_shape_proto::Dimension;
 use onnx_protobuf::tensor_shape_proto::dimension::Value as DimValue;
 use onnx_protobuf::type_proto::{self, Tensor as TensorType};
-use onnx_protobuf::{
-    AttributeProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto,
-    ValueInfoProto,
-};
+use onnx_protobuf::{AttributeProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto};
 use protobuf::{EnumOrUnknown, MessageField};
 
 /// One dimension of a graph input or output: fixed, or named and chosen at run time (`batch`).
@@ -71,10 +68,7 @@ pub fn value_info_f32(name: &str, dims: &[Dim]) -> ValueInfoProto {
         .collect();
     let tensor = TensorType {
         elem_type: DataType::FLOAT as i32,
-        shape: MessageField::some(TensorShapeProto {
-            dim,
-            ..Default::default()
-        }),
+        shape: MessageField::some(TensorShapeProto { dim, ..Default::default() }),
         ..Default::default()
     };
     ValueInfoProto {
@@ -92,18 +86,17 @@ pub fn value_info_f32_any_shape(name: &str) -> ValueInfoProto {
     let tensor = TensorType { elem_type: DataType::FLOAT as i32, ..Default::default() };
     ValueInfoProto {
         name: name.to_owned(),
-        type_: MessageField::some(TypeProto { value: Some(type_proto::Value::TensorType(tensor)), ..Default::default() }),
+        type_: MessageField::some(TypeProto {
+            value: Some(type_proto::Value::TensorType(tensor)),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
 
 /// A metadata entry.
 pub fn entry(key: &str, value: &str) -> StringStringEntryProto {
-    StringStringEntryProto {
-        key: key.to_owned(),
-        value: value.to_owned(),
-        ..Default::default()
-    }
+    StringStringEntryProto { key: key.to_owned(), value: value.to_owned(), ..Default::default() }
 }
 
 /// Sizes and indices in an ONNX file are int64; a tensor dimension always fits.

@@ -47,10 +47,7 @@ impl Samples {
     pub fn for_verification(config: &experiment::Config, spec: &DataSpec) -> Self {
         let count = BATCH_SIZES.iter().sum();
         match validation_pixels(config, spec, count) {
-            Ok(pixels) => Self {
-                pixels,
-                source: format!("validation samples from {}", config.data_loader.source()),
-            },
+            Ok(pixels) => Self { pixels, source: format!("validation samples from {}", config.data_loader.source()) },
             Err(why) => Self::random(spec, count, config.seed, &why),
         }
     }
@@ -59,13 +56,8 @@ impl Samples {
     /// were not used.
     pub fn random(spec: &DataSpec, count: usize, seed: u64, why: &str) -> Self {
         let mut state = seed;
-        let pixels = (0..count * spec.sample_len())
-            .map(|_| unit_float(&mut state))
-            .collect();
-        Self {
-            pixels,
-            source: format!("random pixels in [0, 1] ({why})"),
-        }
+        let pixels = (0..count * spec.sample_len()).map(|_| unit_float(&mut state)).collect();
+        Self { pixels, source: format!("random pixels in [0, 1] ({why})") }
     }
 }
 
@@ -92,18 +84,11 @@ pub struct Verification {
 
 /// Runs `onnx` and `reference` on `samples` at each of [`BATCH_SIZES`]; an error when the logits
 /// differ by more than [`TOLERANCE`] or a class differs.
-pub fn verify(
-    onnx: &OnnxModel,
-    reference: &Reference,
-    samples: &Samples,
-) -> Result<Verification, OnnxError> {
+pub fn verify(onnx: &OnnxModel, reference: &Reference, samples: &Samples) -> Result<Verification, OnnxError> {
     let per_image = reference.spec.sample_len();
     let available = samples.pixels.len() / per_image;
     if available == 0 {
-        return Err(OnnxError::InputLength {
-            expected: per_image,
-            got: samples.pixels.len(),
-        });
+        return Err(OnnxError::InputLength { expected: per_image, got: samples.pixels.len() });
     }
     let mut batches = Vec::new();
     let mut next = 0;
@@ -118,7 +103,13 @@ pub fn verify(
         next += batch;
         let got = onnx.run(&pixels)?;
         let want = candle_logits(reference, &pixels, batch)?;
-        let check = compare(batch, reference.spec.outputs(), reference.spec.task() == model::TaskKind::Classification, &got, &want);
+        let check = compare(
+            batch,
+            reference.spec.outputs(),
+            reference.spec.task() == model::TaskKind::Classification,
+            &got,
+            &want,
+        );
         // Values in their own units (a price, a count) are as exact relative to their size as
         // logits are absolutely: f32 keeps ~7 significant digits either way.
         let tolerance = match reference.spec.task() {
@@ -133,16 +124,13 @@ pub fn verify(
             None
         };
         if let Some(reason) = reason {
-            let location = locate(reference, &pixels, batch).unwrap_or_else(|e| format!("(the layers could not be compared: {e})"));
+            let location = locate(reference, &pixels, batch)
+                .unwrap_or_else(|e| format!("(the layers could not be compared: {e})"));
             return Err(OnnxError::Mismatch { batch, reason, location });
         }
         batches.push(check);
     }
-    Ok(Verification {
-        inputs: samples.source.clone(),
-        tolerance: TOLERANCE,
-        batches,
-    })
+    Ok(Verification { inputs: samples.source.clone(), tolerance: TOLERANCE, batches })
 }
 
 /// Where the graph and the model first part: each layer's output from tract (the graph with
@@ -177,7 +165,8 @@ fn locate(reference: &Reference, pixels: &[f32], batch: usize) -> Result<String,
     }
     for ((layer, value), (_, candle_out)) in marks.iter().zip(&traced) {
         let Some(index) = names.iter().position(|n| n == value) else { continue };
-        let got: Vec<f32> = outputs[index].to_plain_array_view::<f32>().map_err(|e| format!("{e:#}"))?.iter().copied().collect();
+        let got: Vec<f32> =
+            outputs[index].to_plain_array_view::<f32>().map_err(|e| format!("{e:#}"))?.iter().copied().collect();
         let want = candle_out.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(|e| e.to_string())?;
         // Relative to the layer's own scale: large activations differ by more in f32 alone.
         let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
@@ -193,11 +182,7 @@ fn locate(reference: &Reference, pixels: &[f32], batch: usize) -> Result<String,
 }
 
 /// The candle model's logits on `pixels` standardised as in training.
-fn candle_logits(
-    reference: &Reference,
-    pixels: &[f32],
-    batch: usize,
-) -> Result<Vec<f32>, OnnxError> {
+fn candle_logits(reference: &Reference, pixels: &[f32], batch: usize) -> Result<Vec<f32>, OnnxError> {
     let x = Tensor::from_slice(pixels, reference.spec.batch_dims(batch).as_slice(), reference.device)?;
     let x = reference.normalize.apply_tensor(&x)?;
     let logits = reference.model.forward_t(&x, false)?;
@@ -209,38 +194,28 @@ pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     if a.len() != b.len() {
         return f32::NAN;
     }
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, |m, d| if d.is_nan() || m.is_nan() { f32::NAN } else { m.max(d) })
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, |m, d| if d.is_nan() || m.is_nan() { f32::NAN } else { m.max(d) })
 }
 
 /// Compares two `[batch, outputs]` matrices; for classes, also each row's argmax.
 fn compare(batch: usize, classes: usize, argmax_matters: bool, got: &[f32], want: &[f32]) -> BatchCheck {
     let max_abs_error = max_abs_diff(got, want);
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let same_argmax = !argmax_matters || got
-        .chunks(classes)
-        .zip(want.chunks(classes))
-        .all(|(g, w)| {
+    let same_argmax = !argmax_matters
+        || got.chunks(classes).zip(want.chunks(classes)).all(|(g, w)| {
             let (g_best, w_best) = (argmax(g), argmax(w));
             // A tie: candle's own top two are closer than the two runtimes differ on this row.
             g_best == w_best || (w[w_best] - w[g_best]).abs() <= 2.0 * max_abs_diff(g, w)
         });
-    BatchCheck {
-        batch,
-        max_abs_error,
-        max_rel_error: max_abs_error / scale.max(f32::MIN_POSITIVE),
-        same_argmax,
-    }
+    BatchCheck { batch, max_abs_error, max_rel_error: max_abs_error / scale.max(f32::MIN_POSITIVE), same_argmax }
 }
 
 /// The index of the largest value (the first one on ties).
 pub(crate) fn argmax(values: &[f32]) -> usize {
-    values
-        .iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-            if v > best.1 { (i, v) } else { best }
-        })
-        .0
+    values.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0
 }
 
 /// The first `count` images of the validation split (repeated if it is smaller), scaled to [0, 1],

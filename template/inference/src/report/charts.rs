@@ -131,7 +131,9 @@ pub fn line_chart(path: &Path, labels: &LineChart<'_>, series: &[Series<'_>]) ->
                 .map_err(e)?
                 .label(s.label)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 30, y)], style));
-            chart.draw_series(s.points.iter().map(|(x, y)| Circle::new((*x as i32, *y), 5, s.color.filled()))).map_err(e)?;
+            chart
+                .draw_series(s.points.iter().map(|(x, y)| Circle::new((*x as i32, *y), 5, s.color.filled())))
+                .map_err(e)?;
         }
         if series.len() > 1 {
             chart
@@ -154,7 +156,8 @@ pub fn line_chart(path: &Path, labels: &LineChart<'_>, series: &[Series<'_>]) ->
 /// The y range for `values`: from 0 up to the highest value and a quarter more (room for the
 /// legend), or for a fraction from a little under the lowest value to 1.
 fn value_range(values: impl Iterator<Item = f64>, kind: Values) -> (f64, f64) {
-    let (low, high) = values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+    let (low, high) =
+        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
     if !low.is_finite() {
         return (0.0, 1.0);
     }
@@ -214,12 +217,23 @@ pub fn confusion_chart(path: &Path, title: &str, confusion: &[Vec<u64>], names: 
             for (col, count) in counts.iter().enumerate() {
                 let share = if total == 0 { 0.0 } else { *count as f64 / total as f64 };
                 let (x, y) = (col as i32, flip(row as i32));
-                let cell = [(SegmentValue::Exact(x), SegmentValue::Exact(y)), (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1))];
+                let cell = [
+                    (SegmentValue::Exact(x), SegmentValue::Exact(y)),
+                    (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
+                ];
                 chart.draw_series([Rectangle::new(cell.clone(), shade(share).filled())]).map_err(e)?;
                 chart.draw_series([Rectangle::new(cell, WHITE.stroke_width(1))]).map_err(e)?;
                 // Zeros in grey, so the counts that matter stand out.
-                let ink = if share > 0.55 { WHITE } else if *count == 0 { RGBColor(160, 160, 160) } else { BLACK };
-                let style = TextStyle::from((FONT, cell_font).into_font()).color(&ink).pos(Pos::new(HPos::Center, VPos::Center));
+                let ink = if share > 0.55 {
+                    WHITE
+                } else if *count == 0 {
+                    RGBColor(160, 160, 160)
+                } else {
+                    BLACK
+                };
+                let style = TextStyle::from((FONT, cell_font).into_font())
+                    .color(&ink)
+                    .pos(Pos::new(HPos::Center, VPos::Center));
                 let at = (SegmentValue::CenterOf(x), SegmentValue::CenterOf(y));
                 chart.draw_series([Text::new(count.to_string(), at, style)]).map_err(e)?;
             }

@@ -68,8 +68,11 @@ impl History {
             history.truncated = true;
         }
         for (index, line) in lines {
-            let row = parse_row(line)
-                .map_err(|message| ReportError::Metrics { path: path.to_path_buf(), line: index + 1, message })?;
+            let row = parse_row(line).map_err(|message| ReportError::Metrics {
+                path: path.to_path_buf(),
+                line: index + 1,
+                message,
+            })?;
             history.rows.push(row);
         }
         Ok(history)
@@ -77,7 +80,12 @@ impl History {
 
     /// (epoch, value) of the rows of `split`, skipping values that are not finite.
     pub fn series(&self, split: &str, value: impl Fn(&EpochRow) -> f64) -> Vec<(usize, f64)> {
-        self.rows.iter().filter(|r| r.split == split).map(|r| (r.epoch, value(r))).filter(|(_, v)| v.is_finite()).collect()
+        self.rows
+            .iter()
+            .filter(|r| r.split == split)
+            .map(|r| (r.epoch, value(r)))
+            .filter(|(_, v)| v.is_finite())
+            .collect()
     }
 
     /// The last epoch with a row of `split`.
@@ -90,13 +98,13 @@ impl History {
     pub fn best_metric(&self, split: &str) -> Option<&EpochRow> {
         let lower_is_better = self.metric.parse::<experiment::metrics::Metric>().is_ok_and(|m| !m.higher_is_better());
         let better = |a: f64, b: f64| if lower_is_better { a < b } else { a > b };
-        self.rows
-            .iter()
-            .filter(|r| r.split == split && r.metric.is_finite())
-            .fold(None, |best: Option<&EpochRow>, r| match best {
+        self.rows.iter().filter(|r| r.split == split && r.metric.is_finite()).fold(
+            None,
+            |best: Option<&EpochRow>, r| match best {
                 Some(b) if !better(r.metric, b.metric) => Some(b),
                 _ => Some(r),
-            })
+            },
+        )
     }
 }
 
@@ -161,7 +169,9 @@ impl RunSummary {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(ReportError::Read { path: path.to_path_buf(), source }),
         };
-        serde_json::from_str(&text).map(Some).map_err(|source| ReportError::Summary { path: PathBuf::from(path), source })
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|source| ReportError::Summary { path: PathBuf::from(path), source })
     }
 
     /// Whether training ran to its end (all epochs, or early stopping).

@@ -7,14 +7,17 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::charts::{AXIS_TITLE_SIZE, BLUE_SERIES, ChartError, FONT, LINE_CHART_SIZE, ORANGE_SERIES, TICK_SIZE, TITLE_SIZE, render};
+use super::charts::{
+    AXIS_TITLE_SIZE, BLUE_SERIES, ChartError, FONT, LINE_CHART_SIZE, ORANGE_SERIES, TICK_SIZE, TITLE_SIZE, render,
+};
 
 /// Bins of a residual histogram.
 pub const HISTOGRAM_BINS: usize = 30;
 
 /// `[low, high]` of `values` (finite ones), widened a little, and never empty.
 fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (low, high) = values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+    let (low, high) =
+        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
     if !low.is_finite() {
         return (0.0, 1.0);
     }
@@ -23,7 +26,11 @@ fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
 }
 
 /// A chart on `root` titled `title`, with room for the axis labels (`y_labels` pixels left of it).
-fn builder<'a, 'b, DB: DrawingBackend>(root: &'a DrawingArea<DB, plotters::coord::Shift>, title: &str, y_labels: u32) -> ChartBuilder<'a, 'b, DB> {
+fn builder<'a, 'b, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    y_labels: u32,
+) -> ChartBuilder<'a, 'b, DB> {
     let mut builder = ChartBuilder::on(root);
     builder.caption(title, (FONT, TITLE_SIZE - 4)).margin(20).x_label_area_size(65).y_label_area_size(y_labels);
     builder
@@ -39,9 +46,7 @@ pub fn scatter_chart(path: &Path, title: &str, target: &str, points: &[(f64, f64
     let (low, high) = span(points.iter().flat_map(|&(t, p)| [t, p]));
     render(path, (900, 860), |root| {
         root.fill(&WHITE).map_err(draw_error)?;
-        let mut chart = builder(root, title, 105)
-            .build_cartesian_2d(low..high, low..high)
-            .map_err(draw_error)?;
+        let mut chart = builder(root, title, 105).build_cartesian_2d(low..high, low..high).map_err(draw_error)?;
         chart
             .configure_mesh()
             .x_desc(format!("true {target}"))
@@ -52,7 +57,9 @@ pub fn scatter_chart(path: &Path, title: &str, target: &str, points: &[(f64, f64
             .bold_line_style(BLACK.mix(0.12))
             .draw()
             .map_err(draw_error)?;
-        chart.draw_series(LineSeries::new([(low, low), (high, high)], ORANGE_SERIES.stroke_width(2))).map_err(draw_error)?;
+        chart
+            .draw_series(LineSeries::new([(low, low), (high, high)], ORANGE_SERIES.stroke_width(2)))
+            .map_err(draw_error)?;
         let dot = (points.len() as f64).powf(-0.25).mul_add(12.0, 1.0).clamp(2.0, 6.0) as i32;
         chart
             .draw_series(points.iter().map(|&(t, p)| Circle::new((t, p), dot, BLUE_SERIES.mix(0.6).filled())))
@@ -72,9 +79,7 @@ pub fn histogram_chart(path: &Path, title: &str, target: &str, residuals: &[f64]
     let top = counts.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.1;
     render(path, LINE_CHART_SIZE, |root| {
         root.fill(&WHITE).map_err(draw_error)?;
-        let mut chart = builder(root, title, 105)
-            .build_cartesian_2d(low..high, 0.0..top)
-            .map_err(draw_error)?;
+        let mut chart = builder(root, title, 105).build_cartesian_2d(low..high, 0.0..top).map_err(draw_error)?;
         chart
             .configure_mesh()
             .x_desc(format!("predicted - true {target}"))
@@ -92,7 +97,9 @@ pub fn histogram_chart(path: &Path, title: &str, target: &str, residuals: &[f64]
                 Rectangle::new([(x + 0.04 * width, 0.0), (x + 0.96 * width, n as f64)], BLUE_SERIES.filled())
             }))
             .map_err(draw_error)?;
-        chart.draw_series(LineSeries::new([(0.0, 0.0), (0.0, top)], ORANGE_SERIES.stroke_width(2))).map_err(draw_error)?;
+        chart
+            .draw_series(LineSeries::new([(0.0, 0.0), (0.0, top)], ORANGE_SERIES.stroke_width(2)))
+            .map_err(draw_error)?;
         Ok(())
     })
 }
@@ -135,7 +142,9 @@ pub fn bar_chart(path: &Path, title: &str, value: &str, names: &[String], values
             chart.draw_series([Rectangle::new(bar, WHITE.stroke_width(6))]).map_err(draw_error)?;
             let text = if v.is_finite() { format!("{v:.3}") } else { "n/a".into() };
             let style = TextStyle::from((FONT, TICK_SIZE).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
-            chart.draw_series([Text::new(text, (shown + 0.01, SegmentValue::CenterOf(row)), style)]).map_err(draw_error)?;
+            chart
+                .draw_series([Text::new(text, (shown + 0.01, SegmentValue::CenterOf(row)), style)])
+                .map_err(draw_error)?;
         }
         Ok(())
     })

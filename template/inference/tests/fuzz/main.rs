@@ -105,7 +105,12 @@ fn fuzz<T, E: std::fmt::Display>(
             Err(_) => panic!("{name} case {case}: the parser panicked on {} ({} bytes)", keep(), input.len()),
         }
         let most = bound(input.len(), gzip);
-        assert!(used <= most, "{name} case {case}: {used} bytes allocated for {} input bytes (bound {most}): {}", input.len(), keep());
+        assert!(
+            used <= most,
+            "{name} case {case}: {used} bytes allocated for {} input bytes (bound {most}): {}",
+            input.len(),
+            keep()
+        );
     }
     eprintln!("{name}: {cases} inputs, {ok} read, {errors} refused with an error");
     assert!(errors > 0, "{name}: no input was refused, so the mutations never reached the checks");
@@ -149,7 +154,13 @@ fn read_and_fit(path: &Path, bytes: &[u8]) -> data_loader::Result<usize> {
     let header = table.header().to_vec();
     let target = header.last().cloned().unwrap_or_default();
     let exclude = header.iter().filter(|name| *name == "id").cloned().collect();
-    let options = FitOptions { target: vec![target], target_kind: TargetKind::Values, exclude, fill_missing: true, ..Default::default() };
+    let options = FitOptions {
+        target: vec![target],
+        target_kind: TargetKind::Values,
+        exclude,
+        fill_missing: true,
+        ..Default::default()
+    };
     let encoding = Encoding::fit(&table, &options)?;
     Ok(encoding.encode_inputs(&table)?.len() + encoding.encode_targets(&table).map(|_| 0)?)
 }
@@ -170,15 +181,45 @@ fn no_damaged_or_random_input_panics_or_allocates_beyond_the_bound() {
 
     let config = include_str!("../../../config.json");
     let config_path = Path::new("config.json");
-    let from_json = |bytes: &[u8], set: &[String]| experiment::Config::from_json(&String::from_utf8_lossy(bytes), config_path, set);
+    let from_json =
+        |bytes: &[u8], set: &[String]| experiment::Config::from_json(&String::from_utf8_lossy(bytes), config_path, set);
     fuzz("config.json", 3000, d, "f", false, config.as_bytes(), |m, v| m.mutate(v), |_, bytes| from_json(bytes, &[]));
     const KEYS: &[&str] = &[
-        "seed", "device", "trainer.epochs", "trainer.monitor", "data_loader.args.batch_size",
-        "data_loader.args.validation_split", "data_loader.args.normalize", "data_loader.args.augment.crop_padding",
-        "optimizer.args.lr", "optimizer.type", "loss.args.label_smoothing", "model.args", "lr_scheduler",
-        "data_loader.type", "metrics", "trainer.grad_clip_norm", "x.y.z", "trainer",
+        "seed",
+        "device",
+        "trainer.epochs",
+        "trainer.monitor",
+        "data_loader.args.batch_size",
+        "data_loader.args.validation_split",
+        "data_loader.args.normalize",
+        "data_loader.args.augment.crop_padding",
+        "optimizer.args.lr",
+        "optimizer.type",
+        "loss.args.label_smoothing",
+        "model.args",
+        "lr_scheduler",
+        "data_loader.type",
+        "metrics",
+        "trainer.grad_clip_norm",
+        "x.y.z",
+        "trainer",
     ];
-    const VALUES: &[&str] = &["1", "-1", "0", "1.5", "1e400", "null", "true", "\"cuda\"", "[]", "{}", "\"max val_accuracy\"", "[1, 2]", "x", ""];
+    const VALUES: &[&str] = &[
+        "1",
+        "-1",
+        "0",
+        "1.5",
+        "1e400",
+        "null",
+        "true",
+        "\"cuda\"",
+        "[]",
+        "{}",
+        "\"max val_accuracy\"",
+        "[1, 2]",
+        "x",
+        "",
+    ];
     let make_set = |m: &mut Mutator, _: &[u8]| {
         let set = format!("{}={}", m.pick(KEYS), m.pick(VALUES));
         if m.below(4) == 0 { m.mutate(set.as_bytes()) } else { set.into_bytes() }
@@ -188,17 +229,35 @@ fn no_damaged_or_random_input_panics_or_allocates_beyond_the_bound() {
     });
 
     let checkpoint = checkpoint_file(d);
-    fuzz("checkpoint", 3000, d, "f.safetensors", false, &checkpoint, |m, v| m.mutate(v), |p, _| {
-        checkpoint::read_spec(p)?;
-        checkpoint::read_state(p)?;
-        checkpoint::load(p, &Device::Cpu).map(|_| ())
-    });
+    fuzz(
+        "checkpoint",
+        3000,
+        d,
+        "f.safetensors",
+        false,
+        &checkpoint,
+        |m, v| m.mutate(v),
+        |p, _| {
+            checkpoint::read_spec(p)?;
+            checkpoint::read_state(p)?;
+            checkpoint::load(p, &Device::Cpu).map(|_| ())
+        },
+    );
 
     let spec = DataSpec::new([1, 28, 28], DataSpec::numbered_classes(10)).unwrap();
-    for (format, file) in [(image::ImageFormat::Png, "f.png"), (image::ImageFormat::Jpeg, "f.jpg"), (image::ImageFormat::Bmp, "f.bmp")] {
-        fuzz(&format!("predict-{file}"), 1000, d, file, false, &image_file(format), |m, v| m.mutate(v), |p, _| {
-            inference::predict::prepare(p, &spec, true)
-        });
+    for (format, file) in
+        [(image::ImageFormat::Png, "f.png"), (image::ImageFormat::Jpeg, "f.jpg"), (image::ImageFormat::Bmp, "f.bmp")]
+    {
+        fuzz(
+            &format!("predict-{file}"),
+            1000,
+            d,
+            file,
+            false,
+            &image_file(format),
+            |m, v| m.mutate(v),
+            |p, _| inference::predict::prepare(p, &spec, true),
+        );
     }
 
     fuzz("csv-quoted", 3000, d, "f.csv", false, TABLE.as_bytes(), |m, v| m.mutate(v), read_and_fit);
@@ -210,8 +269,15 @@ fn no_damaged_or_random_input_panics_or_allocates_beyond_the_bound() {
         let config = experiment::Config::from_json(config, config_path, &["device=\"cpu\"".into()]).unwrap();
         let built = experiment::build_model(&config, &spec, &Device::Cpu).unwrap();
         let names = model::parameter_names(&built.varmap);
-        let proto = inference::onnx::build_model_proto(&config, &spec, built.model.as_ref(), &names, inference::onnx::DEFAULT_OPSET, None)
-            .unwrap();
+        let proto = inference::onnx::build_model_proto(
+            &config,
+            &spec,
+            built.model.as_ref(),
+            &names,
+            inference::onnx::DEFAULT_OPSET,
+            None,
+        )
+        .unwrap();
         let valid = proto.write_to_bytes().unwrap();
         // A real model's file is mostly weights: damage lands in them more often than in the graph.
         fuzz("onnx", 300, d, "f.onnx", false, &valid, |m, v| m.mutate(v), |p, _| inference::onnx::OnnxModel::load(p));

@@ -16,19 +16,10 @@ impl CustomOp2 for AddBias {
         "conv2d-add-bias"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (batch, out, height, width) = l1.shape().dims4()?;
         check_dims(self.name(), l2, &[out])?;
-        let (ys, bias) = (
-            f32_values(s1, l1, self.name())?,
-            f32_values(s2, l2, self.name())?,
-        );
+        let (ys, bias) = (f32_values(s1, l1, self.name())?, f32_values(s2, l2, self.name())?);
         let plane = height * width;
         let sums = par_planes(batch * out, plane, |i, sums| {
             let (ys, bias) = (&ys[i * plane..][..plane], bias[i % out]);

@@ -56,20 +56,14 @@ impl Geometry {
         if self.padding > 0 {
             cols.fill(0.); // only the pixels inside the image are written below
         }
-        let (plane, rows_len, n) = (
-            self.input_plane(),
-            self.taps() * self.output_plane(),
-            self.output_plane(),
-        );
+        let (plane, rows_len, n) = (self.input_plane(), self.taps() * self.output_plane(), self.output_plane());
         for (xs, rows) in xs.chunks_exact(plane).zip(cols.chunks_exact_mut(rows_len)) {
             self.for_each_run(|tap, out, inp, len| {
                 let row = &mut rows[tap * n + out..][..len];
                 if self.stride == 1 {
                     row.copy_from_slice(&xs[inp..][..len]);
                 } else {
-                    row.iter_mut()
-                        .zip(xs[inp..].iter().step_by(self.stride))
-                        .for_each(|(c, x)| *c = *x);
+                    row.iter_mut().zip(xs[inp..].iter().step_by(self.stride)).for_each(|(c, x)| *c = *x);
                 }
             });
         }
@@ -78,25 +72,14 @@ impl Geometry {
     /// Adds one sample's columns `[c * k * k, oh * ow]` into the pixels they were read from, `xs`
     /// `[c, h, w]`: the adjoint of [`Geometry::im2col`].
     fn col2im(&self, cols: &[f32], xs: &mut [f32]) {
-        let (plane, rows_len, n) = (
-            self.input_plane(),
-            self.taps() * self.output_plane(),
-            self.output_plane(),
-        );
+        let (plane, rows_len, n) = (self.input_plane(), self.taps() * self.output_plane(), self.output_plane());
         for (xs, rows) in xs.chunks_exact_mut(plane).zip(cols.chunks_exact(rows_len)) {
             self.for_each_run(|tap, out, inp, len| {
                 let row = &rows[tap * n + out..][..len];
                 if self.stride == 1 {
-                    xs[inp..][..len]
-                        .iter_mut()
-                        .zip(row)
-                        .for_each(|(x, c)| *x += c);
+                    xs[inp..][..len].iter_mut().zip(row).for_each(|(x, c)| *x += c);
                 } else {
-                    xs[inp..]
-                        .iter_mut()
-                        .step_by(self.stride)
-                        .zip(row)
-                        .for_each(|(x, c)| *x += c);
+                    xs[inp..].iter_mut().step_by(self.stride).zip(row).for_each(|(x, c)| *x += c);
                 }
             });
         }
@@ -116,28 +99,12 @@ struct Mat<'a> {
 impl<'a> Mat<'a> {
     /// A row-major `rows x cols` matrix.
     fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        assert_eq!(
-            data.len(),
-            rows * cols,
-            "matrix data does not match its shape"
-        );
-        Self {
-            data,
-            rows,
-            cols,
-            row_stride: cols,
-            col_stride: 1,
-        }
+        assert_eq!(data.len(), rows * cols, "matrix data does not match its shape");
+        Self { data, rows, cols, row_stride: cols, col_stride: 1 }
     }
 
     fn t(self) -> Self {
-        Self {
-            rows: self.cols,
-            cols: self.rows,
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-            ..self
-        }
+        Self { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
     }
 }
 
@@ -200,7 +167,13 @@ unsafe fn gemm_into(dst: *mut f32, a: Mat, b: Mat, accumulate: bool) {
 impl Conv {
     /// `[batch, out, oh, ow]`: each sample's output starts as the bias (or zero) and the GEMM adds
     /// `weight @ cols` to it.
-    fn forward(&self, name: &str, inputs: [(&CpuStorage, &Layout); 2], bias: Option<&[f32]>, relu: bool) -> Result<(CpuStorage, Shape)> {
+    fn forward(
+        &self,
+        name: &str,
+        inputs: [(&CpuStorage, &Layout); 2],
+        bias: Option<&[f32]>,
+        relu: bool,
+    ) -> Result<(CpuStorage, Shape)> {
         let (g, out) = (self.0, self.1);
         let [(s1, l1), (s2, l2)] = inputs;
         check_dims(name, l1, &g.input_dims())?;
@@ -212,34 +185,37 @@ impl Conv {
         // SAFETY: each sample's output is written whole: by the bias and the GEMM adding to it, or
         // by the GEMM alone.
         let ys = unsafe {
-            crate::buffer::par_fill(g.batch * out * n, out * n, g.samples_per_task(), || vec![0f32; cols_len], |cols, b, ys| {
-                let xs = &xs[b * sample..][..sample];
-                let cols = if g.pointwise() {
-                    xs
-                } else {
-                    g.im2col(xs, cols);
-                    cols
-                };
-                let cols = Mat::new(cols, g.col_rows(), n);
-                let ys = match bias {
-                    Some(bias) if n > 0 => {
-                        ys.chunks_exact_mut(n).zip(bias).for_each(|(plane, b)| _ = crate::buffer::write(plane, *b));
-                        // SAFETY: every plane was just written with its bias.
-                        let ys = crate::buffer::assume_init(ys);
-                        matmul_add(ys, weight, cols);
-                        ys
+            crate::buffer::par_fill(
+                g.batch * out * n,
+                out * n,
+                g.samples_per_task(),
+                || vec![0f32; cols_len],
+                |cols, b, ys| {
+                    let xs = &xs[b * sample..][..sample];
+                    let cols = if g.pointwise() {
+                        xs
+                    } else {
+                        g.im2col(xs, cols);
+                        cols
+                    };
+                    let cols = Mat::new(cols, g.col_rows(), n);
+                    let ys = match bias {
+                        Some(bias) if n > 0 => {
+                            ys.chunks_exact_mut(n).zip(bias).for_each(|(plane, b)| _ = crate::buffer::write(plane, *b));
+                            // SAFETY: every plane was just written with its bias.
+                            let ys = crate::buffer::assume_init(ys);
+                            matmul_add(ys, weight, cols);
+                            ys
+                        }
+                        _ => matmul_set(ys, weight, cols),
+                    };
+                    if relu {
+                        ys.iter_mut().for_each(|y| *y = y.max(0.0));
                     }
-                    _ => matmul_set(ys, weight, cols),
-                };
-                if relu {
-                    ys.iter_mut().for_each(|y| *y = y.max(0.0));
-                }
-            })
+                },
+            )
         };
-        Ok((
-            CpuStorage::F32(ys),
-            Shape::from((g.batch, out, g.out_height, g.out_width)),
-        ))
+        Ok((CpuStorage::F32(ys), Shape::from((g.batch, out, g.out_height, g.out_width))))
     }
 
     /// The input's and the weight's gradients (those that are tracked) from the output's.
@@ -247,12 +223,8 @@ impl Conv {
         let (g, out) = (self.0, self.1);
         let grad = grad.contiguous()?;
         // The model's input images need no gradient.
-        let grad_xs = xs
-            .track_op()
-            .then(|| grad.apply_op2(weight, GradInput(g, out)));
-        let grad_weight = weight
-            .track_op()
-            .then(|| xs.apply_op2(&grad, GradWeight(g, out)));
+        let grad_xs = xs.track_op().then(|| grad.apply_op2(weight, GradInput(g, out)));
+        let grad_weight = weight.track_op().then(|| xs.apply_op2(&grad, GradWeight(g, out)));
         Ok((grad_xs.transpose()?, grad_weight.transpose()?))
     }
 }
@@ -262,13 +234,7 @@ impl CustomOp2 for Conv {
         "im2col-conv2d"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         self.forward(self.name(), [(s1, l1), (s2, l2)], None, false)
     }
 
@@ -323,20 +289,11 @@ impl CustomOp2 for GradInput {
         "im2col-conv2d-grad-input"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (g, out) = (self.0, self.1);
         check_dims(self.name(), l1, &[g.batch, out, g.out_height, g.out_width])?;
         check_dims(self.name(), l2, &[out, g.channels, g.kernel, g.kernel])?;
-        let (grad, weight) = (
-            f32_values(s1, l1, self.name())?,
-            f32_values(s2, l2, self.name())?,
-        );
+        let (grad, weight) = (f32_values(s1, l1, self.name())?, f32_values(s2, l2, self.name())?);
         let weight_t = Mat::new(weight, out, g.col_rows()).t();
         let (sample, n) = (g.channels * g.input_plane(), g.output_plane());
         let cols_len = if g.pointwise() { 0 } else { g.col_rows() * n };
@@ -353,10 +310,7 @@ impl CustomOp2 for GradInput {
                 }
             })
         };
-        Ok((
-            CpuStorage::F32(grad_xs),
-            Shape::from(g.input_dims().to_vec()),
-        ))
+        Ok((CpuStorage::F32(grad_xs), Shape::from(g.input_dims().to_vec())))
     }
 }
 
@@ -365,20 +319,11 @@ impl CustomOp2 for GradWeight {
         "im2col-conv2d-grad-weight"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (g, out) = (self.0, self.1);
         check_dims(self.name(), l1, &g.input_dims())?;
         check_dims(self.name(), l2, &[g.batch, out, g.out_height, g.out_width])?;
-        let (xs, grad) = (
-            f32_values(s1, l1, self.name())?,
-            f32_values(s2, l2, self.name())?,
-        );
+        let (xs, grad) = (f32_values(s1, l1, self.name())?, f32_values(s2, l2, self.name())?);
         let (sample, n, rows) = (g.channels * g.input_plane(), g.output_plane(), g.col_rows());
         let cols_len = if g.pointwise() { 0 } else { rows * n };
         // Each thread sums its samples' `grad [out, n] @ cols^T [n, c * k * k]`, then the sums add up.
@@ -408,9 +353,6 @@ impl CustomOp2 for GradWeight {
                     a
                 },
             );
-        Ok((
-            CpuStorage::F32(grad_weight),
-            Shape::from((out, g.channels, g.kernel, g.kernel)),
-        ))
+        Ok((CpuStorage::F32(grad_weight), Shape::from((out, g.channels, g.kernel, g.kernel))))
     }
 }

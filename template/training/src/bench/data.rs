@@ -10,9 +10,9 @@ use serde::Serialize;
 use tracing::info;
 
 use super::{BenchOptions, device_name, peak_rss_mb};
-use experiment::config::Config;
 use crate::optim::Optimizer;
 use crate::trainer::TrainError;
+use experiment::config::Config;
 use experiment::{Built, build_model};
 
 /// What `bench --data --json` prints as its last line.
@@ -48,28 +48,36 @@ pub struct DataBenchReport {
 impl DataBenchReport {
     pub fn summary(&self) -> String {
         let rate = self.samples_loaded as f64 / self.load_seconds.max(1e-9);
-        let bytes = self.source_bytes.map_or(String::new(), |b| format!(", {:.0} MB/s", b as f64 / 1e6 / self.load_seconds.max(1e-9)));
-        let loaded = format!("loaded {} samples in {:.2}s ({rate:.0} samples/s{bytes}); ", self.samples_loaded, self.load_seconds);
-        loaded + &format!(
-            "{} on {} ({}, {:?}{}): loader {:.0} images/s; training {:.1} samples/s at batch {}, {:.1}% of it waiting for data ({} steps on {}, {} threads)",
-            self.model,
-            self.data,
-            self.cache,
-            self.image_shape,
-            if self.augment { ", augmented" } else { "" },
-            self.loader_images_per_sec,
-            self.train_samples_per_sec,
-            self.batch_size,
-            100.0 * self.data_wait_share,
-            self.steps,
-            self.device,
-            self.threads,
-        )
+        let bytes = self
+            .source_bytes
+            .map_or(String::new(), |b| format!(", {:.0} MB/s", b as f64 / 1e6 / self.load_seconds.max(1e-9)));
+        let loaded = format!(
+            "loaded {} samples in {:.2}s ({rate:.0} samples/s{bytes}); ",
+            self.samples_loaded, self.load_seconds
+        );
+        loaded
+            + &format!(
+                "{} on {} ({}, {:?}{}): loader {:.0} images/s; training {:.1} samples/s at batch {}, {:.1}% of it waiting for data ({} steps on {}, {} threads)",
+                self.model,
+                self.data,
+                self.cache,
+                self.image_shape,
+                if self.augment { ", augmented" } else { "" },
+                self.loader_images_per_sec,
+                self.train_samples_per_sec,
+                self.batch_size,
+                100.0 * self.data_wait_share,
+                self.steps,
+                self.device,
+                self.threads,
+            )
     }
 }
 
 /// Batches of `loader`, epoch after epoch, for as long as they are asked for.
-fn endless<'a>(loader: &'a DataLoader<'a, SplitData>) -> impl Iterator<Item = candle_core::Result<(candle_core::Tensor, candle_core::Tensor)>> + 'a {
+fn endless<'a>(
+    loader: &'a DataLoader<'a, SplitData>,
+) -> impl Iterator<Item = candle_core::Result<(candle_core::Tensor, candle_core::Tensor)>> + 'a {
     (1u64..).flat_map(move |epoch| loader.epoch(epoch))
 }
 

@@ -84,7 +84,11 @@ impl LocalGroup {
         }
     }
 
-    fn reduce<T: Copy + std::ops::Add<Output = T>>(&self, slots: &Mutex<Vec<Vec<T>>>, values: &mut [T]) -> Result<(), CollectiveError> {
+    fn reduce<T: Copy + std::ops::Add<Output = T>>(
+        &self,
+        slots: &Mutex<Vec<Vec<T>>>,
+        values: &mut [T],
+    ) -> Result<(), CollectiveError> {
         slots.lock().unwrap_or_else(PoisonError::into_inner)[self.rank] = values.to_vec();
         self.rendezvous()?;
         let result = {

@@ -48,7 +48,6 @@ impl Mpi {
         let local_rank = world.split_shared(rank as i32).rank() as usize;
         Ok(Self { rank, world: size, local_rank, calls: Mutex::new(Vec::new()), _universe: universe })
     }
-
 }
 
 /// A panic on any thread of this rank prints its message, naming the rank, then aborts the job;

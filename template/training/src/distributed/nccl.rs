@@ -15,9 +15,9 @@ use std::ffi::c_char;
 use std::sync::{Mutex, PoisonError};
 
 use candle_core::backend::BackendStorage;
+use candle_core::cuda::CudaStorageSlice;
 use candle_core::cuda::cudarc::driver::{CudaSlice, CudaView, DeviceRepr, ValidAsZeroBits};
 use candle_core::cuda::cudarc::nccl::safe::{Comm, Id, NcclType, ReduceOp};
-use candle_core::cuda::CudaStorageSlice;
 use candle_core::{CpuStorage, CudaDevice, CudaStorage, CustomOp1, Device, Layout, Shape, Tensor};
 
 use super::{Collective, CollectiveError, Group};
@@ -59,7 +59,9 @@ impl Nccl {
         let same_device_everywhere = "set `device` the same for every rank (config.json or --set device=...)";
         match (cuda, id.len()) {
             (None, 0) => Ok(None),
-            (Some(_), 0) => Err(host.error(format!("this rank is on a GPU but rank 0 is not: {same_device_everywhere}"))),
+            (Some(_), 0) => {
+                Err(host.error(format!("this rank is on a GPU but rank 0 is not: {same_device_everywhere}")))
+            }
             (None, _) => Err(host.error(format!("rank 0 is on a GPU but this rank is not: {same_device_everywhere}"))),
             (Some(cuda), ID_BYTES) => {
                 let mut internal = [0 as c_char; ID_BYTES];
@@ -68,15 +70,17 @@ impl Nccl {
                 }
                 let stream = cuda.cuda_stream();
                 // NCCL joins the GPU that is current on this thread: make it this rank's.
-                stream.context().bind_to_thread().map_err(|e| host.error(format!("making this rank's GPU current for NCCL: {e}")))?;
-                let comm = Comm::from_rank(stream, host.rank(), host.world(), Id::uninit(internal))
-                    .map_err(|e| {
-                        host.error(format!(
-                            "joining NCCL's communicator failed ({:?}); NCCL_DEBUG=INFO in the environment makes \
+                stream
+                    .context()
+                    .bind_to_thread()
+                    .map_err(|e| host.error(format!("making this rank's GPU current for NCCL: {e}")))?;
+                let comm = Comm::from_rank(stream, host.rank(), host.world(), Id::uninit(internal)).map_err(|e| {
+                    host.error(format!(
+                        "joining NCCL's communicator failed ({:?}); NCCL_DEBUG=INFO in the environment makes \
                              NCCL say why",
-                            e.0
-                        ))
-                    })?;
+                        e.0
+                    ))
+                })?;
                 Ok(Some(Self { host: host.clone(), device: device.clone(), comm: Mutex::new(Communicator(comm)) }))
             }
             (Some(_), n) => Err(host.error(format!("rank 0 sent a {n}-byte NCCL id where NCCL's are {ID_BYTES}"))),
@@ -136,9 +140,9 @@ impl AllReduceSum<'_> {
         device: &CudaDevice,
     ) -> candle_core::Result<CudaSlice<T>> {
         let mut received = device.alloc_zeros::<T>(sent.len())?;
-        self.0
-            .all_reduce(sent, &mut received, &ReduceOp::Sum)
-            .map_err(|e| candle_core::Error::Msg(format!("ncclAllReduce failed ({:?}); NCCL_DEBUG=INFO says why", e.0)))?;
+        self.0.all_reduce(sent, &mut received, &ReduceOp::Sum).map_err(|e| {
+            candle_core::Error::Msg(format!("ncclAllReduce failed ({:?}); NCCL_DEBUG=INFO says why", e.0))
+        })?;
         Ok(received)
     }
 }
@@ -160,7 +164,9 @@ impl CustomOp1 for AllReduceSum<'_> {
         let summed = match &storage.slice {
             CudaStorageSlice::F32(s) => CudaStorage::wrap_cuda_slice(self.sum(&s.slice(start..end), &device)?, device),
             CudaStorageSlice::F64(s) => CudaStorage::wrap_cuda_slice(self.sum(&s.slice(start..end), &device)?, device),
-            _ => candle_core::bail!("nccl-all-reduce-sum: gradients are summed as f32 or f64, not {:?}", storage.dtype()),
+            _ => {
+                candle_core::bail!("nccl-all-reduce-sum: gradients are summed as f32 or f64, not {:?}", storage.dtype())
+            }
         };
         Ok((summed, layout.shape().clone()))
     }

@@ -153,7 +153,10 @@ mod tests {
     #[test]
     fn a_scalar_event_matches_protobuf() {
         let values = [SummaryValue::Scalar { tag: "train/loss", value: 0.25 }];
-        assert_eq!(hex(&summary_event(1.5, 300, &values)), "09000000000000f83f10ac022a130a110a0a747261696e2f6c6f7373150000803e");
+        assert_eq!(
+            hex(&summary_event(1.5, 300, &values)),
+            "09000000000000f83f10ac022a130a110a0a747261696e2f6c6f7373150000803e"
+        );
     }
 
     #[test]

@@ -53,12 +53,7 @@ pub(super) struct NumericScan {
 
 impl NumericScan {
     /// Reads `rows`; `stop_at_text` stops at the first non-number (the column is not numeric).
-    fn rows(
-        column: &Column,
-        rows: std::ops::Range<usize>,
-        stop_at_text: bool,
-        values: &mut Vec<f64>,
-    ) -> NumericScan {
+    fn rows(column: &Column, rows: std::ops::Range<usize>, stop_at_text: bool, values: &mut Vec<f64>) -> NumericScan {
         values.clear();
         let mut scan = NumericScan::default();
         for row in rows {
@@ -107,14 +102,7 @@ impl NumericScan {
             return Ok(Scan::NotNumeric(row));
         }
         let missing = self.missing.filter(|_| !options.fill_missing);
-        let first = [
-            missing,
-            self.not_number,
-            self.not_finite.map(|(row, _)| row),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        let first = [missing, self.not_number, self.not_finite.map(|(row, _)| row)].into_iter().flatten().min();
         if let Some(row) = first {
             let value = column.get(row);
             return Err(if Some(row) == missing {
@@ -128,9 +116,7 @@ impl NumericScan {
                     ),
                 )
             } else {
-                let problem = self
-                    .not_finite
-                    .map_or(NumberProblem::NotFinite, |(_, problem)| problem);
+                let problem = self.not_finite.map_or(NumberProblem::NotFinite, |(_, problem)| problem);
                 column.error(row, problem.describe(value))
             });
         }
@@ -143,11 +129,7 @@ impl NumericScan {
         Ok(Scan::Numeric(Feature::Numeric {
             column: column.name().to_owned(),
             mean: moments.mean,
-            std: if moments.is_constant() {
-                1.0
-            } else {
-                moments.std()
-            },
+            std: if moments.is_constant() { 1.0 } else { moments.std() },
             fill: options.fill_missing.then_some(moments.mean),
         }))
     }
@@ -167,30 +149,17 @@ pub(super) fn scan_numeric(table: &Table, columns: &[(usize, bool)]) -> Vec<Nume
             let mut values = Vec::with_capacity(ROWS_PER_TASK);
             columns
                 .iter()
-                .map(|&(index, forced)| {
-                    NumericScan::rows(&Column { table, index }, rows.clone(), !forced, &mut values)
-                })
+                .map(|&(index, forced)| NumericScan::rows(&Column { table, index }, rows.clone(), !forced, &mut values))
                 .collect()
         })
         .collect();
-    blocks.into_iter().fold(
-        vec![NumericScan::default(); columns.len()],
-        |scans, block| {
-            scans
-                .into_iter()
-                .zip(block)
-                .map(|(scan, later)| scan.then(later))
-                .collect()
-        },
-    )
+    blocks.into_iter().fold(vec![NumericScan::default(); columns.len()], |scans, block| {
+        scans.into_iter().zip(block).map(|(scan, later)| scan.then(later)).collect()
+    })
 }
 
 /// One-hot categories; `first_text` is the row that made an inferred column categorical.
-fn fit_categorical(
-    column: &Column,
-    first_text: Option<usize>,
-    options: &FitOptions,
-) -> Result<Feature> {
+fn fit_categorical(column: &Column, first_text: Option<usize>, options: &FitOptions) -> Result<Feature> {
     let mut counts: HashMap<&str, u64> = HashMap::new();
     for row in 0..column.table.len() {
         let value = column.get(row);
@@ -236,10 +205,5 @@ fn fit_categorical(
         }
         best.map_or_else(String::new, |(c, _)| c.clone())
     });
-    Ok(Feature::Categorical {
-        column: column.name().to_owned(),
-        categories,
-        unknown: options.unknown_category,
-        fill,
-    })
+    Ok(Feature::Categorical { column: column.name().to_owned(), categories, unknown: options.unknown_category, fill })
 }

@@ -19,17 +19,11 @@ fn table(text: &str) -> Table {
 }
 
 fn read_error(text: &[u8]) -> String {
-    Table::from_bytes(Path::new(PATH), text, None)
-        .expect_err("the table should be refused")
-        .to_string()
+    Table::from_bytes(Path::new(PATH), text, None).expect_err("the table should be refused").to_string()
 }
 
 fn options(target: &[&str], target_kind: TargetKind) -> FitOptions {
-    FitOptions {
-        target: target.iter().map(|s| s.to_string()).collect(),
-        target_kind,
-        ..Default::default()
-    }
+    FitOptions { target: target.iter().map(|s| s.to_string()).collect(), target_kind, ..Default::default() }
 }
 
 fn fit(text: &str, options: &FitOptions) -> Encoding {
@@ -37,18 +31,13 @@ fn fit(text: &str, options: &FitOptions) -> Encoding {
 }
 
 fn fit_error(text: &str, options: &FitOptions) -> String {
-    Encoding::fit(&table(text), options)
-        .expect_err("fitting should fail")
-        .to_string()
+    Encoding::fit(&table(text), options).expect_err("fitting should fail").to_string()
 }
 
 /// Asserts that `message` contains every one of `parts`.
 fn assert_mentions(message: &str, parts: &[&str]) {
     for part in parts {
-        assert!(
-            message.contains(part),
-            "{message:?} should mention {part:?}"
-        );
+        assert!(message.contains(part), "{message:?} should mention {part:?}");
     }
 }
 

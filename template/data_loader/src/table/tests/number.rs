@@ -43,9 +43,7 @@ fn the_fast_number_parser_agrees_with_std() {
     let random: Vec<String> = (0..20_000)
         .map(|_| {
             let len = 1 + (next() % 19) as usize;
-            let mut s: String = (0..len)
-                .map(|_| char::from(b'0' + (next() % 10) as u8))
-                .collect();
+            let mut s: String = (0..len).map(|_| char::from(b'0' + (next() % 10) as u8)).collect();
             if next() % 4 != 0 {
                 s.insert((next() as usize) % (len + 1), '.');
             }
@@ -55,11 +53,7 @@ fn the_fast_number_parser_agrees_with_std() {
             s
         })
         .collect();
-    for value in fixed
-        .iter()
-        .copied()
-        .chain(random.iter().map(String::as_str))
-    {
+    for value in fixed.iter().copied().chain(random.iter().map(String::as_str)) {
         let expected = value.parse::<f64>().ok().map(f64::to_bits);
         assert_eq!(parse_f64(value).map(f64::to_bits), expected, "{value:?}");
     }

@@ -11,17 +11,9 @@ use crate::table::rows::split_rows;
 
 #[test]
 fn detects_the_delimiter_from_the_header_line() {
-    for (text, delimiter) in [
-        ("a,b;c\n1,2;3\n", ','),
-        ("a;b;c,d\n1;2;3,4\n", ';'),
-        ("a\tb\tc;d\n1\t2\t3;4\n", '\t'),
-    ] {
+    for (text, delimiter) in [("a,b;c\n1,2;3\n", ','), ("a;b;c,d\n1;2;3,4\n", ';'), ("a\tb\tc;d\n1\t2\t3;4\n", '\t')] {
         let t = table(text);
-        assert_eq!(
-            t.header().len(),
-            if delimiter == ',' { 2 } else { 3 },
-            "{text:?}"
-        );
+        assert_eq!(t.header().len(), if delimiter == ',' { 2 } else { 3 }, "{text:?}");
         assert_eq!(t.field(0, 0), "1", "{text:?}");
     }
     let t = table("abc\nx\n");
@@ -39,10 +31,7 @@ fn an_explicit_delimiter_overrides_detection() {
 fn reads_bom_crlf_and_trims_fields() {
     let t = table("\u{feff} a , b \r\n x y ,1\r\n2,  \r\n");
     assert_eq!(t.header(), ["a", "b"]);
-    assert_eq!(
-        (t.len(), t.field(0, 0), t.field(0, 1), t.field(1, 1)),
-        (2, "x y", "1", "")
-    );
+    assert_eq!((t.len(), t.field(0, 0), t.field(0, 1), t.field(1, 1)), (2, "x y", "1", ""));
     assert_eq!((t.line(0), t.line(1)), (2, 3));
     assert!(!t.is_empty());
 }
@@ -69,14 +58,8 @@ fn carriage_returns_alone_end_rows_too() {
 fn blank_lines_are_skipped_but_counted() {
     let t = table("\n\na,b\n1,2\n\n\n3,4\n");
     assert_eq!((t.len(), t.line(0), t.line(1)), (2, 4, 7));
-    assert_mentions(
-        &read_error(b"\r\na,a\r\n1,2\r\n"),
-        &["line 2", "column \"a\""],
-    );
-    assert_mentions(
-        &read_error(b"a,b\r\n1,2\r\n3\r\n"),
-        &["line 3", "has 1 fields"],
-    );
+    assert_mentions(&read_error(b"\r\na,a\r\n1,2\r\n"), &["line 2", "column \"a\""]);
+    assert_mentions(&read_error(b"a,b\r\n1,2\r\n3\r\n"), &["line 3", "has 1 fields"]);
 }
 
 #[test]
@@ -93,26 +76,13 @@ fn reading_in_parallel_pieces_gives_the_same_table() {
     assert!(split_rows(&text.as_bytes()[12..], 100).len() > 50);
     assert_eq!((whole.len(), pieces.len()), (500, 500));
     for row in 0..500 {
-        let fields = |t: &Table| {
-            (0..3)
-                .map(|c| t.field(row, c).to_owned())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            (fields(&pieces), pieces.line(row)),
-            (fields(&whole), whole.line(row)),
-            "row {row}"
-        );
+        let fields = |t: &Table| (0..3).map(|c| t.field(row, c).to_owned()).collect::<Vec<_>>();
+        assert_eq!((fields(&pieces), pieces.line(row)), (fields(&whole), whole.line(row)), "row {row}");
     }
-    assert_eq!(
-        (pieces.line(0), pieces.line(1), pieces.line(499)),
-        (2, 4, 507)
-    );
+    assert_eq!((pieces.line(0), pieces.line(1), pieces.line(499)), (2, 4, 507));
     // A ragged row deep in the file is reported at its own line.
     let ragged = text.replace("\r\n400, n1 ,1200.5\r\n", "\r\n400, n1\r\n");
-    let message = Table::parse(Path::new(PATH), ragged.into_bytes(), None, Some(100))
-        .unwrap_err()
-        .to_string();
+    let message = Table::parse(Path::new(PATH), ragged.into_bytes(), None, Some(100)).unwrap_err().to_string();
     assert_mentions(&message, &["line 407", "has 2 fields"]);
 }
 
@@ -130,10 +100,7 @@ fn reads_a_real_file_and_names_a_missing_one() {
     let path = dir.path().join("houses.csv");
     std::fs::write(&path, "rooms;price\n3;100\n4;150\n").unwrap();
     let t = Table::read(&path, None).unwrap();
-    assert_eq!(
-        (t.path(), t.len(), t.field(1, 1)),
-        (path.as_path(), 2, "150")
-    );
+    assert_eq!((t.path(), t.len(), t.field(1, 1)), (path.as_path(), 2, "150"));
     let missing = dir.path().join("nope.csv");
     let message = Table::read(&missing, None).unwrap_err().to_string();
     assert_mentions(&message, &["nope.csv", "cannot read"]);
@@ -142,45 +109,30 @@ fn reads_a_real_file_and_names_a_missing_one() {
 #[test]
 fn an_empty_file_is_refused() {
     for text in [&b""[..], b"\xEF\xBB\xBF", b"\n\n"] {
-        assert_mentions(
-            &read_error(text),
-            &[PATH, "is empty", "header row and at least one data row"],
-        );
+        assert_mentions(&read_error(text), &[PATH, "is empty", "header row and at least one data row"]);
     }
 }
 
 #[test]
 fn a_header_without_rows_is_refused() {
-    assert_mentions(
-        &read_error(b"a,b\n"),
-        &[PATH, "has a header row but no data rows"],
-    );
+    assert_mentions(&read_error(b"a,b\n"), &[PATH, "has a header row but no data rows"]);
 }
 
 #[test]
 fn duplicate_column_names_name_both_positions() {
     let message = read_error(b"a,b,a\n1,2,3\n");
-    assert_mentions(
-        &message,
-        &[PATH, "line 1", "column \"a\"", "columns 1 and 3"],
-    );
+    assert_mentions(&message, &[PATH, "line 1", "column \"a\"", "columns 1 and 3"]);
 }
 
 #[test]
 fn an_empty_header_name_is_refused() {
-    assert_mentions(
-        &read_error(b"a,b,\n1,2,3\n"),
-        &[PATH, "line 1", "column 3 of the header is empty"],
-    );
+    assert_mentions(&read_error(b"a,b,\n1,2,3\n"), &[PATH, "line 1", "column 3 of the header is empty"]);
 }
 
 #[test]
 fn a_ragged_row_names_its_line_and_field_counts() {
     let message = read_error(b"a,b\n1,2\n3,4,5\n");
-    assert_mentions(
-        &message,
-        &[PATH, "line 3", "has 3 fields, the header has 2", "\",\""],
-    );
+    assert_mentions(&message, &[PATH, "line 3", "has 3 fields, the header has 2", "\",\""]);
 }
 
 #[test]
@@ -192,9 +144,7 @@ fn invalid_utf8_names_its_line() {
 #[test]
 fn a_delimiter_that_cannot_split_is_refused() {
     for delimiter in [b'"', b'\n', b'5', b'x', b'.', b'-', 0xE9] {
-        let message = Table::from_bytes(Path::new(PATH), b"a\n1\n", Some(delimiter))
-            .unwrap_err()
-            .to_string();
+        let message = Table::from_bytes(Path::new(PATH), b"a\n1\n", Some(delimiter)).unwrap_err().to_string();
         assert_mentions(&message, &[PATH, "data_loader.args.delimiter"]);
     }
     assert!(Table::from_bytes(Path::new(PATH), b"a|b\n1|2\n", Some(b'|')).is_ok());
@@ -203,9 +153,7 @@ fn a_delimiter_that_cannot_split_is_refused() {
 #[test]
 fn a_file_beyond_u32_offsets_is_refused() {
     assert!(check_size(Path::new(PATH), u32::MAX as usize).is_ok());
-    let message = check_size(Path::new(PATH), u32::MAX as usize + 1)
-        .unwrap_err()
-        .to_string();
+    let message = check_size(Path::new(PATH), u32::MAX as usize + 1).unwrap_err().to_string();
     assert_mentions(&message, &[PATH, "4 GiB", "split it"]);
 }
 
@@ -213,10 +161,7 @@ fn a_file_beyond_u32_offsets_is_refused() {
 fn column_lookup_lists_the_header_when_absent() {
     let t = table("age,city\n1,x\n");
     assert_eq!(t.column("city").unwrap(), 1);
-    assert_mentions(
-        &t.column("town").unwrap_err().to_string(),
-        &[PATH, "\"town\"", "\"age\", \"city\""],
-    );
+    assert_mentions(&t.column("town").unwrap_err().to_string(), &[PATH, "\"town\"", "\"age\", \"city\""]);
 }
 
 #[test]
@@ -224,25 +169,15 @@ fn select_keeps_the_rows_in_the_given_order_with_their_lines() {
     let t = table("a,b\n1,x\n22,yy\n333,zzz\n");
     let s = t.select(&[2, 0, 2]);
     assert_eq!(s.len(), 3);
-    let rows: Vec<(&str, &str, u64)> = (0..3)
-        .map(|r| (s.field(r, 0), s.field(r, 1), s.line(r)))
-        .collect();
+    let rows: Vec<(&str, &str, u64)> = (0..3).map(|r| (s.field(r, 0), s.field(r, 1), s.line(r))).collect();
     assert_eq!(rows, [("333", "zzz", 4), ("1", "x", 2), ("333", "zzz", 4)]);
     assert!(t.select(&[]).is_empty());
 }
 
 #[test]
 fn error_messages_read_file_line_column() {
-    let e = error(
-        Path::new("data/houses.csv"),
-        Some(17),
-        Some("rooms"),
-        "\"abc\" is not a number",
-    );
-    assert_eq!(
-        e.to_string(),
-        "data/houses.csv, line 17, column \"rooms\": \"abc\" is not a number"
-    );
+    let e = error(Path::new("data/houses.csv"), Some(17), Some("rooms"), "\"abc\" is not a number");
+    assert_eq!(e.to_string(), "data/houses.csv, line 17, column \"rooms\": \"abc\" is not a number");
     let e = error(Path::new("data/houses.csv"), None, None, "is empty");
     assert_eq!(e.to_string(), "data/houses.csv: is empty");
 }
@@ -305,11 +240,7 @@ fn the_plain_splitter_reads_what_the_csv_crate_reads() {
                 text.push('\n');
             }
             // One row in forty is ragged.
-            let fields = if rng.below(40) == 0 {
-                columns + 1
-            } else {
-                columns
-            };
+            let fields = if rng.below(40) == 0 { columns + 1 } else { columns };
             for j in 0..fields {
                 if j > 0 {
                     text.push(delimiter as char);
@@ -328,12 +259,7 @@ fn the_plain_splitter_reads_what_the_csv_crate_reads() {
         }
         let reference = Table::parse(Path::new(PATH), text.clone().into_bytes(), None, None);
         let chunk = 1 + rng.below(64);
-        let plain = Table::parse(
-            Path::new(PATH),
-            text.clone().into_bytes(),
-            None,
-            Some(chunk),
-        );
+        let plain = Table::parse(Path::new(PATH), text.clone().into_bytes(), None, Some(chunk));
         let (reference, plain) = match (reference, plain) {
             (Ok(r), Ok(p)) => (r, p),
             (Err(r), Err(p)) => {
@@ -344,24 +270,12 @@ fn the_plain_splitter_reads_what_the_csv_crate_reads() {
                 panic!("case {case}: {text:?}: the csv crate gives {r:?}, the splitter {p:?}")
             }
         };
-        assert_eq!(
-            (plain.header(), plain.len()),
-            (reference.header(), reference.len()),
-            "case {case}"
-        );
+        assert_eq!((plain.header(), plain.len()), (reference.header(), reference.len()), "case {case}");
         for row in 0..reference.len() {
-            assert_eq!(
-                plain.line(row),
-                reference.line(row),
-                "case {case} row {row}: {text:?}"
-            );
+            assert_eq!(plain.line(row), reference.line(row), "case {case} row {row}: {text:?}");
             for j in 0..columns {
                 let field = reference.field(row, j);
-                assert_eq!(
-                    plain.field(row, j),
-                    field,
-                    "case {case} row {row}: {text:?}"
-                );
+                assert_eq!(plain.field(row, j), field, "case {case} row {row}: {text:?}");
                 let expected = number::parse_number(field).map_or(f32::NAN, |x| x as f32);
                 for t in [&plain, &reference] {
                     let x = t.number(row, j);

@@ -109,7 +109,12 @@ impl CsvImages {
 
     /// The images of `table`'s rows `[rows, channels, height, width]`, standardised with
     /// `normalize`, and each channel's standardised black (which augmentation pads with).
-    pub(super) fn decode(&self, table: &Table, normalize: &Normalize, device: &Device) -> data_loader::Result<(Tensor, Vec<f32>)> {
+    pub(super) fn decode(
+        &self,
+        table: &Table,
+        normalize: &Normalize,
+        device: &Device,
+    ) -> data_loader::Result<(Tensor, Vec<f32>)> {
         let streamed = StreamedDataset::new(self.files(table)?, self.format(), normalize, self.workers, 1, device)?;
         let (images, _) = decode_all(&streamed)?;
         Ok((images, normalize.for_channels(self.channels)?.black()))

@@ -42,10 +42,7 @@ impl Run {
         let config = experiment::Config::from_json(
             include_str!("../../../../config.json"),
             Path::new("config.json"),
-            &[
-                "device=cpu".to_owned(),
-                format!("data_loader.args.data_dir={}", data_dir.display()),
-            ],
+            &["device=cpu".to_owned(), format!("data_loader.args.data_dir={}", data_dir.display())],
         )
         .expect("the project's config.json is valid");
         let spec = spec();
@@ -56,20 +53,11 @@ impl Run {
         std::fs::write(run.join("config.json"), config.to_json()).expect("config.json");
         let checkpoint = run.join("model_best.safetensors");
         experiment::checkpoint::save(&checkpoint, &built.varmap, &spec, None, None).expect("checkpoint");
-        Self {
-            dir,
-            checkpoint,
-            config,
-            model: built.model,
-            varmap: built.varmap,
-            spec,
-        }
+        Self { dir, checkpoint, config, model: built.model, varmap: built.varmap, spec }
     }
 
     pub fn run_dir(&self) -> &Path {
-        self.checkpoint
-            .parent()
-            .expect("the checkpoint is in the run folder")
+        self.checkpoint.parent().expect("the checkpoint is in the run folder")
     }
 
     pub fn files(&self) -> Vec<String> {
@@ -87,10 +75,7 @@ impl Run {
         let x = Tensor::from_slice(pixels, (batch, c, h, w), &Device::Cpu).expect("pixels");
         let x = normalize.apply_tensor(&x).expect("standardised");
         let logits = self.model.forward_t(&x, false).expect("forward");
-        logits
-            .flatten_all()
-            .and_then(|t| t.to_vec1())
-            .expect("logits")
+        logits.flatten_all().and_then(|t| t.to_vec1()).expect("logits")
     }
 }
 
@@ -107,12 +92,7 @@ pub(super) fn write_fake_idx(dir: &Path, train: usize, test: usize) {
     };
     for (split, count) in [(Split::Train, train), (Split::Test, test)] {
         let pixels = (0..count * rows * cols).map(|_| byte()).collect();
-        let images = IdxImages {
-            count,
-            rows,
-            cols,
-            pixels,
-        };
+        let images = IdxImages { count, rows, cols, pixels };
         // Every class appears: the training labels decide the class count.
         let labels: Vec<u8> = (0..count).map(|i| (i % spec.outputs()) as u8).collect();
         data_loader::write_images(&dir.join(split.images_file()), &images).expect("images");

@@ -12,9 +12,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use onnx_protobuf::{Message, ModelProto, OperatorSetIdProto};
 use protobuf::MessageField;
-use tract_onnx::prelude::{
-    Framework, InferenceModelExt, IntoRunnable, IntoTValue, Tensor as TractTensor, tvec,
-};
+use tract_onnx::prelude::{Framework, InferenceModelExt, IntoRunnable, IntoTValue, Tensor as TractTensor, tvec};
 
 use model::graph::{Dim, Graph, Value};
 
@@ -32,13 +30,8 @@ pub(super) fn varmap() -> (VarMap, VarBuilder<'static>) {
 /// ones-and-zeros initialisations (LayerNorm) cannot hide a mistake.
 pub(super) fn perturb(varmap: &VarMap, scale: f64) {
     for var in varmap.all_vars() {
-        let rms = var
-            .as_tensor()
-            .sqr()
-            .and_then(|t| t.mean_all())
-            .and_then(|t| t.to_scalar::<f32>())
-            .expect("rms")
-            .sqrt();
+        let rms =
+            var.as_tensor().sqr().and_then(|t| t.mean_all()).and_then(|t| t.to_scalar::<f32>()).expect("rms").sqrt();
         let std = scale * f64::from(rms).max(0.1);
         let noise = Tensor::randn(0f32, 1., var.shape(), &Device::Cpu).expect("noise");
         let value = (var.as_tensor() + (noise * std).expect("scale")).expect("add");
@@ -69,11 +62,7 @@ pub(super) fn op_model(
     let graph = graph_proto(&g, "op", &y, &dims(output_dims), false);
     ModelProto {
         ir_version: IR_VERSION,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: DEFAULT_OPSET,
-            ..Default::default()
-        }],
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: DEFAULT_OPSET, ..Default::default() }],
         graph: MessageField::some(graph),
         ..Default::default()
     }
@@ -87,14 +76,9 @@ pub(super) fn tract_run(model: &ModelProto, x: &Tensor) -> (Vec<usize>, Vec<f32>
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
         .unwrap_or_else(|e| panic!("tract loads the graph: {e:#}"));
-    let values = x
-        .flatten_all()
-        .and_then(|t| t.to_vec1::<f32>())
-        .expect("values");
+    let values = x.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("values");
     let input = TractTensor::from_shape(x.dims(), &values).expect("tract tensor");
-    let outputs = plan
-        .run(tvec![input.into_tvalue()])
-        .unwrap_or_else(|e| panic!("tract runs the graph: {e:#}"));
+    let outputs = plan.run(tvec![input.into_tvalue()]).unwrap_or_else(|e| panic!("tract runs the graph: {e:#}"));
     let view = outputs[0].to_plain_array_view::<f32>().expect("f32 output");
     (view.shape().to_vec(), view.iter().copied().collect())
 }

@@ -141,8 +141,12 @@ fn standardisation_matches_the_data_loader_per_channel() {
         .expect("three channels");
     // Every byte value in each of three channels: x is [1, 3, 16, 16].
     let pixels: Vec<u8> = (0..3).flat_map(|_| 0..=255u8).collect();
-    let x = Tensor::from_vec(pixels.iter().map(|&p| f32::from(p) / 255.0).collect::<Vec<_>>(), (1, 3, 16, 16), &Device::Cpu)
-        .expect("pixels");
+    let x = Tensor::from_vec(
+        pixels.iter().map(|&p| f32::from(p) / 255.0).collect::<Vec<_>>(),
+        (1, 3, 16, 16),
+        &Device::Cpu,
+    )
+    .expect("pixels");
     let tables = normalize.tables();
     let want = Tensor::from_vec(
         pixels.iter().enumerate().map(|(i, &p)| tables[i / 256][usize::from(p)]).collect::<Vec<_>>(),
