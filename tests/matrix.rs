@@ -129,13 +129,7 @@ fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Resu
     let mut train_cmd = Command::new(&bin);
     train_cmd.current_dir(project).args(["train", "--set", &format!("trainer.epochs={EPOCHS}"), "--set", "device=cpu"]);
     let train = run("train", train_cmd)?;
-    let runs = project.join("saved").join(&name);
-    let run_dir = std::fs::read_dir(&runs)
-        .map_err(|e| format!("{name}: no run folder in {}: {e}", runs.display()))?
-        .next()
-        .ok_or(format!("{name}: {} is empty", runs.display()))?
-        .map_err(|e| e.to_string())?
-        .path();
+    let run_dir = only_run_dir(project, &name).map_err(|e| format!("{name}: {e}"))?;
     check_run_dir(&name, &run_dir)?;
     if variant.backend == "cpu" && variant.model == "mlp" {
         tensorboard_check(&name, &run_dir)?;
@@ -270,13 +264,7 @@ fn image_folder_check(variant: &Variant, project: &Path, bin: &Path) -> Result<S
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         };
         run(&["train", "--set", "name=folder", "--set", "trainer.epochs=3", "--set", "device=cpu"])?;
-        let runs = project.join("saved").join("folder");
-        let run_dir = std::fs::read_dir(&runs)
-            .map_err(|e| e.to_string())?
-            .next()
-            .ok_or("no run")?
-            .map_err(|e| e.to_string())?
-            .path();
+        let run_dir = only_run_dir(project, "folder")?;
         let checkpoint = run_dir.join("model_best.safetensors").display().to_string();
         let recorded: serde_json::Value = std::fs::read_to_string(run_dir.join("config.json"))
             .ok()
@@ -362,9 +350,7 @@ fn real_data_check(variant: &Variant, project: &Path, bin: &Path) -> Result<Stri
         return Err(format!("{name}: real-data training failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
     let seconds = start.elapsed().as_secs_f64();
-    let runs = project.join("saved").join("real");
-    let run =
-        std::fs::read_dir(&runs).map_err(|e| e.to_string())?.next().ok_or("no run")?.map_err(|e| e.to_string())?.path();
+    let run = only_run_dir(project, "real")?;
     let out = Command::new(bin)
         .current_dir(project)
         .args(["evaluate", "--split", "test", "--json", "--checkpoint"])
@@ -512,6 +498,13 @@ fn locked_packages(project: &Path, name: &str) -> Result<std::collections::BTree
         .filter_map(|p| Some((p.get("name")?.as_str()?.to_string(), p.get("version")?.as_str()?.to_string())))
         .filter(|(n, _)| n != name)
         .collect())
+}
+
+/// The one run folder of run `run_name`: `saved/<run_name>/<timestamp>` in `project`.
+fn only_run_dir(project: &Path, run_name: &str) -> Result<PathBuf, String> {
+    let runs = project.join("saved").join(run_name);
+    let entry = std::fs::read_dir(&runs).map_err(|e| format!("no run folder in {}: {e}", runs.display()))?.next();
+    Ok(entry.ok_or(format!("{} is empty", runs.display()))?.map_err(|e| e.to_string())?.path())
 }
 
 /// The run folder holds the resolved config, one metrics row per epoch and split, the checkpoints

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use candlecutter_tests::tables;
 
-use super::{cargo, last_json};
+use super::{cargo, last_json, only_run_dir};
 
 const TRAIN_ROWS: usize = 600;
 const TEST_ROWS: usize = 200;
@@ -40,13 +40,6 @@ fn with_config<T>(
     let result = body();
     std::fs::write(&path, original).map_err(|e| e.to_string())?;
     result
-}
-
-/// The one run folder of run `run_name`.
-fn run_dir(project: &Path, run_name: &str) -> Result<std::path::PathBuf, String> {
-    let runs = project.join("saved").join(run_name);
-    let entry = std::fs::read_dir(&runs).map_err(|e| format!("{}: {e}", runs.display()))?.next();
-    Ok(entry.ok_or(format!("{} is empty", runs.display()))?.map_err(|e| e.to_string())?.path())
 }
 
 /// 40 epochs of a linear model (an mlp without hidden layers, which the known answers are), no
@@ -84,7 +77,7 @@ fn one_task(
     };
     with_config(project, edit, || {
         run(name, bin, project, &["train", "--set", "device=cpu"])?;
-        let run = run_dir(project, run_name)?;
+        let run = only_run_dir(project, run_name)?;
         let checkpoint = run.join("model_best.safetensors").display().to_string();
         let evaluated =
             last_json(name, bin, project, &["evaluate", "--split", "test", "--json", "--checkpoint", &checkpoint])?;
@@ -242,7 +235,7 @@ fn onnx_snippet_check(name: &str, project: &Path, bin: &Path) -> Result<String, 
         .zip(first.split(','))
         .map(|(k, v)| (k.to_owned(), v.parse::<f64>().map_or_else(|_| serde_json::json!(v), |x| serde_json::json!(x))))
         .collect();
-    let onnx = run_dir(project, "houses")?.join("model.onnx");
+    let onnx = only_run_dir(project, "houses")?.join("model.onnx");
     let code: String = snippet
         .lines()
         .map(|line| {
@@ -310,7 +303,7 @@ fn pinball_check(name: &str, project: &Path, bin: &Path, houses: serde_json::Val
     };
     with_config(project, edit, || {
         run(name, bin, project, &["train", "--set", "device=cpu"])?;
-        let checkpoint = run_dir(project, "quantile")?.join("model_best.safetensors").display().to_string();
+        let checkpoint = only_run_dir(project, "quantile")?.join("model_best.safetensors").display().to_string();
         let predicted = run(name, bin, project, &["predict", "--checkpoint", &checkpoint, "tables/houses-test.csv"])?;
         let truth = std::fs::read_to_string(project.join("tables/houses-test.csv")).map_err(|e| e.to_string())?;
         let above = predicted

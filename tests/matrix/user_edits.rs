@@ -9,7 +9,7 @@ use std::process::Command;
 
 use candlecutter_tests::repo_root;
 
-use super::{cargo, export_and_compare};
+use super::{cargo, export_and_compare, only_run_dir};
 
 /// `(text to find, text to put after it)` in the generated `model/src/cnn.rs`.
 const BATCH_NORM_AFTER_CONV1: [(&str, &str); 4] = [
@@ -62,13 +62,7 @@ pub(super) fn user_edits_check(name: &str, project: &Path, bin: &Path) -> Result
         if !out.status.success() {
             return Err(format!("{name}: training the edited {run} failed: {}", String::from_utf8_lossy(&out.stderr)));
         }
-        let runs = project.join("saved").join(run);
-        let run_dir = std::fs::read_dir(&runs)
-            .map_err(|e| e.to_string())?
-            .next()
-            .ok_or("no run")?
-            .map_err(|e| e.to_string())?
-            .path();
+        let run_dir = only_run_dir(project, run)?;
         let checkpoint = run_dir.join("model_best.safetensors");
         let names = training_names(&checkpoint)?;
         if !names.iter().any(|n| n.ends_with(".running_var")) {
@@ -95,13 +89,7 @@ fn resume_with_batch_norm_is_exact(name: &str, project: &Path, bin: &Path) -> Re
         if !out.status.success() {
             return Err(format!("{name}: {run}: {}", String::from_utf8_lossy(&out.stderr)));
         }
-        let runs = project.join("saved").join(run);
-        Ok(std::fs::read_dir(&runs)
-            .map_err(|e| e.to_string())?
-            .next()
-            .ok_or("no run")?
-            .map_err(|e| e.to_string())?
-            .path())
+        only_run_dir(project, run)
     };
     let straight = train("bn-straight", &[])?;
     let stopped = train("bn-resumed", &["--set", "trainer.max_steps=3"])?;
