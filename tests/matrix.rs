@@ -117,9 +117,9 @@ fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Resu
     let test = run("cargo test", cargo(project, &args))?;
     // What the user's own tools say of the project as generated: formatted as its rustfmt.toml
     // says, and clippy-clean with every target.
-    run("cargo fmt --check", cargo(project, &["fmt", "--all", "--check"]))?;
+    let fmt = run("cargo fmt --check", cargo(project, &["fmt", "--all", "--check"]))?;
     let lint = [&["clippy", "--workspace", "--all-targets"], features, &["--", "-D", "warnings"]].concat();
-    let clippy = run("cargo clippy -D warnings", cargo(project, &lint))?;
+    let lint = fmt + run("cargo clippy -D warnings", cargo(project, &lint))?;
 
     // A few training steps on small synthetic data, then evaluate the best checkpoint.
     let data = project.join("data");
@@ -162,7 +162,7 @@ fn check_variant(variant: &Variant, project: &Path, cuda_compiled: bool) -> Resu
     }
     printed_errors_name_the_key(variant, &bin, project, &checkpoint)?;
     let mut report = format!(
-        "build {build:5.1}s  test {test:5.1}s  fmt + clippy {clippy:4.1}s  train {train:4.1}s  test accuracy {accuracy:.3}"
+        "build {build:5.1}s  test {test:5.1}s  fmt + clippy {lint:4.1}s  train {train:4.1}s  test accuracy {accuracy:.3}"
     );
     if variant.onnx {
         export_and_compare(&name, &bin, project, &checkpoint)?;

@@ -3,7 +3,7 @@
 
 // `rustfmt::skip`: the folder ships only with ONNX export on, and `cargo fmt`, which reads past
 // `cfg`, would stop at the missing file in a project without it. Editors still format its files
-// on save with rustfmt.toml, and the repository's tests check them.
+// on save with rustfmt.toml, and candlecutter's own tests check them.
 #[cfg(feature = "onnx")]
 #[rustfmt::skip]
 pub mod onnx;

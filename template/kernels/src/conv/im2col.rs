@@ -182,38 +182,33 @@ impl Conv {
         let weight = Mat::new(weight, out, g.col_rows());
         let (sample, n) = (g.channels * g.input_plane(), g.output_plane());
         let cols_len = if g.pointwise() { 0 } else { g.col_rows() * n };
-        // SAFETY: each sample's output is written whole: by the bias and the GEMM adding to it, or
-        // by the GEMM alone.
+        // One sample's output: the bias and the GEMM adding to it, or the GEMM alone.
+        let fill = |cols: &mut Vec<f32>, b: usize, ys: &mut [MaybeUninit<f32>]| {
+            let xs = &xs[b * sample..][..sample];
+            let cols = if g.pointwise() {
+                xs
+            } else {
+                g.im2col(xs, cols);
+                cols
+            };
+            let cols = Mat::new(cols, g.col_rows(), n);
+            let ys = match bias {
+                Some(bias) if n > 0 => {
+                    ys.chunks_exact_mut(n).zip(bias).for_each(|(plane, b)| _ = crate::buffer::write(plane, *b));
+                    // SAFETY: every plane was just written with its bias.
+                    let ys = unsafe { crate::buffer::assume_init(ys) };
+                    matmul_add(ys, weight, cols);
+                    ys
+                }
+                _ => matmul_set(ys, weight, cols),
+            };
+            if relu {
+                ys.iter_mut().for_each(|y| *y = y.max(0.0));
+            }
+        };
+        // SAFETY: `fill` writes the whole of each sample's output.
         let ys = unsafe {
-            crate::buffer::par_fill(
-                g.batch * out * n,
-                out * n,
-                g.samples_per_task(),
-                || vec![0f32; cols_len],
-                |cols, b, ys| {
-                    let xs = &xs[b * sample..][..sample];
-                    let cols = if g.pointwise() {
-                        xs
-                    } else {
-                        g.im2col(xs, cols);
-                        cols
-                    };
-                    let cols = Mat::new(cols, g.col_rows(), n);
-                    let ys = match bias {
-                        Some(bias) if n > 0 => {
-                            ys.chunks_exact_mut(n).zip(bias).for_each(|(plane, b)| _ = crate::buffer::write(plane, *b));
-                            // SAFETY: every plane was just written with its bias.
-                            let ys = crate::buffer::assume_init(ys);
-                            matmul_add(ys, weight, cols);
-                            ys
-                        }
-                        _ => matmul_set(ys, weight, cols),
-                    };
-                    if relu {
-                        ys.iter_mut().for_each(|y| *y = y.max(0.0));
-                    }
-                },
-            )
+            crate::buffer::par_fill(g.batch * out * n, out * n, g.samples_per_task(), || vec![0f32; cols_len], fill)
         };
         Ok((CpuStorage::F32(ys), Shape::from((g.batch, out, g.out_height, g.out_width))))
     }
