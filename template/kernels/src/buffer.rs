@@ -13,7 +13,8 @@ use rayon::prelude::*;
 
 /// A vector of `len` values whose chunk `i` (values `i * chunk ..`, the last chunk shorter) is
 /// written by `fill(scratch, i, chunk)` on rayon's threads, at least `min_len` chunks to a task;
-/// `init` makes each task's scratch state (a column buffer, say).
+/// `init` makes each task's scratch state (a column buffer, say). `fill` runs compiled for AVX2
+/// where the CPU has it ([`crate::simd::wide`]).
 ///
 /// # Safety
 /// `fill` must write every value of each chunk it is given (with [`write`], [`copy`], or a GEMM that
@@ -30,7 +31,12 @@ pub(crate) unsafe fn par_fill<S>(
         .par_chunks_mut(chunk.max(1))
         .with_min_len(min_len.max(1))
         .enumerate()
-        .for_each_init(init, |scratch, (i, values)| fill(scratch, i, values));
+        .for_each_init(init, |scratch, (i, values)| {
+            crate::simd::wide(
+                #[inline(always)]
+                || fill(scratch, i, values),
+            )
+        });
     // SAFETY: the chunks cover `0..len`, and `fill` wrote each of them (the caller's promise).
     unsafe { out.set_len(len) };
     out
@@ -42,7 +48,10 @@ pub(crate) unsafe fn par_fill<S>(
 /// `fill` must write every value, as for [`par_fill`].
 pub(crate) unsafe fn fill(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
     let mut out = Vec::with_capacity(len);
-    fill(&mut out.spare_capacity_mut()[..len]);
+    crate::simd::wide(
+        #[inline(always)]
+        || fill(&mut out.spare_capacity_mut()[..len]),
+    );
     // SAFETY: `fill` wrote all `len` values (the caller's promise).
     unsafe { out.set_len(len) };
     out
@@ -58,6 +67,7 @@ pub(crate) fn map(xs: &[f32], chunk: usize, f: impl Fn(f32) -> f32 + Send + Sync
             chunk,
             1,
             || (),
+            #[inline(always)]
             |_, i, out| {
                 for (o, x) in out.iter_mut().zip(&xs[i * chunk..]) {
                     o.write(f(*x));
@@ -77,6 +87,7 @@ pub(crate) fn map2(a: &[f32], b: &[f32], chunk: usize, f: impl Fn(f32, f32) -> f
             chunk,
             1,
             || (),
+            #[inline(always)]
             |_, i, out| {
                 for ((o, a), b) in out.iter_mut().zip(&a[i * chunk..]).zip(&b[i * chunk..]) {
                     o.write(f(*a, *b));

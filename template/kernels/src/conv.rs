@@ -141,6 +141,7 @@ impl Geometry {
     /// Calls `f(tap, out_start, in_start, len)` for each kernel tap (`ki * kernel + kj`) and output row:
     /// the `len` output pixels from `out_start` (step 1, in an `out_height x out_width` plane) read
     /// the input pixels from `in_start` with step `stride` (in a `height x width` plane).
+    #[inline(always)]
     fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize, usize)) {
         for ki in 0..self.kernel {
             let rows = self.inside(ki, self.height, self.out_height);
@@ -189,6 +190,7 @@ fn par_planes(planes: usize, plane_len: usize, fill: impl Fn(usize, &mut [f32]) 
             plane_len,
             1,
             || (),
+            #[inline(always)]
             |_, i, plane| fill(i, crate::buffer::write(plane, 0.0)),
         )
     }

@@ -27,3 +27,4 @@ pub mod norm;
 pub mod optim;
 pub mod pool;
 pub mod runtime;
+mod simd;

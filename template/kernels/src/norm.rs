@@ -13,7 +13,6 @@
 //! pass sums the parameters' gradients over them in a fixed order, on one thread.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
-use rayon::prelude::*;
 
 /// `y = (x - mean) / sqrt(var + eps) * weight + bias` over `channels` (biased variance).
 pub struct Norm {
@@ -38,6 +37,7 @@ fn slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a
 
 /// Each position's mean and `1 / sqrt(var + eps)` over the channels of one slab `x`
 /// `[channels, inner]`, into `mean` and `rstd` (`inner` values each).
+#[inline(always)]
 fn moments(x: &[f32], inner: usize, eps: f32, mean: &mut [f32], rstd: &mut [f32]) {
     let channels = (x.len() / inner) as f32;
     // Sums start at -0.0, as `Iterator::sum` does, so that a position whose values are all -0.0
@@ -78,20 +78,30 @@ impl CustomOp3 for Norm {
             bail!("layer norm: input {:?} does not match {channels} channels", l1.dims());
         }
         let slab = channels * inner;
-        let mut y = vec![0f32; x.len()];
         let per_task = (VALUES_PER_TASK / slab).max(1) * slab;
-        y.par_chunks_mut(per_task).zip(x.par_chunks(per_task)).for_each(|(y, x)| {
-            let (mut mean, mut rstd) = (vec![0f32; inner], vec![0f32; inner]);
-            for (y, x) in y.chunks_exact_mut(slab).zip(x.chunks_exact(slab)) {
-                moments(x, inner, self.eps, &mut mean, &mut rstd);
-                for (c, (y, x)) in y.chunks_exact_mut(inner).zip(x.chunks_exact(inner)).enumerate() {
-                    let (w, b) = (weight[c], bias[c]);
-                    for (((y, x), m), r) in y.iter_mut().zip(x).zip(&mean).zip(&rstd) {
-                        *y = (x - m) * r * w + b;
+        let scratch = || (vec![0f32; inner], vec![0f32; inner]);
+        // SAFETY: a task's values are whole slabs (the input is, and `per_task` is a multiple of
+        // `slab`), and each slab's values are written channel row by channel row.
+        let y = unsafe {
+            crate::buffer::par_fill(
+                x.len(),
+                per_task,
+                1,
+                scratch,
+                #[inline(always)]
+                |(mean, rstd), i, y| {
+                    for (y, x) in y.chunks_exact_mut(slab).zip(x[i * per_task..].chunks_exact(slab)) {
+                        moments(x, inner, self.eps, mean, rstd);
+                        for (c, (y, x)) in y.chunks_exact_mut(inner).zip(x.chunks_exact(inner)).enumerate() {
+                            let (w, b) = (weight[c], bias[c]);
+                            for (((y, x), m), r) in y.iter_mut().zip(x).zip(&*mean).zip(&*rstd) {
+                                y.write((x - m) * r * w + b);
+                            }
+                        }
                     }
-                }
-            }
-        });
+                },
+            )
+        };
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 

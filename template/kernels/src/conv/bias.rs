@@ -21,10 +21,15 @@ impl CustomOp2 for AddBias {
         check_dims(self.name(), l2, &[out])?;
         let (ys, bias) = (f32_values(s1, l1, self.name())?, f32_values(s2, l2, self.name())?);
         let plane = height * width;
-        let sums = par_planes(batch * out, plane, |i, sums| {
-            let (ys, bias) = (&ys[i * plane..][..plane], bias[i % out]);
-            sums.iter_mut().zip(ys).for_each(|(s, y)| *s = y + bias);
-        });
+        let sums = par_planes(
+            batch * out,
+            plane,
+            #[inline(always)]
+            |i, sums| {
+                let (ys, bias) = (&ys[i * plane..][..plane], bias[i % out]);
+                sums.iter_mut().zip(ys).for_each(|(s, y)| *s = y + bias);
+            },
+        );
         Ok((CpuStorage::F32(sums), l1.shape().clone()))
     }
 

@@ -36,17 +36,22 @@ impl CustomOp2 for Depthwise {
         check_dims(self.name(), l2, &g.weight_dims())?;
         let (xs, weight) = (f32_values(s1, l1, self.name())?, f32_values(s2, l2, self.name())?);
         let (plane, taps) = (g.input_plane(), g.taps());
-        let ys = par_planes(g.batch * g.channels, g.output_plane(), |i, ys| {
-            let (xs, w) = (&xs[i * plane..][..plane], &weight[i % g.channels * taps..][..taps]);
-            if g.stride == 1 {
-                return forward_plane_stride1(&g, xs, w, ys);
-            }
-            g.for_each_run(|tap, out, inp, len| {
-                for (y, x) in ys[out..][..len].iter_mut().zip(xs[inp..].iter().step_by(g.stride)) {
-                    *y += w[tap] * x;
+        let ys = par_planes(
+            g.batch * g.channels,
+            g.output_plane(),
+            #[inline(always)]
+            |i, ys| {
+                let (xs, w) = (&xs[i * plane..][..plane], &weight[i % g.channels * taps..][..taps]);
+                if g.stride == 1 {
+                    return forward_plane_stride1(&g, xs, w, ys);
                 }
-            });
-        });
+                g.for_each_run(|tap, out, inp, len| {
+                    for (y, x) in ys[out..][..len].iter_mut().zip(xs[inp..].iter().step_by(g.stride)) {
+                        *y += w[tap] * x;
+                    }
+                });
+            },
+        );
         Ok((CpuStorage::F32(ys), Shape::from(g.output_dims().to_vec())))
     }
 
@@ -75,7 +80,9 @@ const LANES: usize = 8;
 /// The stride-1 forward pass of one plane: the input is copied into a zero-padded buffer (with
 /// room for a full vector past the right edge), then every `LANES` adjacent outputs of a row
 /// accumulate `weight[tap] * input` over the taps as one fixed-size array, which the compiler turns
-/// into vector FMAs. ConvNeXt's 7x7 planes are too small for the run-per-tap loop to vectorise.
+/// into vector multiplies and adds (eight wide where AVX2 is, [`crate::simd`]). ConvNeXt's 7x7
+/// planes are too small for the run-per-tap loop to vectorise.
+#[inline(always)]
 fn forward_plane_stride1(g: &Geometry, xs: &[f32], w: &[f32], ys: &mut [f32]) {
     let (k, p) = (g.kernel, g.padding);
     let padded_width = (g.out_width + k - 1).next_multiple_of(LANES) + LANES;
@@ -93,6 +100,7 @@ fn forward_plane_stride1(g: &Geometry, xs: &[f32], w: &[f32], ys: &mut [f32]) {
 /// `LANES` columns, lie wholly in the padding add only zeros and are skipped: on ConvNeXt's 7x7
 /// kernel over 7x7, 3x3 and 1x1 planes that is half of the work (the sum is the same: the terms
 /// left out are zeros).
+#[inline(always)]
 fn accumulate_rows(g: &Geometry, padded: &[f32], padded_width: usize, w: &[f32], ys: &mut [f32]) {
     let (k, p) = (g.kernel, g.padding);
     for oy in 0..g.out_height {
@@ -128,14 +136,19 @@ impl CustomOp2 for GradInput {
         check_dims(self.name(), l2, &g.weight_dims())?;
         let (grad, weight) = (f32_values(s1, l1, self.name())?, f32_values(s2, l2, self.name())?);
         let (out_plane, taps) = (g.output_plane(), g.taps());
-        let grad_xs = par_planes(g.batch * g.channels, g.input_plane(), |i, gx| {
-            let (gy, w) = (&grad[i * out_plane..][..out_plane], &weight[i % g.channels * taps..]);
-            g.for_each_run(|tap, out, inp, len| {
-                for (x, y) in gx[inp..].iter_mut().step_by(g.stride).zip(&gy[out..][..len]) {
-                    *x += w[tap] * y;
-                }
-            });
-        });
+        let grad_xs = par_planes(
+            g.batch * g.channels,
+            g.input_plane(),
+            #[inline(always)]
+            |i, gx| {
+                let (gy, w) = (&grad[i * out_plane..][..out_plane], &weight[i % g.channels * taps..]);
+                g.for_each_run(|tap, out, inp, len| {
+                    for (x, y) in gx[inp..].iter_mut().step_by(g.stride).zip(&gy[out..][..len]) {
+                        *x += w[tap] * y;
+                    }
+                });
+            },
+        );
         Ok((CpuStorage::F32(grad_xs), Shape::from(g.input_dims().to_vec())))
     }
 }
@@ -152,16 +165,21 @@ impl CustomOp2 for GradWeight {
         let (xs, grad) = (f32_values(s1, l1, self.name())?, f32_values(s2, l2, self.name())?);
         let (plane, out_plane) = (g.input_plane(), g.output_plane());
         // One channel's k * k weights, summed over the batch.
-        let grad_weight = par_planes(g.channels, g.taps(), |c, gw| {
-            for b in 0..g.batch {
-                let i = b * g.channels + c;
-                let (xs, gy) = (&xs[i * plane..][..plane], &grad[i * out_plane..][..out_plane]);
-                g.for_each_run(|tap, out, inp, len| {
-                    let xs = xs[inp..].iter().step_by(g.stride);
-                    gw[tap] += gy[out..][..len].iter().zip(xs).map(|(y, x)| y * x).sum::<f32>();
-                });
-            }
-        });
+        let grad_weight = par_planes(
+            g.channels,
+            g.taps(),
+            #[inline(always)]
+            |c, gw| {
+                for b in 0..g.batch {
+                    let i = b * g.channels + c;
+                    let (xs, gy) = (&xs[i * plane..][..plane], &grad[i * out_plane..][..out_plane]);
+                    g.for_each_run(|tap, out, inp, len| {
+                        let xs = xs[inp..].iter().step_by(g.stride);
+                        gw[tap] += gy[out..][..len].iter().zip(xs).map(|(y, x)| y * x).sum::<f32>();
+                    });
+                }
+            },
+        );
         Ok((CpuStorage::F32(grad_weight), Shape::from(g.weight_dims().to_vec())))
     }
 }
