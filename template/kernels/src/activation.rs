@@ -106,6 +106,12 @@ impl Activation for ReluFn {
     }
 }
 
+/// The exact GELU of one value, as the forward kernel computes it (for the tests of [`crate::simd`]).
+#[cfg(test)]
+pub(crate) fn gelu_value(x: f32) -> f32 {
+    GeluFn::value(x)
+}
+
 #[derive(Clone, Copy)]
 struct GeluFn;
 

@@ -44,23 +44,14 @@ struct AdamWConstants {
     bias2_sqrt: f32,
 }
 
-/// The AdamW update of one chunk, compiled for AVX2 + FMA as well as for the baseline x86-64 the
-/// crate is built for, and picked at run time: the update is a fifth of an MLP step, and SSE2
-/// does its square roots and divisions four at a time. Rust does not fuse multiplies and adds on
-/// its own, so both give the same bits.
+/// The AdamW update of one chunk, compiled for AVX2 + FMA where the CPU has it
+/// ([`crate::simd::wide`]): the update is a fifth of an MLP step, and SSE2 does its square roots
+/// and divisions four at a time.
 fn adamw(chunks: Chunks<'_>, k: &AdamWConstants) {
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { adamw_avx2(chunks, k) };
-    }
-    adamw_body(chunks, k);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn adamw_avx2(chunks: Chunks<'_>, k: &AdamWConstants) {
-    adamw_body(chunks, k);
+    crate::simd::wide(
+        #[inline(always)]
+        || adamw_body(chunks, k),
+    );
 }
 
 #[inline(always)]
