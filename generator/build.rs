@@ -1,5 +1,6 @@
-//! Embeds `template/` and `examples/` into the binary, so `candlecutter new` needs neither the
-//! repository nor the network. Each file becomes an `include_bytes!`, which makes cargo rebuild
+//! Embeds `template/`, `examples/` and the snapshots of released templates in
+//! `generator/releases/` into the binary, so `candlecutter new` and `candlecutter update` need
+//! neither the repository nor the network. Each file becomes an `include_bytes!`, which makes cargo rebuild
 //! the generator whenever a template file changes; `rerun-if-changed` on the folders catches
 //! files that are added or removed.
 
@@ -10,10 +11,16 @@ fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let root = manifest_dir.parent().expect("generator/ sits inside the repository");
     let mut out = String::new();
-    for (name, dir) in [("TEMPLATE", root.join("template")), ("PRESETS", root.join("examples"))] {
+    let folders = [
+        ("TEMPLATE", root.join("template"), ""),
+        ("PRESETS", root.join("examples"), ""),
+        ("RELEASES", manifest_dir.join("releases"), ".template.gz"),
+    ];
+    for (name, dir, suffix) in folders {
         println!("cargo:rerun-if-changed={}", dir.display());
         let mut files = Vec::new();
         collect(&dir, &dir, &mut files);
+        files.retain(|(relative, _)| relative.ends_with(suffix));
         files.sort();
         writeln!(out, "pub static {name}: &[(&str, &[u8])] = &[").expect("writing to a String cannot fail");
         for (relative, absolute) in files {

@@ -7,8 +7,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod edits;
 pub mod idx;
 pub mod images;
+pub mod next_template;
 pub mod real_data;
 pub mod tables;
 

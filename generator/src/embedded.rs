@@ -1,8 +1,6 @@
-//! The template and presets compiled into the binary (see build.rs), and writing them out.
+//! The template, presets and released templates compiled into the binary (see build.rs).
 
-use std::path::Path;
-
-use crate::error::{Result, io};
+use crate::error::Result;
 
 mod files {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
@@ -23,16 +21,9 @@ pub fn preset_files() -> &'static [(&'static str, &'static [u8])] {
     files::PRESETS
 }
 
-/// Write the embedded template into `dir` (which must exist), for cargo-generate to read.
-pub fn write_template(dir: &Path) -> Result<()> {
-    for (relative, bytes) in template_files() {
-        let path = dir.join(relative);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
-        }
-        std::fs::write(&path, bytes).map_err(io(format!("writing {}", path.display())))?;
-    }
-    Ok(())
+/// The snapshots of released templates from generator/releases/: (file name, compressed bytes).
+pub fn release_snapshots() -> &'static [(&'static str, &'static [u8])] {
+    files::RELEASES
 }
 
 /// The names the generated workspace uses for its own crates and dependencies (the keys of

@@ -6,10 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use cargo_generate::{GenerateArgs, TemplatePath, Vcs};
-
-use crate::embedded;
 use crate::error::{Error, Result, io};
+use crate::template::Template;
 
 pub struct Request {
     pub name: String,
@@ -19,6 +17,7 @@ pub struct Request {
     pub values: BTreeMap<String, String>,
     /// Let cargo-generate prompt for the placeholders not in `values`.
     pub interactive: bool,
+    pub template: Template,
 }
 
 /// Generate the project and return its path.
@@ -39,39 +38,19 @@ pub fn generate(request: &Request) -> Result<PathBuf> {
 }
 
 fn render_into_place(request: &Request, destination: &Path, target: &Path) -> Result<()> {
-    let template = tempfile::Builder::new()
-        .prefix("candlecutter-template-")
-        .tempdir()
-        .map_err(io("creating a temporary folder for the template"))?;
-    embedded::write_template(template.path())?;
-
     // Same file system as the target, so the final rename is atomic.
     let staging = tempfile::Builder::new()
         .prefix(".candlecutter-")
         .tempdir_in(destination)
         .map_err(io(format!("creating a staging folder in {}", destination.display())))?;
-
-    let args = GenerateArgs {
-        template_path: TemplatePath { path: Some(template.path().display().to_string()), ..TemplatePath::default() },
-        name: Some(request.name.clone()),
-        silent: !request.interactive,
-        vcs: Some(Vcs::None),
-        destination: Some(staging.path().to_path_buf()),
-        define: request.values.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        // The generated project is a workspace of its own; never add it to an enclosing one.
-        no_workspace: true,
-        lib: false,
-        bin: false,
-        ..GenerateArgs::default()
-    };
-    let rendered = cargo_generate::generate(args).map_err(Error::CargoGenerate)?;
+    let rendered = request.template.render_into(staging.path(), &request.name, &request.values, request.interactive)?;
 
     if target.symlink_metadata().is_ok() {
         return Err(Error::DestinationExists { path: target.to_path_buf() });
     }
     std::fs::rename(&rendered, target).map_err(io(format!("moving the project into {}", target.display())))?;
     Ok(())
-    // `staging` and `template` are removed when dropped, on success and on error alike.
+    // `staging` is removed when dropped, on success and on error alike.
 }
 
 /// The folders `create` had to make, so that a failed generation can remove them again.

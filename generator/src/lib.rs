@@ -8,8 +8,11 @@ pub mod cli;
 pub mod embedded;
 pub mod error;
 pub mod generate;
+pub mod manifest;
 pub mod name;
 pub mod placeholders;
+pub mod template;
+pub mod update;
 pub mod values;
 
 pub use error::{Error, Result};

@@ -4,7 +4,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     match candlecutter::cli::run(candlecutter::cli::Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::FAILURE

@@ -7,27 +7,48 @@
 use std::path::Path;
 use std::process::Command;
 
+use candlecutter_tests::edits::{BATCH_NORM_AFTER_CONV1, insert_after};
 use candlecutter_tests::repo_root;
 
 use super::{cargo, export_and_compare, only_run_dir};
 
-/// `(text to find, text to put after it)` in the generated `model/src/cnn.rs`.
-const BATCH_NORM_AFTER_CONV1: [(&str, &str); 4] = [
-    ("use crate::pool::{Flatten, MaxPool2d};\n", "use crate::batch_norm::{BatchNorm2d, batch_norm2d};\n"),
-    ("    conv1: Conv2d,\n", "    bn1: BatchNorm2d,\n"),
-    ("vb.pp(\"conv1\"))?.with_relu(),\n", "            bn1: batch_norm2d(CONV1_CHANNELS, vb.pp(\"bn1\"))?,\n"),
-    ("let x = f.layer(&self.conv1, &x)?; // [batch, 32, h - 2, w - 2]\n", "        let x = f.layer(&self.bn1, &x)?;\n"),
-];
-
 const REGISTRY: &str = "registry! {\n";
 
-fn insert_after(path: &Path, edits: &[(&str, &str)]) -> Result<(), String> {
-    let mut text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    for (anchor, addition) in edits {
-        let at = text.find(anchor).ok_or(format!("{} no longer has {anchor:?}; update this test", path.display()))?;
-        text.insert_str(at + anchor.len(), addition);
+/// `candlecutter update` to a test-made next release of the template (a kernel change, a change
+/// at the end of `cnn.rs`, ...), after the BatchNorm edit and an edit of `config.json`: both edits
+/// and the template's changes must be there, and the project must still build and train (below).
+fn update_keeps_the_edits(name: &str, project: &Path) -> Result<(), String> {
+    use candlecutter_tests::next_template;
+    let config = project.join("config.json");
+    let text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
+    std::fs::write(&config, text.replace("\"epochs\": 10,", "\"epochs\": 12,")).map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let next = next_template::write(dir.path());
+    let project_arg = project.display().to_string();
+    let next_arg = next.display().to_string();
+    let out =
+        candlecutter_tests::candlecutter(project, &["update", &project_arg, "--allow-dirty", "--template", &next_arg]);
+    if !out.status.success() {
+        return Err(format!("{name}: candlecutter update failed:\n{}", String::from_utf8_lossy(&out.stdout)));
     }
-    std::fs::write(path, text).map_err(|e| e.to_string())
+    let read = |path: &str| std::fs::read_to_string(project.join(path)).unwrap_or_default();
+    let cnn = read("model/src/cnn.rs");
+    let checks = [
+        ("the BatchNorm edit", cnn.contains("bn1: batch_norm2d(")),
+        ("the template's change to cnn.rs", cnn.ends_with(next_template::MODEL_CHANGE)),
+        ("the kernel change", read("kernels/src/lib.rs").contains(next_template::KERNEL_CHANGE)),
+        ("the config edit", read("config.json").contains("\"epochs\": 12,")),
+        ("the ResNet registry line", read("model/src/lib.rs").contains("Resnet(resnet::ResnetConfig")),
+    ];
+    for (what, ok) in checks {
+        if !ok {
+            return Err(format!(
+                "{name}: after the update, {what} is missing:\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn user_edits_check(name: &str, project: &Path, bin: &Path) -> Result<String, String> {
@@ -36,6 +57,7 @@ pub(super) fn user_edits_check(name: &str, project: &Path, bin: &Path) -> Result
     std::fs::copy(repo_root().join("tests/fixtures/resnet.rs"), model_src.join("resnet.rs"))
         .map_err(|e| e.to_string())?;
     insert_after(&model_src.join("lib.rs"), &[(REGISTRY, "    Resnet(resnet::ResnetConfig => Resnet),\n")])?;
+    update_keeps_the_edits(name, project)?;
     let out = cargo(project, &["build"]).output().map_err(|e| e.to_string())?;
     if !out.status.success() {
         return Err(format!(
